@@ -1,0 +1,103 @@
+/**
+ * Schema migrations: numbered plain SQL files in `packages/core/sql/` (`0001_name.sql`, ...),
+ * never edited once released. `migrate` applies the missing ones in order, in one transaction
+ * under a transaction-level advisory lock keyed on the schema, so several processes starting
+ * at once apply each migration exactly once: the others wait, then find nothing to do.
+ * A database holding a migration newer than the ones known here is refused.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { SchemaOutdatedError, SchemaTooNewError } from '../errors.js';
+import { assertSchemaName } from '../options.js';
+import type { SqlClient, SqlQueryable } from './sql-client.js';
+
+/** One migration file. */
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+/** What `migrate` did. */
+export interface MigrateResult {
+  /** Migrations applied by this call, in order. */
+  applied: { id: number; name: string }[];
+  /** The schema's migration number afterwards. */
+  current: number;
+}
+
+const migrationsDir = new URL('../../sql/', import.meta.url);
+let cachedMigrations: Promise<Migration[]> | undefined;
+
+/** The migrations shipped with this version, in order. */
+export function loadMigrations(): Promise<Migration[]> {
+  cachedMigrations ??= (async () => {
+    const files = (await readdir(migrationsDir)).filter((file) => /^\d{4}_[a-z0-9_]+\.sql$/.test(file)).sort();
+    return Promise.all(
+      files.map(async (file, index) => {
+        const id = Number(file.slice(0, 4));
+        if (id !== index + 1) throw new Error(`migration ${file} is out of sequence (expected ${index + 1})`);
+        return { id, name: file.slice(5, -4), sql: await readFile(new URL(file, migrationsDir), 'utf8') };
+      }),
+    );
+  })();
+  return cachedMigrations;
+}
+
+/** The NOTIFY channel of a schema's appends. */
+export function notifyChannel(schema: string): string {
+  return `${schema}_events`;
+}
+
+/** Fills a migration's placeholders for one schema (whose name was validated as plain). */
+export function renderMigration(sql: string, schema: string): string {
+  assertSchemaName(schema);
+  return sql.replaceAll(':SCHEMA', `"${schema}"`).replaceAll(':CHANNEL', `'${notifyChannel(schema)}'`);
+}
+
+/** Applies every missing migration to `schema`. Safe to call from several processes at once. */
+export async function migrate(client: SqlClient, schema: string): Promise<MigrateResult> {
+  assertSchemaName(schema);
+  const migrations = await loadMigrations();
+  const latest = migrations.length;
+  return client.transaction(async (tx) => {
+    await tx.query('select pg_advisory_xact_lock(hashtext($1))', [`annals.migrate.${schema}`]);
+    await tx.query(`create schema if not exists "${schema}"`);
+    await tx.query(
+      `create table if not exists "${schema}".migrations (
+         id integer primary key,
+         name text not null,
+         applied_at timestamptz not null default now())`,
+    );
+    const current = await currentMigration(tx, schema);
+    if (current > latest) throw new SchemaTooNewError(schema, latest, current);
+    const applied: MigrateResult['applied'] = [];
+    for (const migration of migrations.slice(current)) {
+      // Multi-statement scripts go through the simple query protocol (no parameters).
+      await tx.exec(renderMigration(migration.sql, schema));
+      await tx.query(`insert into "${schema}".migrations (id, name) values ($1, $2)`, [migration.id, migration.name]);
+      applied.push({ id: migration.id, name: migration.name });
+    }
+    return { applied, current: Math.max(current, latest) };
+  });
+}
+
+/**
+ * Checks that `schema` is migrated to exactly what this version knows: throws
+ * {@link SchemaTooNewError} when it is newer and {@link SchemaOutdatedError} when it is behind.
+ */
+export async function assertMigrated(client: SqlClient, schema: string): Promise<void> {
+  const latest = (await loadMigrations()).length;
+  const exists = await client.query<{ found: boolean }>(`select to_regclass($1) is not null as found`, [
+    `"${schema}".migrations`,
+  ]);
+  const current = exists[0]?.found ? await currentMigration(client, schema) : 0;
+  if (current > latest) throw new SchemaTooNewError(schema, latest, current);
+  if (current < latest) {
+    throw new SchemaOutdatedError(schema, latest, current);
+  }
+}
+
+async function currentMigration(db: SqlQueryable, schema: string): Promise<number> {
+  const rows = await db.query<{ id: number | null }>(`select max(id) as id from "${schema}".migrations`);
+  return rows[0]?.id ?? 0;
+}

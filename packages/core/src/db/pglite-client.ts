@@ -1,0 +1,50 @@
+/**
+ * The embedded backend: PostgreSQL compiled to WebAssembly, in-process, file-backed.
+ * Single connection and no fsync: for development, tests and demos, never production.
+ */
+import { PGlite } from '@electric-sql/pglite';
+import type { SqlClient, SqlQueryable } from './sql-client.js';
+
+/** Options of {@link createPgliteClient}. */
+export interface PgliteClientOptions {
+  /** Directory of the database files; omit for an in-memory database. */
+  dataDir?: string;
+  /** An open PGlite instance to borrow instead (left open on `close`). */
+  db?: PGlite;
+}
+
+/**
+ * A {@link SqlClient} on embedded PGlite. PGlite has one connection, so every query and
+ * transaction here runs one at a time through a queue: a query never lands inside someone
+ * else's open transaction.
+ */
+export function createPgliteClient(options: PgliteClientOptions = {}): SqlClient {
+  const owned = options.db === undefined;
+  const db = options.db ?? new PGlite(options.dataDir);
+  let tail: Promise<unknown> = Promise.resolve();
+  const serialize = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = tail.then(work, work);
+    tail = run.catch(() => {});
+    return run;
+  };
+  const queryable = (runner: Pick<PGlite, 'query' | 'exec'>): SqlQueryable => ({
+    async query<Row>(text: string, params?: readonly unknown[]) {
+      const result = await runner.query<Row>(text, params as unknown[] | undefined);
+      return result.rows;
+    },
+    async exec(script: string) {
+      await runner.exec(script);
+    },
+  });
+  const direct = queryable(db);
+
+  return {
+    capabilities: { concurrentConnections: false, durable: false },
+    query: (text, params) => serialize(() => direct.query(text, params)),
+    exec: (script) => serialize(() => direct.exec(script)),
+    transaction: (fn) => serialize(() => db.transaction((tx) => fn(queryable(tx)))),
+    async close() {
+      if (owned) await serialize(() => db.close());
+    },
+  };
+}

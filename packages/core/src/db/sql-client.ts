@@ -1,0 +1,30 @@
+/**
+ * The database port: the little the store needs from a PostgreSQL connection. Two adapters
+ * implement it, `pg` for a server ({@link createPostgresClient}) and PGlite for the embedded
+ * default (`createPgliteClient` from `@annals/core/pglite`). Backend quirks stay inside them.
+ */
+
+/** What a backend can do; tests and features check these, never the backend's name. */
+export interface SqlCapabilities {
+  /** Several connections at once (false for PGlite: everything runs one at a time). */
+  concurrentConnections: boolean;
+  /** Durable on commit (fsync). False for PGlite, which is for development only. */
+  durable: boolean;
+}
+
+/** Runs statements. */
+export interface SqlQueryable {
+  /** One statement with `$1..$n` parameters. */
+  query<Row = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  /** Several statements without parameters, as one script (for migrations). */
+  exec(script: string): Promise<void>;
+}
+
+/** A connection (or pool of them) to one PostgreSQL database. */
+export interface SqlClient extends SqlQueryable {
+  readonly capabilities: SqlCapabilities;
+  /** Runs `fn` in a transaction on one connection: commit when it resolves, roll back when it throws. */
+  transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T>;
+  /** Closes connections this client opened (a pool passed in by the caller stays open). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,164 @@
+/**
+ * Every error Annals throws on purpose is an {@link AnnalsError} with a stable string `code`.
+ * Match on `code` (or `instanceof`), never on message text. Codes are listed in docs/errors.md.
+ */
+
+/** Every stable error code, one per error class. */
+export type AnnalsErrorCode =
+  | 'INVALID_INPUT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'CONCURRENCY_CONFLICT'
+  | 'EVENT_ID_REUSED'
+  | 'SCHEMA_TOO_NEW'
+  | 'SCHEMA_OUTDATED'
+  | 'STORE_CLOSED'
+  | 'DATABASE_ERROR';
+
+/** Base class of every error Annals throws on purpose. */
+export class AnnalsError extends Error {
+  readonly code: AnnalsErrorCode;
+
+  constructor(code: AnnalsErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An argument failed validation before anything reached the database; nothing was stored. */
+export class InvalidInputError extends AnnalsError {
+  /** Path of the offending argument, e.g. `events[2].data.items[0]`. */
+  readonly field: string;
+
+  constructor(field: string, reason: string) {
+    super('INVALID_INPUT', `${field}: ${reason}`);
+    this.field = field;
+  }
+}
+
+/** An event (data plus metadata, as JSON) or an append is over its configured size limit. */
+export class PayloadTooLargeError extends AnnalsError {
+  readonly field: string;
+  readonly limit: number;
+  readonly actual: number;
+
+  constructor(field: string, limit: number, actual: number, unit = 'bytes') {
+    super('PAYLOAD_TOO_LARGE', `${field}: ${actual} ${unit} is over the limit of ${limit} ${unit}`);
+    this.field = field;
+    this.limit = limit;
+    this.actual = actual;
+  }
+}
+
+/** Expected version of a stream, as the caller gave it. */
+export type ExpectedVersionDescription = number | 'any' | 'no-stream' | 'stream-exists';
+
+/**
+ * The stream was not at the version the append expected; nothing of that append was stored.
+ * Reload the stream and decide again.
+ */
+export class ConcurrencyError extends AnnalsError {
+  readonly streamId: string;
+  readonly expected: ExpectedVersionDescription;
+  /** The stream's version when the append was checked (0: the stream has no event). */
+  readonly actual: number;
+
+  constructor(streamId: string, expected: ExpectedVersionDescription, actual: number) {
+    super(
+      'CONCURRENCY_CONFLICT',
+      `stream ${JSON.stringify(streamId)}: expected version ${describeExpected(expected)}, actual version ${actual}`,
+    );
+    this.streamId = streamId;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/**
+ * Event ids given to an append are already stored but with other content (stream, type or
+ * data), or only some of them are: a retry must resend exactly the same events.
+ */
+export class EventIdReusedError extends AnnalsError {
+  readonly streamId: string;
+
+  constructor(streamId: string) {
+    super(
+      'EVENT_ID_REUSED',
+      `stream ${JSON.stringify(streamId)}: event ids of this append are already stored with other content (or only some of them are)`,
+    );
+    this.streamId = streamId;
+  }
+}
+
+/** The database holds a schema migration this version of Annals does not know. */
+export class SchemaTooNewError extends AnnalsError {
+  readonly schema: string;
+  readonly latestKnown: number;
+  readonly found: number;
+
+  constructor(schema: string, latestKnown: number, found: number) {
+    super(
+      'SCHEMA_TOO_NEW',
+      `schema "${schema}" is at migration ${found}, newer than the ${latestKnown} this version of Annals knows; upgrade Annals`,
+    );
+    this.schema = schema;
+    this.latestKnown = latestKnown;
+    this.found = found;
+  }
+}
+
+/** The schema lacks migrations this version needs, and the store was opened with `migrate: false`. */
+export class SchemaOutdatedError extends AnnalsError {
+  readonly schema: string;
+  readonly latestKnown: number;
+  readonly found: number;
+
+  constructor(schema: string, latestKnown: number, found: number) {
+    super(
+      'SCHEMA_OUTDATED',
+      `schema "${schema}" is at migration ${found} of ${latestKnown}: run migrate() or \`annals migrate\``,
+    );
+    this.schema = schema;
+    this.latestKnown = latestKnown;
+    this.found = found;
+  }
+}
+
+/** The store was closed; open a new one. */
+export class StoreClosedError extends AnnalsError {
+  constructor() {
+    super('STORE_CLOSED', 'the event store is closed');
+  }
+}
+
+/** The database failed in a way Annals does not map to a more specific error. */
+export class DatabaseError extends AnnalsError {
+  /** PostgreSQL SQLSTATE, when the server sent one. */
+  readonly sqlState: string | undefined;
+
+  constructor(message: string, sqlState: string | undefined, cause: unknown) {
+    super('DATABASE_ERROR', message, { cause });
+    this.sqlState = sqlState;
+  }
+}
+
+function describeExpected(expected: ExpectedVersionDescription): string {
+  return typeof expected === 'number' ? String(expected) : `"${expected}"`;
+}
+
+/** Wraps a driver error in a {@link DatabaseError} unless it already is an {@link AnnalsError}. */
+export function toAnnalsError(error: unknown): AnnalsError {
+  if (error instanceof AnnalsError) return error;
+  const sqlState = sqlStateOf(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return new DatabaseError(message, sqlState, error);
+}
+
+/** The SQLSTATE of a driver error (pg and PGlite both expose it as `code`). */
+export function sqlStateOf(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}

@@ -1,0 +1,87 @@
+import { InvalidInputError } from './errors.js';
+
+/** Limits and tuning of an event store. Every field has a default; see {@link defaultStoreOptions}. */
+export interface StoreOptions {
+  /**
+   * PostgreSQL schema holding the store's tables. Lower-case letters, digits and `_`.
+   * @defaultValue `'annals'`
+   */
+  schema: string;
+  /**
+   * Apply pending migrations when the store opens. Set `false` in production and run
+   * `migrate()` (or `annals migrate`) as a deploy step instead.
+   * @defaultValue `true`
+   */
+  migrate: boolean;
+  /**
+   * Most bytes of one event: its data and metadata as UTF-8 JSON.
+   * @defaultValue 1 MiB
+   */
+  maxEventBytes: number;
+  /** @defaultValue 10 000 */
+  maxEventsPerAppend: number;
+  /** Longest stream id, in characters. @defaultValue 256 */
+  maxStreamIdLength: number;
+  /** Rows read per round trip by `readStream` and `readAll`. @defaultValue 1000 */
+  pageSize: number;
+  /**
+   * Concurrent appends are coalesced into one database call of at most this many events
+   * (a single larger append still goes alone).
+   * @defaultValue 2000
+   */
+  batchMaxEvents: number;
+  /**
+   * Coalesced append calls in flight at once. Each call holds a connection; the calls queue
+   * on the log head only for their insert and commit.
+   * @defaultValue 2 (1 on a backend without concurrent connections)
+   */
+  appendConcurrency: number;
+}
+
+/** The defaults of {@link StoreOptions}. */
+export const defaultStoreOptions: Readonly<StoreOptions> = Object.freeze({
+  schema: 'annals',
+  migrate: true,
+  maxEventBytes: 1024 * 1024,
+  maxEventsPerAppend: 10_000,
+  maxStreamIdLength: 256,
+  pageSize: 1000,
+  batchMaxEvents: 2000,
+  appendConcurrency: 2,
+});
+
+const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Validates a schema name: it is spliced into SQL as an identifier, so it must be plain. */
+export function assertSchemaName(schema: unknown): asserts schema is string {
+  if (typeof schema !== 'string' || !schemaPattern.test(schema)) {
+    throw new InvalidInputError(
+      'schema',
+      `must be 1-63 lower-case letters, digits or "_", not starting with a digit; got ${JSON.stringify(schema)}`,
+    );
+  }
+}
+
+/** Merges given options over the defaults and checks each one. */
+export function resolveStoreOptions(given: Partial<StoreOptions> = {}): StoreOptions {
+  const options: StoreOptions = { ...defaultStoreOptions };
+  for (const [key, value] of Object.entries(given)) {
+    if (value !== undefined) (options as unknown as Record<string, unknown>)[key] = value;
+  }
+  assertSchemaName(options.schema);
+  if (typeof options.migrate !== 'boolean') throw new InvalidInputError('migrate', 'must be a boolean');
+  for (const key of [
+    'maxEventBytes',
+    'maxEventsPerAppend',
+    'maxStreamIdLength',
+    'pageSize',
+    'batchMaxEvents',
+    'appendConcurrency',
+  ] as const) {
+    const value = options[key];
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new InvalidInputError(key, `must be a positive integer; got ${String(value)}`);
+    }
+  }
+  return options;
+}

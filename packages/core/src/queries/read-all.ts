@@ -1,0 +1,50 @@
+/**
+ * One page of the global log after a checkpoint. Positions are dense and only ever become
+ * visible as a prefix (see the ordering note in sql/0001_event_store.sql), so `position > after`
+ * is a complete reader: it cannot skip a late commit. Each filter has its own index
+ * (pkey, (category, position), (event_type, position)) so a page costs the same at any depth.
+ */
+import type { SqlQueryable } from '../db/sql-client.js';
+import type { RecordedEvent } from '../types.js';
+import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
+
+export interface ReadAllFilter {
+  categories?: readonly string[] | undefined;
+  eventTypes?: readonly string[] | undefined;
+}
+
+/** Up to `limit` events with position > `after`, in position order, matching `filter`. */
+export async function readAllPage(
+  db: SqlQueryable,
+  schema: string,
+  after: number,
+  limit: number,
+  filter: ReadAllFilter = {},
+): Promise<RecordedEvent[]> {
+  const params: unknown[] = [after, limit];
+  const where = ['position > $1'];
+  if (filter.categories) {
+    params.push(filter.categories);
+    where.push(`category = any($${params.length}::text[])`);
+  }
+  if (filter.eventTypes) {
+    params.push(filter.eventTypes);
+    where.push(`event_type = any($${params.length}::text[])`);
+  }
+  const rows = await db.query<EventRow>(
+    `select ${eventColumns} from "${schema}".events
+      where ${where.join(' and ')}
+      order by position
+      limit $2`,
+    params,
+  );
+  return rows.map(toRecordedEvent);
+}
+
+/** The last position handed out and committed: the log's length. */
+export async function readHeadPosition(db: SqlQueryable, schema: string): Promise<number> {
+  const rows = await db.query<{ position: string | number | bigint }>(
+    `select position from "${schema}".log_head where singleton`,
+  );
+  return Number(rows[0]?.position ?? 0);
+}

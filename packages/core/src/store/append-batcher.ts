@@ -1,0 +1,117 @@
+/**
+ * Coalesces concurrent appends into one database call.
+ *
+ * Why: every append must commit durably, and appends reserve positions one transaction at a
+ * time (the log head, see sql/0001_event_store.sql), so one append per transaction would cap
+ * throughput at one commit latency per append. Appends that arrive while a call is in flight
+ * wait in a queue and leave together in the next call, each with its own outcome: one
+ * append's conflict does not fail its neighbours.
+ *
+ * How:
+ * - An append that finds a free slot (fewer than `concurrency` calls in flight) leaves at
+ *   once, so a lone caller pays no added latency; no timers.
+ * - A batch takes queued appends in arrival order up to `maxEvents` events (a larger single
+ *   append goes alone), skipping any append that touches a stream already in the batch: it
+ *   leaves in a later batch, so appends to one stream keep their arrival order.
+ * - If a whole call fails (a unique violation from two appends reusing an event id, a
+ *   deadlock, a lost connection...), the database rolled all of it back; each append of a
+ *   multi-append batch is then retried on its own, so every caller gets its own answer.
+ *   Event ids make those retries idempotent.
+ */
+import type { PreparedWrite } from '../validation.js';
+
+/** Runs one batch: `appends[i]` is one append's writes; returns one result per append, in order. */
+export type BatchRunner<Result> = (appends: readonly (readonly PreparedWrite[])[]) => Promise<Result[]>;
+
+interface Pending<Result> {
+  writes: readonly PreparedWrite[];
+  eventCount: number;
+  resolve: (result: Result) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface AppendBatcherOptions {
+  maxEvents: number;
+  concurrency: number;
+}
+
+export class AppendBatcher<Result> {
+  readonly #run: BatchRunner<Result>;
+  readonly #options: AppendBatcherOptions;
+  #queue: Pending<Result>[] = [];
+  #inFlight = 0;
+  #idle: (() => void)[] = [];
+
+  constructor(run: BatchRunner<Result>, options: AppendBatcherOptions) {
+    this.#run = run;
+    this.#options = options;
+  }
+
+  /** Queues one append; resolves with its own result. */
+  append(writes: readonly PreparedWrite[]): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
+      const eventCount = writes.reduce((sum, write) => sum + write.events.length, 0);
+      this.#queue.push({ writes, eventCount, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  /** Resolves once nothing is queued or in flight. */
+  drain(): Promise<void> {
+    if (this.#inFlight === 0 && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#options.concurrency && this.#queue.length > 0) {
+      const batch = this.#takeBatch();
+      this.#inFlight++;
+      void this.#send(batch).finally(() => {
+        this.#inFlight--;
+        this.#pump();
+        if (this.#inFlight === 0 && this.#queue.length === 0) {
+          for (const resolve of this.#idle.splice(0)) resolve();
+        }
+      });
+    }
+  }
+
+  #takeBatch(): Pending<Result>[] {
+    const batch: Pending<Result>[] = [];
+    const streams = new Set<string>();
+    const rest: Pending<Result>[] = [];
+    let events = 0;
+    for (const pending of this.#queue) {
+      const fits = batch.length === 0 || events + pending.eventCount <= this.#options.maxEvents;
+      const free = pending.writes.every((write) => !streams.has(write.streamId));
+      if (fits && free) {
+        batch.push(pending);
+        events += pending.eventCount;
+      } else {
+        rest.push(pending);
+      }
+      // Streams of skipped appends are reserved too, so a later append to the same stream
+      // cannot overtake an earlier one.
+      for (const write of pending.writes) streams.add(write.streamId);
+    }
+    this.#queue = rest;
+    return batch;
+  }
+
+  async #send(batch: Pending<Result>[]): Promise<void> {
+    let results: Result[];
+    try {
+      results = await this.#run(batch.map((pending) => pending.writes));
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]?.reject(error);
+        return;
+      }
+      await Promise.all(batch.map((pending) => this.#send([pending])));
+      return;
+    }
+    batch.forEach((pending, i) => {
+      pending.resolve(results[i] as Result);
+    });
+  }
+}

@@ -1,0 +1,336 @@
+import { assertMigrated, type MigrateResult, migrate } from '../db/migrate.js';
+import type { SqlClient } from '../db/sql-client.js';
+import {
+  ConcurrencyError,
+  EventIdReusedError,
+  InvalidInputError,
+  StoreClosedError,
+  sqlStateOf,
+  toAnnalsError,
+} from '../errors.js';
+import { resolveStoreOptions, type StoreOptions } from '../options.js';
+import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
+import { readLogHolders } from '../queries/log-holders.js';
+import { type ReadAllFilter, readAllPage, readHeadPosition } from '../queries/read-all.js';
+import { readStreamPage } from '../queries/read-stream.js';
+import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
+import type {
+  AppendOptions,
+  AppendResult,
+  JsonObject,
+  LogHolder,
+  NewEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  RecordedEvent,
+  StreamInfo,
+  StreamWrite,
+} from '../types.js';
+import { assertInteger, assertStreamId, type PreparedWrite, prepareWrites, toJson } from '../validation.js';
+import { AppendBatcher } from './append-batcher.js';
+
+/** Options of {@link openEventStore}. */
+export interface OpenEventStoreOptions extends Partial<StoreOptions> {
+  /** The database: `createPostgresClient(...)` or `createPgliteClient(...)`. */
+  client: SqlClient;
+  /** Close `client` when the store closes. @defaultValue `true` */
+  closeClient?: boolean;
+}
+
+/**
+ * Opens an event store on a database, applying pending migrations unless `migrate: false`.
+ *
+ * @example
+ * ```ts
+ * import { createPostgresClient, openEventStore } from '@annals/core';
+ *
+ * const store = await openEventStore({
+ *   client: createPostgresClient({ connectionString: 'postgres://localhost/app' }),
+ * });
+ * const { streamVersion } = await store.append('account-42', [
+ *   { type: 'AccountOpened', data: { owner: 'Ada' }, metadata: { actor: 'ada' } },
+ * ], { expectedVersion: 'no-stream' });
+ * for await (const event of store.readStream('account-42')) console.log(event.type);
+ * await store.close();
+ * ```
+ */
+export async function openEventStore(options: OpenEventStoreOptions): Promise<EventStore> {
+  const { client, closeClient = true, ...rest } = options;
+  const resolved = resolveStoreOptions(rest);
+  if (!client.capabilities.concurrentConnections) resolved.appendConcurrency = 1;
+  try {
+    if (resolved.migrate) await migrate(client, resolved.schema);
+    else await assertMigrated(client, resolved.schema);
+  } catch (error) {
+    if (closeClient) await client.close();
+    throw toAnnalsError(error);
+  }
+  return new EventStore(client, resolved, closeClient);
+}
+
+/**
+ * An append-only event store: streams with dense versions, a gap-free global log in commit
+ * order, optimistic concurrency and idempotent appends. Open one with {@link openEventStore}.
+ */
+export class EventStore {
+  /** The resolved options this store runs with. */
+  readonly options: Readonly<StoreOptions>;
+  readonly #client: SqlClient;
+  readonly #closeClient: boolean;
+  readonly #batcher: AppendBatcher<AppendResult[]>;
+  #closed = false;
+
+  /** @internal Use {@link openEventStore}. */
+  constructor(client: SqlClient, options: StoreOptions, closeClient: boolean) {
+    this.#client = client;
+    this.options = Object.freeze({ ...options });
+    this.#closeClient = closeClient;
+    this.#batcher = new AppendBatcher((appends) => this.#runBatch(appends), {
+      maxEvents: options.batchMaxEvents,
+      concurrency: options.appendConcurrency,
+    });
+  }
+
+  /** What the database backend can do. */
+  get capabilities(): SqlClient['capabilities'] {
+    return this.#client.capabilities;
+  }
+
+  /**
+   * Appends events to one stream, atomically, after checking its version.
+   *
+   * Retrying with the same event ids returns the original result and stores nothing
+   * (`duplicate: true`); reusing an id for other content throws {@link EventIdReusedError}.
+   *
+   * @throws {@link ConcurrencyError} when the stream is not at `expectedVersion`.
+   * @throws {@link InvalidInputError} / {@link PayloadTooLargeError} for bad input; nothing is stored.
+   */
+  async append(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
+    if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
+    const [result] = await this.appendMulti([{ streamId, events, expectedVersion: options.expectedVersion }]);
+    return result as AppendResult;
+  }
+
+  /**
+   * Appends to several streams in one transaction, each with its own expected version: all
+   * are stored or none is. Returns one result per write, in order.
+   *
+   * @throws {@link ConcurrencyError} naming the first stream whose version did not match.
+   */
+  async appendMulti(writes: StreamWrite[]): Promise<AppendResult[]> {
+    this.#assertOpen();
+    const prepared = prepareWrites(writes, this.options);
+    return this.#batcher.append(prepared);
+  }
+
+  /**
+   * Reads a stream in version order, fetching a page at a time (constant memory).
+   *
+   * @example
+   * ```ts
+   * for await (const event of store.readStream('account-42', { direction: 'backward', limit: 10 })) {
+   *   console.log(event.streamVersion, event.type);
+   * }
+   * ```
+   */
+  readStream(streamId: string, options: ReadStreamOptions = {}): AsyncIterable<RecordedEvent> {
+    assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
+    const { direction = 'forward', fromVersion, limit, pageSize = this.options.pageSize } = options;
+    if (direction !== 'forward' && direction !== 'backward') {
+      throw new InvalidInputError('direction', `must be "forward" or "backward", got ${JSON.stringify(direction)}`);
+    }
+    if (fromVersion !== undefined) assertInteger(fromVersion, 'fromVersion', direction === 'forward' ? 1 : 0);
+    if (limit !== undefined) assertInteger(limit, 'limit', 0);
+    assertInteger(pageSize, 'pageSize', 1);
+    const store = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        let next = fromVersion ?? (direction === 'forward' ? 1 : Number.MAX_SAFE_INTEGER);
+        let remaining = limit ?? Number.POSITIVE_INFINITY;
+        while (remaining > 0) {
+          const size = Math.min(pageSize, remaining);
+          const page = await store.#query((db) =>
+            readStreamPage(db, store.options.schema, streamId, direction, next, size),
+          );
+          for (const event of page) yield event;
+          remaining -= page.length;
+          if (page.length < size) return;
+          next = (page.at(-1) as RecordedEvent).streamVersion + (direction === 'forward' ? 1 : -1);
+        }
+      },
+    };
+  }
+
+  /**
+   * Reads the global log in position order after a checkpoint, a page at a time. Never skips
+   * an event: positions become visible only as a gap-free prefix, whatever order concurrent
+   * appends commit in.
+   *
+   * @example
+   * ```ts
+   * let checkpoint = 0;
+   * for await (const event of store.readAll({ after: checkpoint, categories: ['account'] })) {
+   *   checkpoint = event.position;
+   * }
+   * ```
+   */
+  readAll(options: ReadAllOptions = {}): AsyncIterable<RecordedEvent> {
+    const { after = 0, limit, pageSize = this.options.pageSize } = options;
+    assertInteger(after, 'after', 0);
+    if (limit !== undefined) assertInteger(limit, 'limit', 0);
+    assertInteger(pageSize, 'pageSize', 1);
+    const filter: ReadAllFilter = {
+      categories: this.#nameList(options.categories, 'categories'),
+      eventTypes: this.#nameList(options.eventTypes, 'eventTypes'),
+    };
+    const store = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        let checkpoint = after;
+        let remaining = limit ?? Number.POSITIVE_INFINITY;
+        while (remaining > 0) {
+          const size = Math.min(pageSize, remaining);
+          const page = await store.#query((db) => readAllPage(db, store.options.schema, checkpoint, size, filter));
+          for (const event of page) yield event;
+          remaining -= page.length;
+          if (page.length < size) return;
+          checkpoint = (page.at(-1) as RecordedEvent).position;
+        }
+      },
+    };
+  }
+
+  /** The position of the last committed event (0 for an empty store). */
+  headPosition(): Promise<number> {
+    return this.#query((db) => readHeadPosition(db, this.options.schema));
+  }
+
+  /** A stream's head, or null when it has neither events nor metadata. */
+  getStream(streamId: string): Promise<StreamInfo | null> {
+    assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
+    return this.#query((db) => readStreamInfo(db, this.options.schema, streamId));
+  }
+
+  /** A stream's last version: 0 when it has no event. */
+  async streamVersion(streamId: string): Promise<number> {
+    return (await this.getStream(streamId))?.version ?? 0;
+  }
+
+  /** Whether the stream has at least one event. */
+  async streamExists(streamId: string): Promise<boolean> {
+    return (await this.getStream(streamId))?.exists ?? false;
+  }
+
+  /** Replaces a stream's metadata (a JSON object kept beside the stream, not an event). */
+  setStreamMetadata(streamId: string, metadata: JsonObject): Promise<StreamInfo> {
+    assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+      throw new InvalidInputError('metadata', 'must be an object');
+    }
+    const json = toJson(metadata, 'metadata');
+    return this.#query((db) => writeStreamMetadata(db, this.options.schema, streamId, json));
+  }
+
+  /**
+   * Transactions holding the log head right now: while one is open, other appends wait and
+   * readers see the log only up to before it. Empty when nothing holds it.
+   */
+  logHolders(): Promise<LogHolder[]> {
+    return this.#query((db) => readLogHolders(db, this.options.schema));
+  }
+
+  /** Applies pending migrations (safe while other processes run or migrate). */
+  migrate(): Promise<MigrateResult> {
+    this.#assertOpen();
+    return migrate(this.#client, this.options.schema);
+  }
+
+  /** Waits for appends in flight, then closes the database client (unless it was borrowed). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#batcher.drain();
+    if (this.#closeClient) await this.#client.close();
+  }
+
+  async #runBatch(appends: readonly (readonly PreparedWrite[])[]): Promise<AppendResult[][]> {
+    let outcomes: WriteOutcome[][];
+    try {
+      outcomes = await appendEvents(this.#client, this.options.schema, appends);
+    } catch (error) {
+      // A lone append that raced a retry of itself (unique event id) or hit a deadlock is
+      // retried once: the retry sees the committed original and reports it as a duplicate.
+      const state = sqlStateOf(error);
+      if (appends.length !== 1 || (state !== '23505' && state !== '40P01')) throw toAnnalsError(error);
+      try {
+        outcomes = await appendEvents(this.#client, this.options.schema, appends);
+      } catch (retryError) {
+        throw toAnnalsError(retryError);
+      }
+    }
+    return appends.map((writes, a) => toAppendResults(writes, outcomes[a] ?? []));
+  }
+
+  #nameList(value: unknown, field: string): string[] | undefined {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || value.length === 0) throw new InvalidInputError(field, 'must be a non-empty array');
+    value.forEach((name, i) => {
+      assertStreamId(name, `${field}[${i}]`, this.options.maxStreamIdLength);
+    });
+    return value;
+  }
+
+  async #query<T>(run: (db: SqlClient) => Promise<T>): Promise<T> {
+    this.#assertOpen();
+    try {
+      return await run(this.#client);
+    } catch (error) {
+      throw toAnnalsError(error);
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreClosedError();
+  }
+}
+
+/** Turns one append's write outcomes into its results, or throws its error. */
+function toAppendResults(writes: readonly PreparedWrite[], outcomes: WriteOutcome[]): AppendResult[] {
+  if (outcomes.length !== writes.length) throw new Error('append_events returned the wrong number of outcomes');
+  if (outcomes.some((o) => o.outcome === 'conflict')) {
+    // The whole append failed; name the write whose version did not match.
+    const w = Math.max(
+      0,
+      outcomes.findIndex((o, i) => !matches(writes[i] as PreparedWrite, o.actualVersion)),
+    );
+    const write = writes[w] as PreparedWrite;
+    throw new ConcurrencyError(write.streamId, write.expected, (outcomes[w] as WriteOutcome).actualVersion);
+  }
+  const reused = outcomes.findIndex((o) => o.outcome === 'id_reused');
+  if (reused >= 0) throw new EventIdReusedError((writes[reused] as PreparedWrite).streamId);
+  return writes.map((write, w) => {
+    const outcome = outcomes[w] as WriteOutcome;
+    const first = outcome.firstPosition as number;
+    const last = outcome.lastPosition as number;
+    return {
+      streamId: write.streamId,
+      streamVersion: outcome.streamVersion as number,
+      positions: Array.from({ length: last - first + 1 }, (_, i) => first + i),
+      duplicate: outcome.outcome === 'duplicate',
+    };
+  });
+}
+
+/** Whether a stream at version `actual` satisfies the write's expected version. */
+function matches(write: PreparedWrite, actual: number): boolean {
+  switch (write.expectedCode) {
+    case -1:
+      return true;
+    case -2:
+      return actual === 0;
+    case -3:
+      return actual > 0;
+    default:
+      return actual === write.expectedCode;
+  }
+}

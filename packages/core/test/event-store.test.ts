@@ -1,0 +1,263 @@
+/** The store's contract, run on every backend. */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ConcurrencyError,
+  EventIdReusedError,
+  type EventStore,
+  type NewEvent,
+  StoreClosedError,
+  toArray,
+} from '../src/index.js';
+import { backends, openTestStore, type TestStore } from './support/backends.js';
+
+const opened = (type: string, n: number): NewEvent[] =>
+  Array.from({ length: n }, (_, i) => ({ type, data: { n: i + 1 } }));
+
+describe.each(backends)('event store on $name', (backend) => {
+  let t: TestStore & { cleanup: () => Promise<void> };
+  let store: EventStore;
+  beforeEach(async () => {
+    t = await openTestStore(backend);
+    store = t.store;
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  describe('append', () => {
+    it('stores events with dense versions and positions and returns them', async () => {
+      const first = await store.append('account-1', opened('Deposited', 3), { expectedVersion: 'no-stream' });
+      expect(first).toEqual({ streamId: 'account-1', streamVersion: 3, positions: [1, 2, 3], duplicate: false });
+      const second = await store.append('account-2', opened('Deposited', 2));
+      expect(second.positions).toEqual([4, 5]);
+      const third = await store.append('account-1', opened('Withdrawn', 1), { expectedVersion: 3 });
+      expect(third).toMatchObject({ streamVersion: 4, positions: [6] });
+
+      const events = await toArray(store.readStream('account-1'));
+      expect(events.map((e) => [e.streamVersion, e.position, e.type])).toEqual([
+        [1, 1, 'Deposited'],
+        [2, 2, 'Deposited'],
+        [3, 3, 'Deposited'],
+        [4, 6, 'Withdrawn'],
+      ]);
+      expect(await store.headPosition()).toBe(6);
+    });
+
+    it('keeps data, metadata, ids and the server time', async () => {
+      const before = Date.now();
+      const id = '0190a6f2-8c1e-7b3a-9f00-0123456789ab';
+      await store.append('order-9', [
+        {
+          id,
+          type: 'OrderPlaced',
+          data: { lines: [{ sku: 'A', qty: 2 }], note: 'ünïcødé ✓ "quoted"', empty: {}, none: null },
+          metadata: { actor: 'ada', correlationId: 'req-1', causationId: 'cmd-1', reason: 'PlaceOrder', extra: 1 },
+        },
+      ]);
+      const [event] = await toArray(store.readStream('order-9'));
+      expect(event).toMatchObject({
+        id,
+        type: 'OrderPlaced',
+        streamId: 'order-9',
+        data: { lines: [{ sku: 'A', qty: 2 }], note: 'ünïcødé ✓ "quoted"', empty: {}, none: null },
+        metadata: { actor: 'ada', correlationId: 'req-1', causationId: 'cmd-1', reason: 'PlaceOrder', extra: 1 },
+      });
+      expect(event?.recordedAt).toBeInstanceOf(Date);
+      expect(event?.recordedAt.getTime()).toBeGreaterThanOrEqual(before - 5_000);
+    });
+
+    it('generates time-ordered UUIDs when ids are not given', async () => {
+      await store.append('s-1', opened('E', 3));
+      const ids = (await toArray(store.readStream('s-1'))).map((e) => e.id);
+      expect(new Set(ids).size).toBe(3);
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    });
+
+    it.each([
+      ['no-stream on an existing stream', 'no-stream', 2],
+      ['an exact version behind', 1, 2],
+      ['an exact version ahead', 5, 2],
+      ['version 0 on an existing stream', 0, 2],
+    ] as const)('rejects %s with a ConcurrencyError naming both versions', async (_, expected, actual) => {
+      await store.append('acc-1', opened('E', 2));
+      const error = await store.append('acc-1', opened('E', 1), { expectedVersion: expected }).catch((e) => e);
+      expect(error).toBeInstanceOf(ConcurrencyError);
+      expect(error).toMatchObject({ code: 'CONCURRENCY_CONFLICT', streamId: 'acc-1', expected, actual });
+      expect(error.message).toContain(`actual version ${actual}`);
+      expect(await store.streamVersion('acc-1')).toBe(2);
+      expect(await store.headPosition()).toBe(2);
+    });
+
+    it('checks stream-exists and no-stream', async () => {
+      await expect(store.append('new-1', opened('E', 1), { expectedVersion: 'stream-exists' })).rejects.toMatchObject({
+        code: 'CONCURRENCY_CONFLICT',
+        actual: 0,
+      });
+      // The failed append leaves no trace, not even an empty stream head.
+      expect(await store.getStream('new-1')).toBeNull();
+      await store.append('new-1', opened('E', 1), { expectedVersion: 'no-stream' });
+      await store.append('new-1', opened('E', 1), { expectedVersion: 'stream-exists' });
+      await store.append('new-1', opened('E', 1), { expectedVersion: 'any' });
+      expect(await store.streamVersion('new-1')).toBe(3);
+      await store.append('new-2', opened('E', 1), { expectedVersion: 0 });
+      expect(await store.streamVersion('new-2')).toBe(1);
+    });
+
+    it('returns the original result for a retried append and stores nothing twice', async () => {
+      const events: NewEvent[] = [
+        { id: '0190a6f2-0000-7000-8000-000000000001', type: 'A', data: { x: 1 } },
+        { id: '0190a6f2-0000-7000-8000-000000000002', type: 'B', data: { y: [1, 2] } },
+      ];
+      const original = await store.append('idem-1', events, { expectedVersion: 'no-stream' });
+      await store.append('other-1', opened('E', 1));
+      // Same ids, same content, even with the now-stale expected version and upper-case ids.
+      const retry = await store.append(
+        'idem-1',
+        events.map((e) => ({ ...e, id: e.id?.toUpperCase() })),
+        { expectedVersion: 'no-stream' },
+      );
+      expect(retry).toEqual({ ...original, duplicate: true });
+      expect(await store.headPosition()).toBe(3);
+      expect((await toArray(store.readStream('idem-1'))).length).toBe(2);
+    });
+
+    it('rejects a reused event id with other content, and a partial overlap', async () => {
+      const id = '0190a6f2-0000-7000-8000-0000000000aa';
+      await store.append('idem-2', [{ id, type: 'A', data: { x: 1 } }]);
+      await expect(store.append('idem-2', [{ id, type: 'A', data: { x: 2 } }])).rejects.toBeInstanceOf(
+        EventIdReusedError,
+      );
+      await expect(store.append('idem-3', [{ id, type: 'A', data: { x: 1 } }])).rejects.toMatchObject({
+        code: 'EVENT_ID_REUSED',
+        streamId: 'idem-3',
+      });
+      await expect(
+        store.append('idem-2', [
+          { id, type: 'A', data: { x: 1 } },
+          { type: 'B', data: {} },
+        ]),
+      ).rejects.toMatchObject({ code: 'EVENT_ID_REUSED' });
+      expect(await store.headPosition()).toBe(1);
+    });
+
+    it('appends to several streams atomically', async () => {
+      await store.append('acct-a', opened('E', 2));
+      const results = await store.appendMulti([
+        { streamId: 'acct-a', events: opened('Debited', 1), expectedVersion: 2 },
+        { streamId: 'acct-b', events: opened('Credited', 2), expectedVersion: 'no-stream' },
+      ]);
+      expect(results.map((r) => [r.streamId, r.streamVersion, r.positions])).toEqual([
+        ['acct-a', 3, [3]],
+        ['acct-b', 2, [4, 5]],
+      ]);
+      // One stale expected version fails the whole append, naming the stream at fault.
+      const error = await store
+        .appendMulti([
+          { streamId: 'acct-a', events: opened('Debited', 1), expectedVersion: 3 },
+          { streamId: 'acct-b', events: opened('Credited', 1), expectedVersion: 1 },
+          { streamId: 'acct-c', events: opened('Credited', 1), expectedVersion: 'no-stream' },
+        ])
+        .catch((e) => e);
+      expect(error).toMatchObject({ code: 'CONCURRENCY_CONFLICT', streamId: 'acct-b', expected: 1, actual: 2 });
+      expect(await store.streamVersion('acct-a')).toBe(3);
+      expect(await store.streamVersion('acct-b')).toBe(2);
+      expect(await store.getStream('acct-c')).toBeNull();
+      expect(await store.headPosition()).toBe(5);
+    });
+
+    it('gives each coalesced append its own outcome', async () => {
+      await store.append('hot-1', opened('E', 1));
+      const results = await Promise.allSettled([
+        store.append('hot-1', opened('E', 1), { expectedVersion: 1 }),
+        store.append('cold-1', opened('E', 1), { expectedVersion: 'no-stream' }),
+        store.append('hot-1', opened('E', 1), { expectedVersion: 1 }),
+        store.append('cold-2', opened('E', 2), { expectedVersion: 7 }),
+        store.append('cold-3', opened('E', 1)),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      expect(await store.headPosition()).toBe(4);
+      const positions = (await toArray(store.readAll())).map((e) => e.position);
+      expect(positions).toEqual([1, 2, 3, 4]);
+    });
+  });
+
+  describe('readStream', () => {
+    beforeEach(async () => {
+      await store.append('r-1', opened('E', 25));
+      await store.append('r-2', opened('E', 1));
+    });
+
+    it('pages forward and backward, from a version, with a limit', async () => {
+      const versions = async (options: Parameters<EventStore['readStream']>[1]) =>
+        (await toArray(store.readStream('r-1', options))).map((e) => e.streamVersion);
+      expect(await versions({ pageSize: 4 })).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+      expect(await versions({ fromVersion: 20, pageSize: 2 })).toEqual([20, 21, 22, 23, 24, 25]);
+      expect(await versions({ fromVersion: 3, limit: 3, pageSize: 2 })).toEqual([3, 4, 5]);
+      expect(await versions({ direction: 'backward', limit: 3 })).toEqual([25, 24, 23]);
+      expect(await versions({ direction: 'backward', fromVersion: 4, pageSize: 3 })).toEqual([4, 3, 2, 1]);
+      expect(await versions({ fromVersion: 26 })).toEqual([]);
+      expect(await versions({ limit: 0 })).toEqual([]);
+      expect(await toArray(store.readStream('missing-1'))).toEqual([]);
+    });
+
+    it('reports version, existence and metadata', async () => {
+      expect(await store.streamVersion('r-1')).toBe(25);
+      expect(await store.streamExists('r-1')).toBe(true);
+      expect(await store.streamExists('nope-1')).toBe(false);
+      expect(await store.streamVersion('nope-1')).toBe(0);
+      const info = await store.setStreamMetadata('r-1', { owner: 'ada', tags: ['vip'] });
+      expect(info).toMatchObject({
+        streamId: 'r-1',
+        version: 25,
+        exists: true,
+        metadata: { owner: 'ada', tags: ['vip'] },
+      });
+      expect((await store.getStream('r-1'))?.metadata).toEqual({ owner: 'ada', tags: ['vip'] });
+      // Metadata on a stream without events yet does not make it exist.
+      await store.setStreamMetadata('later-1', { maxAge: 3600 });
+      expect(await store.getStream('later-1')).toMatchObject({ version: 0, exists: false, metadata: { maxAge: 3600 } });
+      await store.append('later-1', opened('E', 1), { expectedVersion: 'no-stream' });
+      expect(await store.getStream('later-1')).toMatchObject({ version: 1, exists: true, metadata: { maxAge: 3600 } });
+    });
+  });
+
+  describe('readAll', () => {
+    beforeEach(async () => {
+      await store.append('account-1', [{ type: 'Opened', data: {} }]);
+      await store.append('order-1', [{ type: 'Placed', data: {} }]);
+      await store.append('account-2', [
+        { type: 'Opened', data: {} },
+        { type: 'Deposited', data: {} },
+      ]);
+      await store.append('account', [{ type: 'Deposited', data: {} }]);
+      await store.append('orders-1', [{ type: 'Placed', data: {} }]);
+    });
+
+    const read = async (s: EventStore, options: Parameters<EventStore['readAll']>[0]) =>
+      (await toArray(s.readAll(options))).map((e) => e.position);
+
+    it('reads the global log in position order after a checkpoint', async () => {
+      expect(await read(store, {})).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(await read(store, { after: 4 })).toEqual([5, 6]);
+      expect(await read(store, { after: 1, limit: 2 })).toEqual([2, 3]);
+      expect(await read(store, { pageSize: 1 })).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(await read(store, { after: 6 })).toEqual([]);
+      expect(await read(store, { after: 1000 })).toEqual([]);
+    });
+
+    it('filters by category (the stream id up to the first "-") and by event type', async () => {
+      expect(await read(store, { categories: ['account'] })).toEqual([1, 3, 4, 5]);
+      expect(await read(store, { categories: ['order'] })).toEqual([2]);
+      expect(await read(store, { categories: ['order', 'orders'] })).toEqual([2, 6]);
+      expect(await read(store, { eventTypes: ['Deposited'] })).toEqual([4, 5]);
+      expect(await read(store, { categories: ['account'], eventTypes: ['Opened'], pageSize: 1 })).toEqual([1, 3]);
+      expect(await read(store, { categories: ['account'], after: 3 })).toEqual([4, 5]);
+    });
+  });
+
+  it('refuses work after close', async () => {
+    await store.close();
+    await expect(store.append('s-1', opened('E', 1))).rejects.toBeInstanceOf(StoreClosedError);
+    await expect(store.headPosition()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+  });
+});

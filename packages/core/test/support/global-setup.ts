@@ -1,0 +1,10 @@
+/** Says up front which suites run: the PostgreSQL ones need DATABASE_URL. */
+export default function setup(): void {
+  if (!process.env.DATABASE_URL) {
+    console.warn(
+      '\n[annals] DATABASE_URL is not set: running on the embedded backend (PGlite) only.\n' +
+        '[annals] Not run: the PostgreSQL server suites (concurrency, ordering stress, roles, concurrent migrate).\n' +
+        '[annals] Set DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run them.\n',
+    );
+  }
+}

@@ -28,7 +28,7 @@ export interface TestStore {
   client: SqlClient;
 }
 
-const pgliteBackend: TestBackend = (() => {
+export const pgliteBackend: TestBackend = (() => {
   let client: SqlClient | undefined;
   return {
     name: 'pglite',
@@ -39,7 +39,7 @@ const pgliteBackend: TestBackend = (() => {
   };
 })();
 
-const postgresBackend: TestBackend = (() => {
+export const postgresBackend: TestBackend = (() => {
   let client: SqlClient | undefined;
   return {
     name: 'postgres',

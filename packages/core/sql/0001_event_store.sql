@@ -1,17 +1,21 @@
--- 0001 — the event store: the append-only events table, stream heads, the log head and the
--- append function. `:SCHEMA` is replaced by the quoted schema name and `:CHANNEL` by the
--- NOTIFY channel literal before this file runs; nothing else is templated.
+-- 0001 — the event store: the append-only events table, stream metadata and the append
+-- function. Before this file runs, `:SCHEMA` is replaced by the quoted schema name,
+-- `:CHANNEL` by the NOTIFY channel literal and `:LOG_LOCK` by the two keys of the log's
+-- advisory lock; nothing else is templated.
 --
--- Ordering (DESIGN.md invariant 3). Positions come from one counter row, `log_head`, that an
--- append bumps with UPDATE right before it inserts and holds (row lock) until it commits. So
--- appends reserve positions one transaction at a time, in the order they commit, and a
--- rollback gives its positions back. PostgreSQL makes a transaction visible before it releases
--- its row locks, so the next append can only draw positions once every lower one is visible.
--- What any snapshot sees of the log is therefore always a prefix 1..n with no hole, and a
--- reader paging with `position > checkpoint` can never skip an event. We pay with appends that
--- reserve positions one transaction at a time; the client coalesces concurrent appends into
--- one call of `append_events` to win that back. The lock is taken after the concurrency checks
--- and held only for the insert and the commit. See docs/ordering.md.
+-- Ordering (DESIGN.md invariant 3). An append takes one transaction-level advisory lock, the
+-- log lock, before it checks versions and draws positions, and holds it until it commits. So
+-- appends draw positions one transaction at a time, in the order they commit: the next
+-- position is max(position) + 1 as seen under the lock, and a rollback gives its positions
+-- back. PostgreSQL makes a committing transaction visible before it releases its locks, so
+-- the next append draws positions only once every lower one is visible. What any snapshot
+-- sees of the log is therefore always a gap-free prefix 1..n, and a reader paging with
+-- `position > checkpoint` can never skip an event, nor see one twice.
+--
+-- The price is that appends to one store commit one after another. The client coalesces
+-- concurrent appends into one call of `append_events` (one transaction, one commit) to win
+-- that back. Under the lock, stream versions need no row locks of their own: nobody else
+-- can append meanwhile. See docs/ordering.md for the alternatives and why not them.
 
 create table :SCHEMA.events (
   position       bigint      not null,
@@ -52,26 +56,14 @@ create trigger events_reject_update_delete before update or delete on :SCHEMA.ev
 create trigger events_reject_truncate before truncate on :SCHEMA.events
   for each statement execute function :SCHEMA.reject_event_change();
 
--- Stream heads: the mutable side of a stream. `version` is the stream's last version (0 while
--- the stream has no event); its row is the lock that serializes appends to one stream.
+-- Stream metadata: the one mutable thing about a stream, kept beside it. A stream's version
+-- is not stored here: it is max(stream_version) of its events, read through the unique index.
 create table :SCHEMA.streams (
   stream_id  text        not null,
-  version    bigint      not null default 0,
   metadata   jsonb       not null default '{}',
-  created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  constraint streams_pkey primary key (stream_id),
-  constraint streams_version_check check (version >= 0)
+  constraint streams_pkey primary key (stream_id)
 );
-
--- The log head: the last position handed out. One row; see the ordering note at the top.
-create table :SCHEMA.log_head (
-  singleton boolean not null default true,
-  position  bigint  not null,
-  constraint log_head_pkey primary key (singleton),
-  constraint log_head_singleton_check check (singleton)
-);
-insert into :SCHEMA.log_head (singleton, position) values (true, 0);
 
 -- append_events: one or more appends in one transaction, each with its own outcome.
 --
@@ -86,10 +78,9 @@ insert into :SCHEMA.log_head (singleton, position) values (true, 0);
 -- 'conflict' (actual_version names the version found) or 'id_reused' (some event id exists
 -- with other content, or only some of the ids exist).
 --
--- Steps, in this order so that nothing is reserved for an append that will not be stored:
--- 1. idempotency look-up of the event ids; 2. lock the stream heads in stream id order (so two
--- calls never deadlock), creating missing ones; 3. check expected versions; 4. reserve
--- positions on the log head; 5. insert events, move stream heads; 6. one NOTIFY.
+-- Steps: take the log lock; look the event ids up (idempotency); read stream versions and
+-- check the expected ones; draw positions and insert the events of the appends that passed;
+-- one NOTIFY. Nothing is drawn for an append that fails.
 create function :SCHEMA.append_events(
   append_no          int[],
   append_stream_id   text[],
@@ -109,39 +100,52 @@ create function :SCHEMA.append_events(
   first_position  bigint,
   last_position   bigint
 )
-language plpgsql volatile as $$
+language plpgsql volatile
+-- PL/pgSQL caches one generic plan per statement, made from the statistics of its first calls.
+-- On a young table those say "tiny", the cached plan seq-scans, and every append then costs
+-- O(table) until the next ANALYZE. Every statement here is an index lookup by design, so
+-- seq scans are ruled out for this function alone.
+set enable_seqscan = off
+as $$
 -- The OUT columns (stream_version, ...) share names with table columns: SQL means the columns.
 #variable_conflict use_column
 declare
-  v_writes      int := coalesce(array_length(append_stream_id, 1), 0);
-  v_appends     int := coalesce((select max(a) from unnest(append_no) a), 0);
-  v_outcome     text[];
-  v_ok          boolean[];
-  v_actual      bigint[];
-  v_first       bigint[];
-  v_last        bigint[];
-  v_version     bigint[];
-  v_created     text[];
-  v_count       bigint;
-  v_base        bigint;
-  v_now         timestamptz;
-  r             record;
+  v_writes  int := coalesce(array_length(append_stream_id, 1), 0);
+  v_appends int := coalesce((select max(a) from unnest(append_no) a), 0);
+  v_outcome text[];
+  v_ok      boolean[];
+  v_actual  bigint[];
+  v_first   bigint[];
+  v_last    bigint[];
+  v_version bigint[];
+  v_start   bigint;
+  v_next    bigint;
+  v_now     timestamptz;
+  r         record;
 begin
   if v_writes = 0 then
     return;
+  end if;
+  -- Under REPEATABLE READ or SERIALIZABLE the snapshot would predate the lock and miss the
+  -- last append's positions.
+  if current_setting('transaction_isolation') <> 'read committed' then
+    raise exception 'append_events must run at READ COMMITTED, not %', current_setting('transaction_isolation')
+      using errcode = 'AN003';
   end if;
   if (select count(distinct s) from unnest(append_stream_id) s) <> v_writes then
     raise exception 'append_events: a stream may appear in only one write per call' using errcode = 'AN002';
   end if;
 
+  -- The log lock, held to commit. Every statement below runs with a snapshot taken after it.
+  perform pg_advisory_xact_lock(:LOG_LOCK);
+
   v_outcome := array_fill('ok'::text, array[v_appends]);
   v_ok      := array_fill(true, array[v_appends]);
-  v_actual  := array_fill(0::bigint, array[v_writes]);
   v_first   := array_fill(null::bigint, array[v_writes]);
   v_last    := array_fill(null::bigint, array[v_writes]);
   v_version := array_fill(null::bigint, array[v_writes]);
 
-  -- 1. Idempotency. The common case finds nothing and costs one index probe per id.
+  -- Idempotency. The common case finds nothing and costs one index probe per id.
   if exists (select 1 from :SCHEMA.events e where e.event_id = any(append_event_id)) then
     for r in
       select append_no[i.w] as a,
@@ -171,33 +175,13 @@ begin
     end loop;
   end if;
 
-  -- 2. Lock the heads of the streams still to write, in stream id order. Missing heads are
-  -- inserted first (in the same order); concurrent creators of one head wait on each other.
-  with inserted as (
-    insert into :SCHEMA.streams (stream_id)
-    select w.s
-      from unnest(append_stream_id, append_no) as w(s, a)
-     where v_ok[w.a]
-     order by w.s
-    on conflict (stream_id) do nothing
-    returning stream_id
-  )
-  select coalesce(array_agg(stream_id), '{}') into v_created from inserted;
+  -- Current versions: one backward probe of (stream_id, stream_version) per write.
+  select array_agg(coalesce(
+           (select max(e.stream_version) from :SCHEMA.events e where e.stream_id = w.s), 0) order by w.i)
+    into v_actual
+    from unnest(append_stream_id) with ordinality as w(s, i);
 
-  for r in
-    select w.i, h.version
-      from unnest(append_stream_id, append_no) with ordinality as w(s, a, i)
-      join (select s.stream_id, s.version
-              from :SCHEMA.streams s
-             where s.stream_id = any(append_stream_id)
-             order by s.stream_id
-               for update) h on h.stream_id = w.s
-     where v_ok[w.a]
-  loop
-    v_actual[r.i] := r.version;
-  end loop;
-
-  -- 3. Expected versions. One failed write fails its whole append.
+  -- Expected versions. One failed write fails its whole append.
   for i in 1..v_writes loop
     if v_ok[append_no[i]] and not (
          append_expected[i] = -1
@@ -209,52 +193,30 @@ begin
     end if;
   end loop;
 
-  select count(*) into v_count from unnest(append_event_write) w where v_ok[append_no[w]];
+  -- Positions: the writes that passed, in input order, after the last stored position.
+  select coalesce(max(e.position), 0) + 1 into v_start from :SCHEMA.events e;
+  v_next := v_start;
+  for i in 1..v_writes loop
+    if v_ok[append_no[i]] then
+      v_first[i] := v_next;
+      v_last[i] := v_next + append_event_count[i] - 1;
+      v_version[i] := v_actual[i] + append_event_count[i];
+      v_next := v_next + append_event_count[i];
+    end if;
+  end loop;
 
-  if v_count > 0 then
-    -- 4. Reserve positions. From here to commit this transaction holds the log head.
-    update :SCHEMA.log_head set position = position + v_count
-     where singleton
-    returning position - v_count into v_base;
+  if v_next > v_start then
     v_now := clock_timestamp();
-
-    -- 5. Insert the events of the successful appends, positions in input order.
-    for r in
-      with ins as (
-        insert into :SCHEMA.events
-          (position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
-        select v_base + row_number() over (order by e.ord),
-               append_stream_id[e.w], v_actual[e.w] + e.idx, e.id, e.t, e.d, e.m, v_now
-          from unnest(append_event_write, append_event_index, append_event_id,
-                      append_event_type, append_data, append_metadata)
-               with ordinality as e(w, idx, id, t, d, m, ord)
-         where v_ok[append_no[e.w]]
-        returning position, stream_id, stream_version
-      )
-      select w.i, min(ins.position) as first, max(ins.position) as last, max(ins.stream_version) as version
-        from ins
-        join unnest(append_stream_id) with ordinality as w(s, i) on w.s = ins.stream_id
-       group by w.i
-    loop
-      v_first[r.i] := r.first;
-      v_last[r.i] := r.last;
-      v_version[r.i] := r.version;
-    end loop;
-
-    update :SCHEMA.streams s
-       set version = w.version, updated_at = v_now
-      from unnest(append_stream_id, v_version, append_no) as w(s, version, a)
-     where s.stream_id = w.s and v_ok[w.a];
-
-    -- 6. One notification per transaction, carrying the last position.
-    perform pg_notify(:CHANNEL, (v_base + v_count)::text);
-  end if;
-
-  -- Heads this call created for appends that then failed are removed again.
-  if cardinality(v_created) > 0 then
-    delete from :SCHEMA.streams s
-     using unnest(append_stream_id, append_no) as w(s, a)
-     where s.stream_id = w.s and not v_ok[w.a] and s.stream_id = any(v_created);
+    insert into :SCHEMA.events
+      (position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+    select v_first[e.w] + e.idx - 1, append_stream_id[e.w], v_actual[e.w] + e.idx, e.id, e.t, e.d, e.m, v_now
+      from unnest(append_event_write, append_event_index, append_event_id,
+                  append_event_type, append_data, append_metadata)
+           as e(w, idx, id, t, d, m)
+     where v_ok[append_no[e.w]]
+     order by 1;
+    -- One notification per transaction, carrying the last position.
+    perform pg_notify(:CHANNEL, (v_next - 1)::text);
   end if;
 
   return query

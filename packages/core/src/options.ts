@@ -31,8 +31,8 @@ export interface StoreOptions {
    */
   batchMaxEvents: number;
   /**
-   * Coalesced append calls in flight at once. Each call holds a connection; the calls queue
-   * on the log head only for their insert and commit.
+   * Coalesced append calls in flight at once. Each call holds a connection; calls queue on
+   * the log lock, so a second one only overlaps its round trip with the first one's commit.
    * @defaultValue 2 (1 on a backend without concurrent connections)
    */
   appendConcurrency: number;

@@ -82,15 +82,19 @@ export interface StreamWrite {
   expectedVersion?: ExpectedVersion;
 }
 
-/** Head of a stream. */
+/** What is known of one stream. */
 export interface StreamInfo {
   streamId: string;
   /** Last version (0 when the stream has no event). */
   version: number;
+  /** Whether the stream has at least one event. */
   exists: boolean;
+  /** The stream's metadata (`{}` when none was set). */
   metadata: JsonObject;
-  createdAt: Date;
-  updatedAt: Date;
+  /** When its first event was stored (null without events). */
+  createdAt: Date | null;
+  /** When its last event was stored (null without events). */
+  lastEventAt: Date | null;
 }
 
 /** Options of {@link EventStore.readStream}. */
@@ -119,7 +123,7 @@ export interface ReadAllOptions {
   pageSize?: number;
 }
 
-/** A transaction that holds the log head: appends wait for it, readers see up to before it. */
+/** A transaction that holds the log lock: appends wait for it, readers see up to before it. */
 export interface LogHolder {
   /** Backend process id (`pg_terminate_backend(pid)` ends it). */
   pid: number;

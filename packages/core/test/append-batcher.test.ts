@@ -28,24 +28,53 @@ function fakeRunner(fail?: (streams: string[]) => boolean) {
     if (fail?.(streams)) throw new Error(`batch of ${streams.join(',')} failed`);
     return streams;
   };
+  /** Answers every batch, including those sent meanwhile, until three turns pass with none. */
   const releaseAll = async () => {
-    while (waiting.length > 0) {
-      for (const release of waiting.splice(0)) release();
-      await new Promise((resolve) => setTimeout(resolve, 0));
+    for (let quiet = 0; quiet < 3; ) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (waiting.length === 0) {
+        quiet++;
+      } else {
+        quiet = 0;
+        for (const release of waiting.splice(0)) release();
+      }
     }
   };
   return { run, batches, releaseAll };
 }
 
 describe('AppendBatcher', () => {
-  it('sends a lone append at once and coalesces those that arrive while it is in flight', async () => {
+  it('sends appends of one tick together, and coalesces those that arrive while a batch is in flight', async () => {
     const db = fakeRunner();
     const batcher = new AppendBatcher(db.run, { maxEvents: 100, concurrency: 1 });
-    const results = [batcher.append(write('a')), batcher.append(write('b')), batcher.append(write('c'))];
-    expect(db.batches).toEqual([['a']]);
+    const first = [batcher.append(write('a')), batcher.append(write('b'))];
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(db.batches).toEqual([['a', 'b']]);
+    const later = [batcher.append(write('c')), batcher.append(write('d'))];
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(db.batches).toEqual([['a', 'b']]);
     await db.releaseAll();
-    expect(await Promise.all(results)).toEqual(['a', 'b', 'c']);
-    expect(db.batches).toEqual([['a'], ['b', 'c']]);
+    expect(await Promise.all([...first, ...later])).toEqual(['a', 'b', 'c', 'd']);
+    expect(db.batches).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
+  });
+
+  it('lets callers woken by a batch queue their next appends before the next batch leaves', async () => {
+    const db = fakeRunner();
+    const batcher = new AppendBatcher(db.run, { maxEvents: 100, concurrency: 1 });
+    // Three callers, each appending twice in a row, as request handlers would.
+    const callers = ['a', 'b', 'c'].map(async (s) => {
+      await batcher.append(write(s));
+      await batcher.append(write(s));
+    });
+    await db.releaseAll();
+    await Promise.all(callers);
+    expect(db.batches).toEqual([
+      ['a', 'b', 'c'],
+      ['a', 'b', 'c'],
+    ]);
   });
 
   it('never puts one stream twice in a batch, and keeps per-stream arrival order', async () => {
@@ -54,7 +83,7 @@ describe('AppendBatcher', () => {
     const results = ['x', 'a', 'b', 'a', 'c', 'a', 'b'].map((s) => batcher.append(write(s)));
     await db.releaseAll();
     await Promise.all(results);
-    expect(db.batches).toEqual([['x'], ['a', 'b', 'c'], ['a', 'b'], ['a']]);
+    expect(db.batches).toEqual([['x', 'a', 'b', 'c'], ['a', 'b'], ['a']]);
   });
 
   it('caps a batch at maxEvents, but sends a larger single append alone', async () => {
@@ -69,17 +98,31 @@ describe('AppendBatcher', () => {
     ];
     await db.releaseAll();
     await Promise.all(results);
-    expect(db.batches).toEqual([['x'], ['a', 'b'], ['c'], ['big']]);
+    // a (3) fits beside x (1); b (2) does not, c (1) does; the 9-event append goes alone.
+    expect(db.batches).toEqual([['x', 'a', 'c'], ['b'], ['big']]);
   });
 
   it('runs up to `concurrency` batches at once', async () => {
     const db = fakeRunner();
-    const batcher = new AppendBatcher(db.run, { maxEvents: 100, concurrency: 2 });
-    const results = ['a', 'b', 'c', 'd'].map((s) => batcher.append(write(s)));
+    const batcher = new AppendBatcher(db.run, { maxEvents: 1, concurrency: 2 });
+    const results = ['a', 'b', 'c'].map((s) => batcher.append(write(s)));
+    await new Promise((resolve) => setImmediate(resolve));
     expect(db.batches).toEqual([['a'], ['b']]);
     await db.releaseAll();
     await Promise.all(results);
-    expect(db.batches).toEqual([['a'], ['b'], ['c', 'd']]);
+    expect(db.batches).toEqual([['a'], ['b'], ['c']]);
+  });
+
+  it('keeps a stream out of a second batch while one with it is in flight', async () => {
+    const db = fakeRunner();
+    const batcher = new AppendBatcher(db.run, { maxEvents: 100, concurrency: 4 });
+    const results = ['a', 'a', 'b', 'a'].map((s) => batcher.append(write(s)));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Slots are free, but the second "a" must wait for the first to be answered.
+    expect(db.batches).toEqual([['a', 'b']]);
+    await db.releaseAll();
+    await Promise.all(results);
+    expect(db.batches).toEqual([['a', 'b'], ['a'], ['a']]);
   });
 
   it('retries each append of a failed batch alone, so each caller gets its own answer', async () => {
@@ -90,7 +133,7 @@ describe('AppendBatcher', () => {
     await db.releaseAll();
     const settled = await settling;
     expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
-    expect(db.batches).toEqual([['x'], ['a', 'bad', 'b'], ['a'], ['bad'], ['b']]);
+    expect(db.batches).toEqual([['x', 'a', 'bad', 'b'], ['x'], ['a'], ['bad'], ['b']]);
     await batcher.drain();
   });
 });

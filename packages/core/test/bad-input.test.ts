@@ -257,8 +257,9 @@ describe.each(backends)('bad input on $name', (backend) => {
     expect((error as InvalidInputError).field.startsWith(field)).toBe(true);
     expect((error as Error).message).toContain(field);
     expect(await t.store.headPosition()).toBe(1);
-    const heads = await t.client.query(`select stream_id from "${t.schema}".streams`);
-    expect(heads).toEqual([{ stream_id: 's-1' }]);
+    const streams = await t.client.query(`select distinct stream_id from "${t.schema}".events`);
+    expect(streams).toEqual([{ stream_id: 's-1' }]);
+    expect(await t.client.query(`select * from "${t.schema}".streams`)).toEqual([]);
   });
 
   it('stores injection strings as plain data', async () => {

@@ -205,17 +205,25 @@ describe.each(backends)('event store on $name', (backend) => {
       expect(await store.streamExists('r-1')).toBe(true);
       expect(await store.streamExists('nope-1')).toBe(false);
       expect(await store.streamVersion('nope-1')).toBe(0);
-      const info = await store.setStreamMetadata('r-1', { owner: 'ada', tags: ['vip'] });
+      await store.setStreamMetadata('r-1', { owner: 'ada', tags: ['vip'] });
+      const info = await store.getStream('r-1');
       expect(info).toMatchObject({
         streamId: 'r-1',
         version: 25,
         exists: true,
         metadata: { owner: 'ada', tags: ['vip'] },
       });
-      expect((await store.getStream('r-1'))?.metadata).toEqual({ owner: 'ada', tags: ['vip'] });
+      expect(info?.createdAt).toBeInstanceOf(Date);
+      expect(info?.lastEventAt?.getTime()).toBeGreaterThanOrEqual(info?.createdAt?.getTime() ?? 0);
+      expect(await store.getStream('r-2')).toMatchObject({ version: 1, metadata: {} });
       // Metadata on a stream without events yet does not make it exist.
       await store.setStreamMetadata('later-1', { maxAge: 3600 });
-      expect(await store.getStream('later-1')).toMatchObject({ version: 0, exists: false, metadata: { maxAge: 3600 } });
+      expect(await store.getStream('later-1')).toMatchObject({
+        version: 0,
+        exists: false,
+        metadata: { maxAge: 3600 },
+        createdAt: null,
+      });
       await store.append('later-1', opened('E', 1), { expectedVersion: 'no-stream' });
       expect(await store.getStream('later-1')).toMatchObject({ version: 1, exists: true, metadata: { maxAge: 3600 } });
     });

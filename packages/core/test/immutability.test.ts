@@ -45,8 +45,7 @@ describe.skipIf(!databaseUrl)('a role with only SELECT and INSERT on events', ()
       create role ${role} login;
       grant usage on schema ${s} to ${role};
       grant select, insert on ${s}.events to ${role};
-      grant select, insert, update, delete on ${s}.streams to ${role};
-      grant select, update on ${s}.log_head to ${role};
+      grant select, insert, update on ${s}.streams to ${role};
       grant select on ${s}.migrations to ${role};
       grant execute on function ${s}.append_events to ${role};`);
   });

@@ -48,10 +48,22 @@ export function notifyChannel(schema: string): string {
   return `${schema}_events`;
 }
 
+/**
+ * The two keys of a schema's log lock, as SQL: the transaction-level advisory lock every
+ * append holds from drawing positions to commit (see sql/0001_event_store.sql).
+ */
+export function logLockKeys(schema: string): string {
+  assertSchemaName(schema);
+  return `hashtext('annals.log'), hashtext('${schema}')`;
+}
+
 /** Fills a migration's placeholders for one schema (whose name was validated as plain). */
 export function renderMigration(sql: string, schema: string): string {
   assertSchemaName(schema);
-  return sql.replaceAll(':SCHEMA', `"${schema}"`).replaceAll(':CHANNEL', `'${notifyChannel(schema)}'`);
+  return sql
+    .replaceAll(':SCHEMA', `"${schema}"`)
+    .replaceAll(':CHANNEL', `'${notifyChannel(schema)}'`)
+    .replaceAll(':LOG_LOCK', logLockKeys(schema));
 }
 
 /** Applies every missing migration to `schema`. Safe to call from several processes at once. */

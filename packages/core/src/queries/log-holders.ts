@@ -1,9 +1,9 @@
 /**
- * Who holds the log. An append holds the `log_head` row lock from reserving its positions to
- * its commit; meanwhile other appends wait and readers see the log up to before it. The
- * holder's transaction id is the `xmax` of the head row as we see it (the row is locked or
- * updated by an open transaction), and `pg_stat_activity` names its backend.
+ * Who holds the log. An append holds the log lock (a transaction-level advisory lock, see
+ * sql/0001_event_store.sql) from drawing positions to its commit; meanwhile other appends
+ * wait and readers see the log up to before it. `pg_locks` names the holder and its waiters.
  */
+import { logLockKeys } from '../db/migrate.js';
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { LogHolder } from '../types.js';
 
@@ -17,12 +17,18 @@ export async function readLogHolders(db: SqlQueryable, schema: string): Promise<
     application_name: string | null;
     waiting: number | string | bigint;
   }>(
-    `select a.pid, a.xact_start, a.state, a.query, a.application_name,
+    `with log_lock as (
+       select l.pid, l.granted
+         from pg_locks l, (select ${logLockKeys(schema)}) as k(class_key, object_key)
+        where l.locktype = 'advisory' and l.objsubid = 2
+          and l.classid = k.class_key::oid and l.objid = k.object_key::oid
+          and l.database = (select oid from pg_database where datname = current_database()))
+     select a.pid, a.xact_start, a.state, a.query, a.application_name,
             extract(epoch from (clock_timestamp() - a.xact_start)) * 1000 as open_for_ms,
-            (select count(*) from pg_stat_activity w where a.pid = any(pg_blocking_pids(w.pid))) as waiting
-       from "${schema}".log_head h
-       join pg_stat_activity a on a.backend_xid = h.xmax
-      where h.singleton and h.xmax <> '0'::xid`,
+            (select count(*) from log_lock w where not w.granted) as waiting
+       from log_lock h
+       join pg_stat_activity a on a.pid = h.pid
+      where h.granted`,
   );
   return rows.map((row) => ({
     pid: row.pid,

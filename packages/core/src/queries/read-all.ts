@@ -41,10 +41,10 @@ export async function readAllPage(
   return rows.map(toRecordedEvent);
 }
 
-/** The last position handed out and committed: the log's length. */
+/** The position of the last committed event: the log's length. One probe of the primary key. */
 export async function readHeadPosition(db: SqlQueryable, schema: string): Promise<number> {
-  const rows = await db.query<{ position: string | number | bigint }>(
-    `select position from "${schema}".log_head where singleton`,
+  const rows = await db.query<{ position: string | number | bigint | null }>(
+    `select max(position) as position from "${schema}".events`,
   );
   return Number(rows[0]?.position ?? 0);
 }

@@ -1,47 +1,54 @@
-/** Stream heads: version, existence and metadata of one stream. */
+/**
+ * One stream's facts: its version (the last event's, through the (stream_id, stream_version)
+ * index), first and last event times, and its metadata row.
+ */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { JsonObject, StreamInfo } from '../types.js';
 
 interface StreamRow {
-  stream_id: string;
-  version: string | number | bigint;
-  metadata: JsonObject;
-  created_at: Date;
-  updated_at: Date;
+  version: string | number | bigint | null;
+  created_at: Date | null;
+  last_event_at: Date | null;
+  metadata: JsonObject | null;
 }
 
-const columns = 'stream_id, version, metadata, created_at, updated_at';
-
-function toStreamInfo(row: StreamRow): StreamInfo {
-  const version = Number(row.version);
+/** The facts of `streamId`, or null when it has neither events nor metadata. */
+export async function readStreamInfo(db: SqlQueryable, schema: string, streamId: string): Promise<StreamInfo | null> {
+  const [row] = await db.query<StreamRow>(
+    `select last.stream_version as version, first.recorded_at as created_at,
+            last.recorded_at as last_event_at, m.metadata
+       from (select) as one
+       left join "${schema}".streams m on m.stream_id = $1
+       left join lateral (
+         select e.stream_version, e.recorded_at from "${schema}".events e
+          where e.stream_id = $1 order by e.stream_version desc limit 1) last on true
+       left join lateral (
+         select e.recorded_at from "${schema}".events e
+          where e.stream_id = $1 and e.stream_version = 1) first on true`,
+    [streamId],
+  );
+  if (!row || (row.version === null && row.metadata === null)) return null;
+  const version = Number(row.version ?? 0);
   return {
-    streamId: row.stream_id,
+    streamId,
     version,
     exists: version > 0,
-    metadata: row.metadata,
+    metadata: row.metadata ?? {},
     createdAt: row.created_at,
-    updatedAt: row.updated_at,
+    lastEventAt: row.last_event_at,
   };
 }
 
-/** The head of `streamId`, or null when the stream has neither events nor metadata. */
-export async function readStreamInfo(db: SqlQueryable, schema: string, streamId: string): Promise<StreamInfo | null> {
-  const rows = await db.query<StreamRow>(`select ${columns} from "${schema}".streams where stream_id = $1`, [streamId]);
-  return rows[0] ? toStreamInfo(rows[0]) : null;
-}
-
-/** Replaces the metadata of `streamId` (creating its head when it has none yet). */
+/** Replaces the metadata of `streamId` (a stream need not have events to have metadata). */
 export async function writeStreamMetadata(
   db: SqlQueryable,
   schema: string,
   streamId: string,
   metadataJson: string,
-): Promise<StreamInfo> {
-  const rows = await db.query<StreamRow>(
+): Promise<void> {
+  await db.query(
     `insert into "${schema}".streams (stream_id, metadata) values ($1, $2::jsonb)
-     on conflict (stream_id) do update set metadata = excluded.metadata, updated_at = now()
-     returning ${columns}`,
+     on conflict (stream_id) do update set metadata = excluded.metadata, updated_at = now()`,
     [streamId, metadataJson],
   );
-  return toStreamInfo(rows[0] as StreamRow);
 }

@@ -2,17 +2,20 @@
  * Coalesces concurrent appends into one database call.
  *
  * Why: every append must commit durably, and appends reserve positions one transaction at a
- * time (the log head, see sql/0001_event_store.sql), so one append per transaction would cap
+ * time (the log lock, see sql/0001_event_store.sql), so one append per transaction would cap
  * throughput at one commit latency per append. Appends that arrive while a call is in flight
  * wait in a queue and leave together in the next call, each with its own outcome: one
  * append's conflict does not fail its neighbours.
  *
  * How:
- * - An append that finds a free slot (fewer than `concurrency` calls in flight) leaves at
- *   once, so a lone caller pays no added latency; no timers.
+ * - Appends leave as soon as a slot is free (fewer than `concurrency` calls in flight), at
+ *   the next turn of the event loop (setImmediate, no timer): callers woken by one batch
+ *   queue their next appends in promise continuations, which all run before that turn, so
+ *   they leave together instead of the first one alone.
  * - A batch takes queued appends in arrival order up to `maxEvents` events (a larger single
- *   append goes alone), skipping any append that touches a stream already in the batch: it
- *   leaves in a later batch, so appends to one stream keep their arrival order.
+ *   append goes alone), skipping any append that touches a stream already in this batch or
+ *   in one still in flight: it leaves later, so appends to one stream are applied in the
+ *   order they were made.
  * - If a whole call fails (a unique violation from two appends reusing an event id, a
  *   deadlock, a lost connection...), the database rolled all of it back; each append of a
  *   multi-append batch is then retried on its own, so every caller gets its own answer.
@@ -40,6 +43,9 @@ export class AppendBatcher<Result> {
   readonly #options: AppendBatcherOptions;
   #queue: Pending<Result>[] = [];
   #inFlight = 0;
+  #pumpScheduled = false;
+  /** Streams with an append in flight: no second batch may touch them until it is answered. */
+  readonly #busy = new Set<string>();
   #idle: (() => void)[] = [];
 
   constructor(run: BatchRunner<Result>, options: AppendBatcherOptions) {
@@ -52,7 +58,7 @@ export class AppendBatcher<Result> {
     return new Promise<Result>((resolve, reject) => {
       const eventCount = writes.reduce((sum, write) => sum + write.events.length, 0);
       this.#queue.push({ writes, eventCount, resolve, reject });
-      this.#pump();
+      this.#schedulePump();
     });
   }
 
@@ -62,13 +68,31 @@ export class AppendBatcher<Result> {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
+  /**
+   * Pumps once the current burst of promise continuations has run: callers woken by the last
+   * batch queue their next appends in those continuations, and should leave together rather
+   * than the first one alone.
+   */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
   #pump(): void {
     while (this.#inFlight < this.#options.concurrency && this.#queue.length > 0) {
       const batch = this.#takeBatch();
+      if (batch.length === 0) return;
+      const streams = batch.flatMap((pending) => pending.writes.map((write) => write.streamId));
+      for (const stream of streams) this.#busy.add(stream);
       this.#inFlight++;
       void this.#send(batch).finally(() => {
+        for (const stream of streams) this.#busy.delete(stream);
         this.#inFlight--;
-        this.#pump();
+        this.#schedulePump();
         if (this.#inFlight === 0 && this.#queue.length === 0) {
           for (const resolve of this.#idle.splice(0)) resolve();
         }
@@ -78,7 +102,7 @@ export class AppendBatcher<Result> {
 
   #takeBatch(): Pending<Result>[] {
     const batch: Pending<Result>[] = [];
-    const streams = new Set<string>();
+    const streams = new Set<string>(this.#busy);
     const rest: Pending<Result>[] = [];
     let events = 0;
     for (const pending of this.#queue) {

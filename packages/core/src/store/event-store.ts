@@ -222,17 +222,17 @@ export class EventStore {
   }
 
   /** Replaces a stream's metadata (a JSON object kept beside the stream, not an event). */
-  setStreamMetadata(streamId: string, metadata: JsonObject): Promise<StreamInfo> {
+  async setStreamMetadata(streamId: string, metadata: JsonObject): Promise<void> {
     assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
     if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
       throw new InvalidInputError('metadata', 'must be an object');
     }
     const json = toJson(metadata, 'metadata');
-    return this.#query((db) => writeStreamMetadata(db, this.options.schema, streamId, json));
+    await this.#query((db) => writeStreamMetadata(db, this.options.schema, streamId, json));
   }
 
   /**
-   * Transactions holding the log head right now: while one is open, other appends wait and
+   * Transactions holding the log lock right now: while one is open, other appends wait and
    * readers see the log only up to before it. Empty when nothing holds it.
    */
   logHolders(): Promise<LogHolder[]> {

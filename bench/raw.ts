@@ -1,0 +1,178 @@
+/**
+ * The raw ceilings: the same workloads as hand-written SQL through `pg`, on a plain table
+ * shaped like Annals' events table (same columns, same unique keys), with no event-store
+ * logic: no concurrency check, no ordering guarantee, no idempotency.
+ */
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { type Measurement, measure, timeIt } from './measure.js';
+
+type Named = Measurement & { name: string };
+
+async function withPool<T>(url: string, max: number, work: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = new pg.Pool({ connectionString: url, max });
+  try {
+    return await work(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+async function createTable(pool: pg.Pool, table: string): Promise<void> {
+  await pool.query(`drop table if exists ${table}`);
+  await pool.query(`create table ${table} (
+    position bigint generated always as identity primary key,
+    stream_id text not null,
+    stream_version bigint not null,
+    event_id uuid not null unique,
+    event_type text not null,
+    data jsonb not null,
+    metadata jsonb not null default '{}',
+    recorded_at timestamptz not null default now(),
+    unique (stream_id, stream_version))`);
+}
+
+/** One INSERT per transaction from `callers` connections, versions tracked by the caller. */
+export function singleInsertPerTransaction(
+  url: string,
+  o: { events: number; streams: number; callers: number },
+): Promise<Named> {
+  return withPool(url, o.callers, async (pool) => {
+    await createTable(pool, 'raw_single');
+    const perCaller = Math.floor(o.streams / o.callers);
+    const m = await measure(o.events, o.callers, async (caller, i, versions) => {
+      const stream = caller + o.callers * (i % perCaller);
+      const version = (versions.get(stream) ?? 0) + 1;
+      await pool.query(
+        `insert into raw_single (stream_id, stream_version, event_id, event_type, data) values ($1, $2, $3, $4, $5)`,
+        [`account-${stream}`, version, randomUUID(), 'Deposited', JSON.stringify({ amount: i, caller })],
+      );
+      versions.set(stream, version);
+    });
+    return { name: 'one INSERT per transaction', ...m };
+  });
+}
+
+/** Per append: BEGIN, read the stream's version, INSERT the next, COMMIT. */
+export function readVersionThenInsert(
+  url: string,
+  o: { events: number; streams: number; callers: number },
+): Promise<Named> {
+  return withPool(url, o.callers, async (pool) => {
+    await createTable(pool, 'raw_checked');
+    const perCaller = Math.floor(o.streams / o.callers);
+    const m = await measure(o.events, o.callers, async (caller, i) => {
+      const stream = `account-${caller + o.callers * (i % perCaller)}`;
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        const { rows } = await client.query(
+          'select coalesce(max(stream_version), 0) as v from raw_checked where stream_id = $1',
+          [stream],
+        );
+        await client.query(
+          `insert into raw_checked (stream_id, stream_version, event_id, event_type, data) values ($1, $2, $3, $4, $5)`,
+          [stream, Number(rows[0].v) + 1, randomUUID(), 'Deposited', JSON.stringify({ amount: i, caller })],
+        );
+        await client.query('commit');
+      } finally {
+        client.release();
+      }
+    });
+    return { name: 'read version, then INSERT', ...m };
+  });
+}
+
+/** Multi-row INSERT of `batch` rows per statement (unnest arrays) from `writers` connections. */
+export function multiRowInsert(url: string, o: { events: number; batch: number; writers: number }): Promise<Named> {
+  return withPool(url, o.writers, async (pool) => {
+    const table = `raw_batch_${o.writers}`;
+    await createTable(pool, table);
+    const m = await measure(o.events / o.batch, o.writers, async (writer, i) => {
+      const ids = Array.from({ length: o.batch }, () => randomUUID());
+      const data = Array.from({ length: o.batch }, (_, k) => JSON.stringify({ writer, i, k }));
+      await pool.query(
+        `insert into ${table} (stream_id, stream_version, event_id, event_type, data)
+         select $1, v, id, 'ItemAdded', d from unnest($2::uuid[], $3::jsonb[]) with ordinality as t(id, d, v)`,
+        [`cart-${writer}-${i}`, ids, data],
+      );
+    });
+    m.eventsPerSecond *= o.batch;
+    return { name: `multi-row INSERT of ${o.batch}`, ...m };
+  });
+}
+
+/** COPY of `events` rows in one stream of text. */
+export function copyImport(url: string, o: { events: number }): Promise<Named> {
+  return withPool(url, 1, async (pool) => {
+    await createTable(pool, 'raw_copy');
+    const client = await pool.connect();
+    try {
+      const m = await timeIt(o.events, () => copyRows(client, 'raw_copy', o.events));
+      return { name: 'COPY', ...m };
+    } finally {
+      client.release();
+    }
+  });
+}
+
+async function copyRows(client: pg.PoolClient, table: string, events: number): Promise<void> {
+  function* lines() {
+    for (let i = 0; i < events; i++) {
+      yield `import-${i >> 10}\t${(i & 1023) + 1}\t${randomUUID()}\tImported\t{"i": ${i}}\n`;
+    }
+  }
+  await pipeline(
+    Readable.from(lines()),
+    client.query(copyFrom(`copy ${table} (stream_id, stream_version, event_id, event_type, data) from stdin`)),
+  );
+}
+
+/** Keyset-paged reads of the whole table, 1000 rows a page. */
+export function pagedRead(url: string, o: { events: number }): Promise<Named> {
+  return withPool(url, 1, async (pool) => {
+    await createTable(pool, 'raw_read');
+    const client = await pool.connect();
+    try {
+      await copyRows(client, 'raw_read', o.events);
+      await client.query('vacuum analyze raw_read');
+      let count = 0;
+      const m = await timeIt(o.events, async () => {
+        let after = 0;
+        for (;;) {
+          const { rows } = await client.query(
+            `select position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
+               from raw_read where position > $1 order by position limit 1000`,
+            [after],
+          );
+          count += rows.length;
+          if (rows.length < 1000) break;
+          after = Number(rows.at(-1).position);
+        }
+      });
+      if (count !== o.events) throw new Error(`raw read ${count} of ${o.events}`);
+      return { name: 'keyset pages of 1000', ...m };
+    } finally {
+      client.release();
+    }
+  });
+}
+
+/** One SELECT of a whole 1000-event stream, `repeats` times. */
+export function readOneStream(url: string, o: { schema: string; streamId: string; repeats: number }): Promise<Named> {
+  return withPool(url, 1, async (pool) => {
+    const m = await measure(o.repeats, 1, async () => {
+      const { rows } = await pool.query(
+        `select position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
+           from "${o.schema}".events where stream_id = $1 order by stream_version`,
+        [o.streamId],
+      );
+      if (rows.length !== 1000) throw new Error(`raw stream read ${rows.length}`);
+    });
+    m.eventsPerSecond *= 1000;
+    return { name: 'one SELECT', ...m };
+  });
+}

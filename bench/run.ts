@@ -1,0 +1,164 @@
+/**
+ * `npm run bench`: Annals against hand-written SQL on the same PostgreSQL, in one run.
+ *
+ * Recreates a scratch database (`annals_bench` on DATABASE_URL's server), then for each
+ * workload measures the raw ceiling (plain tables, plain SQL through `pg`, no event-store
+ * logic) and Annals, and prints events/s, p50/p99 latency and Annals as a ratio of raw.
+ * Writes the same figures to bench/results/latest.json. Not part of the test suite.
+ *
+ * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
+ * runs some sections only (append, batch, read, stream).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import pg from 'pg';
+import { createPostgresClient, type EventStore, openEventStore } from '../packages/core/src/index.js';
+import { type Measurement, measure, printTable, ratio, timeIt } from './measure.js';
+import * as raw from './raw.js';
+
+const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const scale = Number(process.env.BENCH_SCALE ?? 1);
+const only = process.env.BENCH_ONLY?.split(',');
+const n = (count: number) => Math.max(100, Math.round(count * scale));
+const benchDatabase = 'annals_bench';
+
+interface Row {
+  workload: string;
+  raw: Measurement & { name: string };
+  annals: Measurement;
+  ratio: number;
+  target: string;
+}
+
+async function main(): Promise<void> {
+  const url = await recreateDatabase();
+  console.log(`annals bench on ${redact(url)} (scale ${scale})\n`);
+  const rows: Row[] = [];
+  const section = (name: string) => !only || only.includes(name);
+
+  const open = async (schema: string, maxConnections = 10): Promise<EventStore> =>
+    openEventStore({ client: createPostgresClient({ connectionString: url, maxConnections }), schema });
+
+  if (section('append')) {
+    const events = n(40_000);
+    const streams = 10_000;
+    const callers = 32;
+    const rawInsert = await raw.singleInsertPerTransaction(url, { events, streams, callers });
+    const rawChecked = await raw.readVersionThenInsert(url, { events, streams, callers });
+    const store = await open('bench_append');
+    const perCaller = Math.floor(streams / callers);
+    const annals = await measure(events, callers, async (caller, i, versions) => {
+      const stream = caller + callers * (i % perCaller);
+      const version = versions.get(stream) ?? 0;
+      await store.append(`account-${stream}`, [{ type: 'Deposited', data: { amount: i, caller } }], {
+        expectedVersion: version,
+      });
+      versions.set(stream, version + 1);
+    });
+    await store.close();
+    rows.push(row('1 event/append, exact version, 32 callers, 10k streams', rawInsert, annals, '>= 30k/s'));
+    rows.push(row('  same, vs raw read-version-then-insert', rawChecked, annals, ''));
+  }
+
+  if (section('batch')) {
+    const events = n(200_000);
+    for (const writers of [1, 8]) {
+      const rawBatch = await raw.multiRowInsert(url, { events, batch: 100, writers });
+      const store = await open(`bench_batch_${writers}`);
+      const annals = await measure(events / 100, writers, async (writer, i) => {
+        const data = Array.from({ length: 100 }, (_, k) => ({ type: 'ItemAdded', data: { writer, i, k } }));
+        await store.append(`cart-${writer}-${i}`, data, { expectedVersion: 'no-stream' });
+      });
+      await store.close();
+      annals.eventsPerSecond *= 100;
+      rows.push(row(`100 events/append, ${writers} writer(s)`, rawBatch, annals, '>= 100k/s'));
+    }
+    const copy = await raw.copyImport(url, { events: n(300_000) });
+    rows.push({
+      workload: 'bulk import ceiling (COPY; Annals import comes with the CLI)',
+      raw: copy,
+      annals: copy,
+      ratio: Number.NaN,
+      target: '>= 120k/s',
+    });
+  }
+
+  if (section('read')) {
+    const events = n(500_000);
+    const store = await open('bench_read');
+    await seed(store, events);
+    const rawRead = await raw.pagedRead(url, { events });
+    let count = 0;
+    const annals = await timeIt(events, async () => {
+      for await (const _ of store.readAll({ pageSize: 1000 })) count++;
+    });
+    if (count !== events) throw new Error(`readAll delivered ${count} of ${events} events`);
+    // Flat as the log grows: the last 10% read on its own costs the same per event.
+    const tail = Math.floor(events * 0.9);
+    const annalsTail = await timeIt(events - tail, async () => {
+      for await (const _ of store.readAll({ after: tail, pageSize: 1000 })) count++;
+    });
+    await store.close();
+    rows.push(row(`readAll, pages of 1000, ${events} events`, rawRead, annals, '>= 250k/s'));
+    rows.push(row('  same, last 10% only (flat as the log grows)', rawRead, annalsTail, ''));
+  }
+
+  if (section('stream')) {
+    const store = await open('bench_stream');
+    await store.append(
+      'big-1',
+      Array.from({ length: 1000 }, (_, i) => ({ type: 'E', data: { i } })),
+    );
+    const rawStream = await raw.readOneStream(url, { schema: 'bench_stream', streamId: 'big-1', repeats: 200 });
+    const annals = await measure(200, 1, async () => {
+      let count = 0;
+      for await (const _ of store.readStream('big-1')) count++;
+      if (count !== 1000) throw new Error(`read ${count} events`);
+    });
+    annals.eventsPerSecond *= 1000;
+    await store.close();
+    rows.push(row('read one 1000-event stream (latency per read)', rawStream, annals, '<= 3 ms'));
+  }
+
+  printTable(rows);
+  await mkdir(new URL('./results/', import.meta.url), { recursive: true });
+  await writeFile(
+    new URL('./results/latest.json', import.meta.url),
+    `${JSON.stringify({ at: new Date().toISOString(), scale, rows }, null, 2)}\n`,
+  );
+  console.log('\nwritten to bench/results/latest.json');
+}
+
+function row(workload: string, rawResult: Measurement & { name: string }, annals: Measurement, target: string): Row {
+  return { workload, raw: rawResult, annals, ratio: ratio(annals, rawResult), target };
+}
+
+/** Seeds `events` events in appends of 1000 from 4 writers. */
+async function seed(store: EventStore, events: number): Promise<void> {
+  const per = 1000;
+  await measure(Math.ceil(events / per), 4, async (writer, i, _, op) => {
+    const count = Math.min(per, events - op * per);
+    await store.append(
+      `seed-${writer}-${i}`,
+      Array.from({ length: count }, (_, k) => ({ type: 'Seeded', data: { writer, i, k } })),
+    );
+  });
+}
+
+async function recreateDatabase(): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${benchDatabase} with (force)`);
+  await admin.query(`create database ${benchDatabase}`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${benchDatabase}`;
+  return url.toString();
+}
+
+function redact(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
+await main();

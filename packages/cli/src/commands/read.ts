@@ -1,0 +1,75 @@
+import type { RecordedEvent } from '@annals/core';
+import { type ConnectionFlags, openStore } from '../config.js';
+
+type Output = { json?: boolean };
+
+/** One line per event for people, one JSON object per line for scripts. */
+export function printEvent(event: RecordedEvent, json = false): void {
+  if (json) {
+    console.log(JSON.stringify(event));
+    return;
+  }
+  const who = event.metadata.actor ? ` by ${event.metadata.actor}` : '';
+  console.log(
+    `#${event.position}  ${event.streamId}@${event.streamVersion}  ${event.type}${who}  ${event.recordedAt.toISOString()}  ${JSON.stringify(event.data)}`,
+  );
+}
+
+/** `annals read <stream>`: a stream's events. */
+export async function readCommand(
+  streamId: string,
+  flags: ConnectionFlags & Output & { from?: number; limit?: number; backward?: boolean },
+): Promise<void> {
+  const { store } = await openStore(flags, false);
+  try {
+    for await (const event of store.readStream(streamId, {
+      direction: flags.backward ? 'backward' : 'forward',
+      fromVersion: flags.from,
+      limit: flags.limit,
+    })) {
+      printEvent(event, flags.json);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** `annals log`: the global log after a position, optionally filtered. */
+export async function logCommand(
+  flags: ConnectionFlags & Output & { after?: number; limit?: number; category?: string[]; type?: string[] },
+): Promise<void> {
+  const { store } = await openStore(flags, false);
+  try {
+    for await (const event of store.readAll({
+      after: flags.after,
+      limit: flags.limit,
+      categories: flags.category,
+      eventTypes: flags.type,
+    })) {
+      printEvent(event, flags.json);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** `annals holders`: which transactions hold the log lock right now. */
+export async function holdersCommand(flags: ConnectionFlags & Output): Promise<void> {
+  const { store } = await openStore(flags, false);
+  try {
+    const holders = await store.logHolders();
+    if (flags.json) {
+      console.log(JSON.stringify(holders));
+    } else if (holders.length === 0) {
+      console.log('nothing holds the log');
+    } else {
+      for (const h of holders) {
+        console.log(
+          `pid ${h.pid} (${h.applicationName || 'no application name'}), ${h.state}, transaction open ${h.openForMs} ms, ${h.waiting} waiting: ${h.query}`,
+        );
+      }
+    }
+  } finally {
+    await store.close();
+  }
+}

@@ -1,18 +1,38 @@
 /** The demo, run as a user would on a fresh embedded database: it must tell a true story. */
+
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createPostgresClient } from '@annals/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { demoCommand } from '../src/commands/demo.js';
 import { logCommand } from '../src/commands/read.js';
+import type { ConnectionFlags } from '../src/config.js';
 
-describe('annals demo on the embedded backend', () => {
+const databaseUrl = process.env.DATABASE_URL;
+const targets = [
+  { name: 'the embedded backend', postgres: false },
+  ...(databaseUrl ? [{ name: 'PostgreSQL', postgres: true }] : []),
+];
+
+describe.each(targets)('annals demo on $name', ({ postgres }) => {
+  let flags: ConnectionFlags;
   let dataDir: string;
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'annals-demo-'));
+    // The CLI reads DATABASE_URL; the embedded run must not see it.
+    vi.stubEnv('DATABASE_URL', postgres ? databaseUrl : '');
+    flags = postgres ? { schema: `demo_${randomBytes(4).toString('hex')}` } : { dataDir };
   });
   afterAll(async () => {
+    vi.unstubAllEnvs();
     await rm(dataDir, { recursive: true, force: true });
+    if (postgres) {
+      const client = createPostgresClient({ connectionString: databaseUrl as string });
+      await client.exec(`drop schema if exists "${flags.schema}" cascade`);
+      await client.close();
+    }
   });
 
   const capture = async (run: () => Promise<void>): Promise<string> => {
@@ -29,7 +49,7 @@ describe('annals demo on the embedded backend', () => {
   };
 
   it('appends, races, retries, transfers, refuses bad input and travels in time', async () => {
-    const out = await capture(() => demoCommand({ dataDir }));
+    const out = await capture(() => demoCommand(flags));
     expect(out).toContain('The log holds 0 events before this run.');
     expect(out).toMatch(/teller-1: won -> version 4/);
     expect(out).toMatch(/teller-2: lost with CONCURRENCY_CONFLICT: .*expected version 3, actual version 4/);
@@ -41,10 +61,10 @@ describe('annals demo on the embedded backend', () => {
   });
 
   it('runs again on the same database, and its events are in the log', async () => {
-    const out = await capture(() => demoCommand({ dataDir }));
+    const out = await capture(() => demoCommand(flags));
     expect(out).toContain('The log holds 8 events before this run.');
     expect(out).toContain('The log now holds 16 events.');
-    const log = await capture(() => logCommand({ dataDir, json: true, category: ['account'] }));
+    const log = await capture(() => logCommand({ ...flags, json: true, category: ['account'] }));
     const positions = log.split('\n').map((line) => JSON.parse(line).position);
     expect(positions).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
   });

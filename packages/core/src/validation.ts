@@ -2,8 +2,8 @@
  * Input checks for everything a caller hands the store. They run before any SQL, so a bad
  * input throws a typed error and leaves the database untouched (DESIGN.md invariant 7).
  */
-import { v7 as uuidv7 } from 'uuid';
 import { InvalidInputError, PayloadTooLargeError } from './errors.js';
+import { newEventId } from './event-id.js';
 import type { StoreOptions } from './options.js';
 import type { ExpectedVersion, StreamWrite } from './types.js';
 
@@ -116,7 +116,7 @@ function prepareEvent(event: unknown, field: string, limits: Limits, ids: Set<st
   assertName(type, `${field}.type`, maxEventTypeLength);
   let eventId: string;
   if (id === undefined) {
-    eventId = uuidv7();
+    eventId = newEventId();
   } else {
     if (typeof id !== 'string' || !uuidPattern.test(id)) {
       throw new InvalidInputError(`${field}.id`, `must be a UUID, got ${describe(id)}`);

@@ -1,0 +1,19 @@
+/**
+ * Event ids: UUIDv7 (RFC 9562), whose leading 48 bits are the Unix time in milliseconds, so
+ * new ids land at the right edge of the `event_id` index instead of all over it.
+ *
+ * Written here rather than taken from the `uuid` package for speed on the append path: that
+ * package draws fresh random bytes per id (`getRandomValues`, ~2.5 µs), while Node's
+ * `randomUUID` serves them from a cached pool (~0.2 µs). We take a random v4 UUID and
+ * overwrite its first 48 bits with the time and its version nibble with 7; the variant bits
+ * are already right, and the 74 random bits stay random.
+ */
+import { randomUUID } from 'node:crypto';
+
+/** A new UUIDv7 string, lower case. */
+export function newEventId(): string {
+  const time = Date.now().toString(16).padStart(12, '0');
+  const random = randomUUID();
+  // xxxxxxxx-xxxx-4xxx-...: time fills the first 8 + 4 hex digits, then "7" replaces the "4".
+  return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15)}`;
+}

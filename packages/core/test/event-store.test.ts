@@ -165,6 +165,22 @@ describe.each(backends)('event store on $name', (backend) => {
       expect(await store.headPosition()).toBe(5);
     });
 
+    it('takes the largest allowed append in one piece', async () => {
+      const events = Array.from({ length: 10_000 }, (_, i) => ({
+        type: 'Imported',
+        data: { i, text: 'x'.repeat(100) },
+      }));
+      const result = await store.append('bulk-1', events, { expectedVersion: 'no-stream' });
+      expect(result.streamVersion).toBe(10_000);
+      expect(result.positions).toHaveLength(10_000);
+      let count = 0;
+      for await (const event of store.readStream('bulk-1', { pageSize: 3000 })) {
+        count++;
+        expect(event.streamVersion).toBe(count);
+      }
+      expect(count).toBe(10_000);
+    });
+
     it('gives each coalesced append its own outcome', async () => {
       await store.append('hot-1', opened('E', 1));
       const results = await Promise.allSettled([

@@ -28,6 +28,7 @@ import type {
 } from '../types.js';
 import { assertInteger, assertStreamId, type PreparedWrite, prepareWrites, toJson } from '../validation.js';
 import { AppendBatcher } from './append-batcher.js';
+import { paged } from './paging.js';
 
 /** Options of {@link openEventStore}. */
 export interface OpenEventStoreOptions extends Partial<StoreOptions> {
@@ -142,22 +143,17 @@ export class EventStore {
     if (fromVersion !== undefined) assertInteger(fromVersion, 'fromVersion', direction === 'forward' ? 1 : 0);
     if (limit !== undefined) assertInteger(limit, 'limit', 0);
     assertInteger(pageSize, 'pageSize', 1);
-    const store = this;
+    const step = direction === 'forward' ? 1 : -1;
     return {
-      async *[Symbol.asyncIterator]() {
-        let next = fromVersion ?? (direction === 'forward' ? 1 : Number.MAX_SAFE_INTEGER);
-        let remaining = limit ?? Number.POSITIVE_INFINITY;
-        while (remaining > 0) {
-          const size = Math.min(pageSize, remaining);
-          const page = await store.#query((db) =>
-            readStreamPage(db, store.options.schema, streamId, direction, next, size),
-          );
-          for (const event of page) yield event;
-          remaining -= page.length;
-          if (page.length < size) return;
-          next = (page.at(-1) as RecordedEvent).streamVersion + (direction === 'forward' ? 1 : -1);
-        }
-      },
+      [Symbol.asyncIterator]: () =>
+        paged(
+          fromVersion ?? (direction === 'forward' ? 1 : Number.MAX_SAFE_INTEGER),
+          pageSize,
+          limit ?? Number.POSITIVE_INFINITY,
+          (version, rows) =>
+            this.#query((db) => readStreamPage(db, this.options.schema, streamId, direction, version, rows)),
+          (last) => last.streamVersion + step,
+        ),
     };
   }
 
@@ -183,20 +179,15 @@ export class EventStore {
       categories: this.#nameList(options.categories, 'categories'),
       eventTypes: this.#nameList(options.eventTypes, 'eventTypes'),
     };
-    const store = this;
     return {
-      async *[Symbol.asyncIterator]() {
-        let checkpoint = after;
-        let remaining = limit ?? Number.POSITIVE_INFINITY;
-        while (remaining > 0) {
-          const size = Math.min(pageSize, remaining);
-          const page = await store.#query((db) => readAllPage(db, store.options.schema, checkpoint, size, filter));
-          for (const event of page) yield event;
-          remaining -= page.length;
-          if (page.length < size) return;
-          checkpoint = (page.at(-1) as RecordedEvent).position;
-        }
-      },
+      [Symbol.asyncIterator]: () =>
+        paged(
+          after,
+          pageSize,
+          limit ?? Number.POSITIVE_INFINITY,
+          (checkpoint, rows) => this.#query((db) => readAllPage(db, this.options.schema, checkpoint, rows, filter)),
+          (last) => last.position,
+        ),
     };
   }
 

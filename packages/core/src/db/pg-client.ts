@@ -1,5 +1,18 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { SqlClient, SqlQueryable } from './sql-client.js';
+import type { QueryOptions, SqlClient, SqlQueryable } from './sql-client.js';
+
+const statementNames = new Map<string, string>();
+
+/** A stable name for a prepared statement: the same text always gets the same name. */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `annals_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
 
 /** Options of {@link createPostgresClient}: a connection string or a `pg.Pool` you own. */
 export type PostgresClientOptions =
@@ -25,8 +38,11 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
   if (owned) pool.on('error', () => {});
 
   const queryable = (runner: pg.Pool | pg.PoolClient): SqlQueryable => ({
-    async query<Row>(text: string, params?: readonly unknown[]) {
-      const result = await runner.query(text, params as unknown[] | undefined);
+    async query<Row>(text: string, params?: readonly unknown[], options?: QueryOptions) {
+      const values = params as unknown[] | undefined;
+      const result = await runner.query(
+        options?.prepare ? { name: statementName(text), text, values } : { text, values },
+      );
       return result.rows as Row[];
     },
     async exec(script: string) {

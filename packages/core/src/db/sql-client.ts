@@ -12,10 +12,24 @@ export interface SqlCapabilities {
   durable: boolean;
 }
 
+/** Options of one statement. */
+export interface QueryOptions {
+  /**
+   * Keep the statement prepared on the connection and reuse it: saves parsing and planning on
+   * every call. Only for the store's own fixed statements (each text is prepared once per
+   * connection and kept until it closes).
+   */
+  prepare?: boolean;
+}
+
 /** Runs statements. */
 export interface SqlQueryable {
   /** One statement with `$1..$n` parameters. */
-  query<Row = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  query<Row = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<Row[]>;
   /** Several statements without parameters, as one script (for migrations). */
   exec(script: string): Promise<void>;
 }

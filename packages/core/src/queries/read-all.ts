@@ -37,6 +37,7 @@ export async function readAllPage(
       order by position
       limit $2`,
     params,
+    { prepare: true },
   );
   return rows.map(toRecordedEvent);
 }

@@ -19,6 +19,7 @@ export async function readStreamPage(
       order by stream_version ${order}
       limit $3`,
     [streamId, fromVersion, limit],
+    { prepare: true },
   );
   return rows.map(toRecordedEvent);
 }

@@ -90,37 +90,45 @@ export class EventIdReusedError extends AnnalsError {
   }
 }
 
-/** The database holds a schema migration this version of Annals does not know. */
-export class SchemaTooNewError extends AnnalsError {
+/** The schema's migrations and the ones this version of Annals ships do not match. */
+abstract class SchemaVersionError extends AnnalsError {
   readonly schema: string;
+  /** The last migration this version of Annals knows. */
   readonly latestKnown: number;
+  /** The last migration applied to the schema. */
   readonly found: number;
 
-  constructor(schema: string, latestKnown: number, found: number) {
-    super(
-      'SCHEMA_TOO_NEW',
-      `schema "${schema}" is at migration ${found}, newer than the ${latestKnown} this version of Annals knows; upgrade Annals`,
-    );
+  constructor(code: AnnalsErrorCode, message: string, schema: string, latestKnown: number, found: number) {
+    super(code, message);
     this.schema = schema;
     this.latestKnown = latestKnown;
     this.found = found;
   }
 }
 
-/** The schema lacks migrations this version needs, and the store was opened with `migrate: false`. */
-export class SchemaOutdatedError extends AnnalsError {
-  readonly schema: string;
-  readonly latestKnown: number;
-  readonly found: number;
+/** The database holds a schema migration this version of Annals does not know. */
+export class SchemaTooNewError extends SchemaVersionError {
+  constructor(schema: string, latestKnown: number, found: number) {
+    super(
+      'SCHEMA_TOO_NEW',
+      `schema "${schema}" is at migration ${found}, newer than the ${latestKnown} this version of Annals knows; upgrade Annals`,
+      schema,
+      latestKnown,
+      found,
+    );
+  }
+}
 
+/** The schema lacks migrations this version needs, and the store was opened with `migrate: false`. */
+export class SchemaOutdatedError extends SchemaVersionError {
   constructor(schema: string, latestKnown: number, found: number) {
     super(
       'SCHEMA_OUTDATED',
       `schema "${schema}" is at migration ${found} of ${latestKnown}: run migrate() or \`annals migrate\``,
+      schema,
+      latestKnown,
+      found,
     );
-    this.schema = schema;
-    this.latestKnown = latestKnown;
-    this.found = found;
   }
 }
 

@@ -12,7 +12,10 @@ export type AnnalsErrorCode =
   | 'SCHEMA_TOO_NEW'
   | 'SCHEMA_OUTDATED'
   | 'STORE_CLOSED'
-  | 'DATABASE_ERROR';
+  | 'DATABASE_ERROR'
+  | 'INVALID_EVENT'
+  | 'UNKNOWN_EVENT_TYPE'
+  | 'DOMAIN_ERROR';
 
 /** Base class of every error Annals throws on purpose. */
 export class AnnalsError extends Error {
@@ -147,6 +150,58 @@ export class DatabaseError extends AnnalsError {
   constructor(message: string, sqlState: string | undefined, cause: unknown) {
     super('DATABASE_ERROR', message, { cause });
     this.sqlState = sqlState;
+  }
+}
+
+/** One problem a Standard Schema validator reported. */
+export interface ValidationIssue {
+  message: string;
+  /** Path into the payload, e.g. `['items', 0, 'qty']`. */
+  path: (string | number)[];
+}
+
+/**
+ * An event's data failed its schema: at append (nothing stored) or at read (`position` names
+ * the stored event).
+ */
+export class EventValidationError extends AnnalsError {
+  readonly eventType: string;
+  readonly issues: ValidationIssue[];
+  /** Global position, when the event was read from the store. */
+  readonly position: number | undefined;
+
+  constructor(eventType: string, issues: ValidationIssue[], position?: number) {
+    const where = position === undefined ? '' : ` at position ${position}`;
+    const detail = issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+    super('INVALID_EVENT', `event ${JSON.stringify(eventType)}${where} fails its schema: ${detail}`);
+    this.eventType = eventType;
+    this.issues = issues;
+    this.position = position;
+  }
+}
+
+/** A stored event's type is not in the event registry (and pass-through is off). */
+export class UnknownEventTypeError extends AnnalsError {
+  readonly eventType: string;
+  readonly position: number;
+
+  constructor(eventType: string, position: number) {
+    super('UNKNOWN_EVENT_TYPE', `unknown event type ${JSON.stringify(eventType)} at position ${position}`);
+    this.eventType = eventType;
+    this.position = position;
+  }
+}
+
+/**
+ * Base class for business-rule violations thrown by a decider: the command is refused and
+ * nothing is appended. Subclass it per rule; `reason` is a stable, machine-readable name.
+ */
+export class DomainError extends AnnalsError {
+  readonly reason: string;
+
+  constructor(reason: string, message: string) {
+    super('DOMAIN_ERROR', message);
+    this.reason = reason;
   }
 }
 

@@ -5,20 +5,48 @@
 
 export { loadMigrations, type MigrateResult, type Migration, migrate } from './db/migrate.js';
 export { createPostgresClient, type PostgresClientOptions } from './db/pg-client.js';
-export type { SqlCapabilities, SqlClient, SqlQueryable } from './db/sql-client.js';
+export type { QueryOptions, SqlCapabilities, SqlClient, SqlQueryable } from './db/sql-client.js';
+export {
+  type CommandContext,
+  CommandHandler,
+  type CommandHandlerOptions,
+  type CommandResult,
+  causedBy,
+  commandHandler,
+  type SnapshotOptions,
+} from './decider/command-handler.js';
+export {
+  type Command,
+  type Decider,
+  type DomainEvent,
+  decideAll,
+  replay,
+} from './decider/decider.js';
+export {
+  defineEvents,
+  type EventDefinition,
+  EventRegistry,
+  type EventRegistryOptions,
+  schemaVersionKey,
+} from './decider/event-registry.js';
 export {
   AnnalsError,
   type AnnalsErrorCode,
   ConcurrencyError,
   DatabaseError,
+  DomainError,
   EventIdReusedError,
+  EventValidationError,
   InvalidInputError,
   PayloadTooLargeError,
   SchemaOutdatedError,
   SchemaTooNewError,
   StoreClosedError,
+  UnknownEventTypeError,
+  type ValidationIssue,
 } from './errors.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
+export type { Snapshot } from './queries/snapshots.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
 export { toArray } from './to-array.js';
 export type {

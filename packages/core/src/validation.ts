@@ -48,6 +48,13 @@ function assertName(value: unknown, field: string, maxLength: number): asserts v
   if (!value.isWellFormed()) throw new InvalidInputError(field, 'must be well-formed Unicode (a lone surrogate)');
 }
 
+/** Checks an event id: a UUID string. */
+export function assertEventId(value: unknown, field: string): asserts value is string {
+  if (typeof value !== 'string' || !uuidPattern.test(value)) {
+    throw new InvalidInputError(field, `must be a UUID, got ${describe(value)}`);
+  }
+}
+
 /** Checks a version or position argument: a safe integer >= `min`. */
 export function assertInteger(value: unknown, field: string, min: number): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
@@ -118,9 +125,7 @@ function prepareEvent(event: unknown, field: string, limits: Limits, ids: Set<st
   if (id === undefined) {
     eventId = newEventId();
   } else {
-    if (typeof id !== 'string' || !uuidPattern.test(id)) {
-      throw new InvalidInputError(`${field}.id`, `must be a UUID, got ${describe(id)}`);
-    }
+    assertEventId(id, `${field}.id`);
     eventId = id.toLowerCase();
   }
   if (ids.has(eventId)) throw new InvalidInputError(`${field}.id`, `event id ${eventId} appears twice in one append`);

@@ -4,6 +4,7 @@ import {
   ConcurrencyError,
   EventIdReusedError,
   InvalidInputError,
+  PayloadTooLargeError,
   StoreClosedError,
   sqlStateOf,
   toAnnalsError,
@@ -12,7 +13,9 @@ import { resolveStoreOptions, type StoreOptions } from '../options.js';
 import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
 import { readLogHolders } from '../queries/log-holders.js';
 import { type ReadAllFilter, readAllPage, readHeadPosition } from '../queries/read-all.js';
+import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
+import { readSnapshot, type Snapshot, writeSnapshot } from '../queries/snapshots.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
 import type {
   AppendOptions,
@@ -26,7 +29,14 @@ import type {
   StreamInfo,
   StreamWrite,
 } from '../types.js';
-import { assertInteger, assertStreamId, type PreparedWrite, prepareWrites, toJson } from '../validation.js';
+import {
+  assertEventId,
+  assertInteger,
+  assertStreamId,
+  type PreparedWrite,
+  prepareWrites,
+  toJson,
+} from '../validation.js';
 import { AppendBatcher } from './append-batcher.js';
 import { paged } from './paging.js';
 
@@ -189,6 +199,32 @@ export class EventStore {
           (last) => last.position,
         ),
     };
+  }
+
+  /** One event by its id, or null. */
+  getEvent(eventId: string): Promise<RecordedEvent | null> {
+    assertEventId(eventId, 'eventId');
+    return this.#query((db) => readEventById(db, this.options.schema, eventId.toLowerCase()));
+  }
+
+  /** The stored snapshot of `streamId` for `decider`, or null. Snapshots are a cache, never the truth. */
+  loadSnapshot(streamId: string, decider: string): Promise<Snapshot | null> {
+    assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
+    assertStreamId(decider, 'decider', this.options.maxStreamIdLength);
+    return this.#query((db) => readSnapshot(db, this.options.schema, streamId, decider));
+  }
+
+  /** Stores a snapshot, unless a newer one of the same model version is already stored. */
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    assertStreamId(snapshot.streamId, 'streamId', this.options.maxStreamIdLength);
+    assertStreamId(snapshot.decider, 'decider', this.options.maxStreamIdLength);
+    assertInteger(snapshot.modelVersion, 'modelVersion', 0);
+    assertInteger(snapshot.streamVersion, 'streamVersion', 1);
+    const json = toJson(snapshot.state, 'state');
+    if (Buffer.byteLength(json) > 64 * this.options.maxEventBytes) {
+      throw new PayloadTooLargeError('state', 64 * this.options.maxEventBytes, Buffer.byteLength(json));
+    }
+    await this.#query((db) => writeSnapshot(db, this.options.schema, snapshot, json));
   }
 
   /** The position of the last committed event (0 for an empty store). */

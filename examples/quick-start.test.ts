@@ -18,7 +18,7 @@ it('is quoted verbatim in the README and prints what its comments say', async ()
   } finally {
     spy.mockRestore();
   }
-  expect(lines[0]).toEqual([{ streamId: 'account-42', streamVersion: 2, positions: [1, 2], duplicate: false }]);
+  expect(lines[0]).toEqual([2, [1, 2], false]);
   expect(lines[1]).toEqual([1, 2]);
   expect(lines[2]).toEqual([true, 3]);
   expect(lines[3]).toEqual([4, 'MoneyWithdrawn', { amount: 30 }]);

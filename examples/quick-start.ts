@@ -13,7 +13,7 @@ const opened = await store.append(
   ],
   { expectedVersion: 'no-stream' },
 );
-console.log(opened); // { streamId: 'account-42', streamVersion: 2, positions: [1, 2], duplicate: false }
+console.log(opened.streamVersion, opened.positions, opened.duplicate); // 2 [1, 2] false
 
 // A stale expected version is refused; nothing is stored.
 try {

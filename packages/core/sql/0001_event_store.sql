@@ -98,7 +98,8 @@ create function :SCHEMA.append_events(
   actual_version  bigint,
   stream_version  bigint,
   first_position  bigint,
-  last_position   bigint
+  last_position   bigint,
+  recorded_at     timestamptz
 )
 language plpgsql volatile
 -- PL/pgSQL caches one generic plan per statement, made from the statistics of its first calls.
@@ -118,6 +119,7 @@ declare
   v_first   bigint[];
   v_last    bigint[];
   v_version bigint[];
+  v_time    timestamptz[];
   v_start   bigint;
   v_next    bigint;
   v_now     timestamptz;
@@ -144,6 +146,7 @@ begin
   v_first   := array_fill(null::bigint, array[v_writes]);
   v_last    := array_fill(null::bigint, array[v_writes]);
   v_version := array_fill(null::bigint, array[v_writes]);
+  v_time    := array_fill(null::timestamptz, array[v_writes]);
 
   -- Idempotency. The common case finds nothing and costs one index probe per id.
   if exists (select 1 from :SCHEMA.events e where e.event_id = any(append_event_id)) then
@@ -163,7 +166,8 @@ begin
     end loop;
     -- A duplicate returns what the original append returned.
     for r in
-      select i.w, max(e.stream_version) as version, min(e.position) as first, max(e.position) as last
+      select i.w, max(e.stream_version) as version, min(e.position) as first, max(e.position) as last,
+             max(e.recorded_at) as at
         from unnest(append_event_write, append_event_id) as i(w, id)
         join :SCHEMA.events e on e.event_id = i.id
        where v_outcome[append_no[i.w]] = 'duplicate'
@@ -172,6 +176,7 @@ begin
       v_version[r.w] := r.version;
       v_first[r.w] := r.first;
       v_last[r.w] := r.last;
+      v_time[r.w] := r.at;
     end loop;
   end if;
 
@@ -207,6 +212,11 @@ begin
 
   if v_next > v_start then
     v_now := clock_timestamp();
+    for i in 1..v_writes loop
+      if v_ok[append_no[i]] then
+        v_time[i] := v_now;
+      end if;
+    end loop;
     insert into :SCHEMA.events
       (position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
     select v_first[e.w] + e.idx - 1, append_stream_id[e.w], v_actual[e.w] + e.idx, e.id, e.t, e.d, e.m, v_now
@@ -220,7 +230,7 @@ begin
   end if;
 
   return query
-    select w.i::int, v_outcome[w.a], v_actual[w.i], v_version[w.i], v_first[w.i], v_last[w.i]
+    select w.i::int, v_outcome[w.a], v_actual[w.i], v_version[w.i], v_first[w.i], v_last[w.i], v_time[w.i]
       from unnest(append_no) with ordinality as w(a, i);
 end;
 $$;

@@ -73,6 +73,8 @@ export interface AppendResult {
   positions: number[];
   /** True when every event id was already stored: nothing new was written. */
   duplicate: boolean;
+  /** When the events were stored, by the database server's clock. */
+  recordedAt: Date;
 }
 
 /** One stream's part of a multi-stream append. */

@@ -157,14 +157,24 @@ describe.each(backends)('command handler on $name', (backend) => {
     expect(await store.headPosition()).toBe(0);
   });
 
-  it('reloads and retries when another writer got there first, and gives up after maxRetries', async () => {
-    const counters = commandHandler(store, counter, { name: 'counter', maxRetries: 10 });
-    // Twenty concurrent commands on one stream: all land, each after as many retries as it needs.
-    await Promise.all(Array.from({ length: 20 }, () => counters.handle('hot-1', add(1))));
-    expect((await counters.load('hot-1')).state).toEqual({ value: 20, events: 20 });
+  it('queues commands on one stream within a handler, so they never conflict with each other', async () => {
+    const counters = commandHandler(store, counter, { name: 'counter', maxRetries: 0 });
+    await Promise.all(Array.from({ length: 20 }, () => counters.handle('queued-1', add(1))));
+    expect((await counters.load('queued-1')).state).toEqual({ value: 20, events: 20 });
+  });
 
-    const stubborn = commandHandler(store, counter, { name: 'counter', maxRetries: 0 });
-    const results = await Promise.allSettled(Array.from({ length: 10 }, () => stubborn.handle('hot-2', add(1))));
+  it('reloads and retries when another process got there first, and gives up after maxRetries', async () => {
+    // Separate handlers stand for separate processes: their commands do race.
+    const processes = Array.from({ length: 5 }, () =>
+      commandHandler(store, counter, { name: 'counter', maxRetries: 50 }),
+    );
+    await Promise.all(Array.from({ length: 20 }, (_, i) => processes[i % 5]?.handle('hot-1', add(1))));
+    expect((await processes[0]?.load('hot-1'))?.state).toEqual({ value: 20, events: 20 });
+
+    const stubborn = Array.from({ length: 10 }, () =>
+      commandHandler(store, counter, { name: 'counter', maxRetries: 0 }),
+    );
+    const results = await Promise.allSettled(stubborn.map((handler) => handler.handle('hot-2', add(1))));
     const failed = results.filter((r) => r.status === 'rejected');
     expect(failed.length).toBeGreaterThan(0);
     for (const r of failed) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyError);

@@ -95,6 +95,7 @@ describe.each(backends)('concurrency on $name', (backend) => {
                 streamVersion: current + count,
                 positions: events.map((_, i) => head + i + 1),
                 duplicate: false,
+                recordedAt: expect.any(Date),
               });
               versions.set(id, current + count);
               head += count;

@@ -27,7 +27,13 @@ describe.each(backends)('event store on $name', (backend) => {
   describe('append', () => {
     it('stores events with dense versions and positions and returns them', async () => {
       const first = await store.append('account-1', opened('Deposited', 3), { expectedVersion: 'no-stream' });
-      expect(first).toEqual({ streamId: 'account-1', streamVersion: 3, positions: [1, 2, 3], duplicate: false });
+      expect(first).toEqual({
+        streamId: 'account-1',
+        streamVersion: 3,
+        positions: [1, 2, 3],
+        duplicate: false,
+        recordedAt: expect.any(Date),
+      });
       const second = await store.append('account-2', opened('Deposited', 2));
       expect(second.positions).toEqual([4, 5]);
       const third = await store.append('account-1', opened('Withdrawn', 1), { expectedVersion: 3 });

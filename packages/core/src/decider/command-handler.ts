@@ -12,8 +12,11 @@
  *    derived from (command id, stream, index), so a repeat of the command can never be stored
  *    twice, even when two processes handle it at once. Every event is stamped with the
  *    context: actor, reason, correlation and causation ids, command id and type.
- * 5. On a concurrency conflict, reload and decide again, up to `maxRetries` times, with a
- *    short random pause that grows with each attempt so that racing handlers spread out.
+ * Within one handler, commands on the same stream run one at a time, in arrival order.
+ *
+ * 5. On a concurrency conflict (with another process), read the events appended meanwhile and decide again, up to
+ *    `maxRetries` times, after a random pause that doubles with each attempt (up to 50 ms) so
+ *    that racing handlers spread out instead of colliding again.
  * 6. Save a snapshot when the stream crossed a multiple of `snapshots.every`.
  */
 import type { StandardSchemaV1 } from '@standard-schema/spec';
@@ -55,7 +58,7 @@ export interface SnapshotOptions<S> {
 export interface CommandHandlerOptions<S> {
   /** The decider's name: keys its snapshots. */
   name: string;
-  /** Reloads and retries after a concurrency conflict. @defaultValue 5 */
+  /** Reloads and retries after a concurrency conflict. @defaultValue 10 */
   maxRetries?: number;
   snapshots?: SnapshotOptions<S>;
   /** Validates events at append and decodes (upcasts, validates) them at load. */
@@ -91,10 +94,12 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
   readonly #decider: Decider<C, E, S>;
   readonly #options: CommandHandlerOptions<S>;
   readonly #maxRetries: number;
+  /** Per stream, the last command queued on it (see #oneAtATime). */
+  readonly #streams = new Map<string, Promise<void>>();
 
   constructor(store: EventStore, decider: Decider<C, E, S>, options: CommandHandlerOptions<S>) {
     assertStreamId(options.name, 'name', 256);
-    const maxRetries = options.maxRetries ?? 5;
+    const maxRetries = options.maxRetries ?? 10;
     if (!Number.isSafeInteger(maxRetries) || maxRetries < 0) {
       throw new InvalidInputError('maxRetries', 'must be an integer >= 0');
     }
@@ -123,14 +128,38 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
     assertStreamId(streamId, 'streamId', this.#store.options.maxStreamIdLength);
     await this.#checkCommand(command);
     checkContext(context);
+    return this.#oneAtATime(streamId, () => this.#handle(streamId, command, context));
+  }
+
+  /**
+   * Runs commands on one stream one after another within this handler, in arrival order.
+   * Racing them would only make all but one fail and retry; queued, none conflicts here, and
+   * none starves behind newer ones. Conflicts with other processes are still retried.
+   */
+  #oneAtATime<T>(streamId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#streams.get(streamId) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.#streams.set(streamId, tail);
+    void tail.then(() => {
+      if (this.#streams.get(streamId) === tail) this.#streams.delete(streamId);
+    });
+    return run;
+  }
+
+  async #handle(streamId: string, command: C, context: CommandContext): Promise<CommandResult<S>> {
     const commandId = command.id ?? newEventId();
     if (command.id !== undefined) {
       const handled = await this.#store.getEvent(commandEventId(command.id, streamId, 0));
       if (handled) return this.#firstResult(streamId, handled, command.id);
     }
 
+    let loaded = await this.load(streamId);
     for (let attempt = 0; ; attempt++) {
-      const { state, streamVersion } = await this.load(streamId);
+      const { state, streamVersion } = loaded;
       const decided = decideAll(this.#decider, command, state);
       if (decided.length === 0) return { streamId, state, streamVersion, events: [], duplicate: false };
       const events = await this.#toNewEvents(decided, streamId, command, commandId, context);
@@ -139,7 +168,18 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
         if (result.duplicate) return this.#firstResult(streamId, null, commandId, result.positions[0]);
         const after = decided.reduce((s, event) => this.#decider.evolve(s, event), state);
         await this.#maybeSnapshot(streamId, streamVersion, result.streamVersion, after);
-        const recorded = await this.#recorded(streamId, streamVersion + 1, decided.length);
+        const recorded = events.map(
+          (event, i): RecordedEvent => ({
+            position: result.positions[i] as number,
+            streamId,
+            streamVersion: streamVersion + i + 1,
+            id: event.id as string,
+            type: event.type,
+            data: event.data,
+            metadata: event.metadata as EventMetadata,
+            recordedAt: result.recordedAt,
+          }),
+        );
         return { streamId, state: after, streamVersion: result.streamVersion, events: recorded, duplicate: false };
       } catch (error) {
         // Handled meanwhile by someone else, who decided other events under the same ids.
@@ -147,7 +187,9 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
           return this.#firstResult(streamId, null, command.id);
         }
         if (!(error instanceof ConcurrencyError) || attempt >= this.#maxRetries) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 * (attempt + 1)));
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
+        // Only the events appended meanwhile need reading: the retry's window stays short.
+        loaded = await this.#catchUp(streamId, state, streamVersion);
       }
     }
   }
@@ -169,12 +211,25 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
       }
     }
     if (version !== undefined && version <= streamVersion) return { state, streamVersion };
+    return this.#catchUp(streamId, state, streamVersion, version);
+  }
+
+  /** Folds the events after `streamVersion` (up to `version`, when given) into `state`. */
+  async #catchUp(
+    streamId: string,
+    state: S,
+    streamVersion: number,
+    version?: number,
+  ): Promise<{ state: S; streamVersion: number }> {
     const limit = version === undefined ? undefined : version - streamVersion;
+    let current = { state, streamVersion };
     for await (const event of this.#store.readStream(streamId, { fromVersion: streamVersion + 1, limit })) {
-      state = this.#decider.evolve(state, (await this.#decode(event)) as E);
-      streamVersion = event.streamVersion;
+      current = {
+        state: this.#decider.evolve(current.state, (await this.#decode(event)) as E),
+        streamVersion: event.streamVersion,
+      };
     }
-    return { state, streamVersion };
+    return current;
   }
 
   async #decode(event: RecordedEvent): Promise<DomainEvent> {
@@ -222,12 +277,6 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
         };
       }),
     );
-  }
-
-  async #recorded(streamId: string, fromVersion: number, count: number): Promise<RecordedEvent[]> {
-    const events: RecordedEvent[] = [];
-    for await (const event of this.#store.readStream(streamId, { fromVersion, limit: count })) events.push(event);
-    return events;
   }
 
   /** The result of a command handled before: its events, and the state right after them. */

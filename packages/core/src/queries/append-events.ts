@@ -14,6 +14,8 @@ export interface WriteOutcome {
   streamVersion: number | null;
   firstPosition: number | null;
   lastPosition: number | null;
+  /** When the events were stored (null unless ok or duplicate). */
+  recordedAt: Date | null;
 }
 
 /**
@@ -60,6 +62,7 @@ export async function appendEvents(
     stream_version: string | number | bigint | null;
     first_position: string | number | bigint | null;
     last_position: string | number | bigint | null;
+    recorded_at: Date | null;
   }>(
     `select * from "${schema}".append_events(
        $1::int[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::int[],
@@ -77,6 +80,7 @@ export async function appendEvents(
       streamVersion: toNumberOrNull(row.stream_version),
       firstPosition: toNumberOrNull(row.first_position),
       lastPosition: toNumberOrNull(row.last_position),
+      recordedAt: row.recorded_at,
     });
   }
   return outcomes;

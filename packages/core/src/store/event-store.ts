@@ -344,6 +344,7 @@ function toAppendResults(writes: readonly PreparedWrite[], outcomes: WriteOutcom
       streamVersion: outcome.streamVersion as number,
       positions: Array.from({ length: last - first + 1 }, (_, i) => first + i),
       duplicate: outcome.outcome === 'duplicate',
+      recordedAt: outcome.recordedAt as Date,
     };
   });
 }

@@ -7,11 +7,12 @@
  * Writes the same figures to bench/results/latest.json. Not part of the test suite.
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
- * runs some sections only (append, batch, read, stream).
+ * runs some sections only (append, batch, read, stream, commands, state).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { commandHandler, createPostgresClient, type EventStore, openEventStore } from '@annals/core';
+import { bankAccount } from '@annals/example-bank';
 import pg from 'pg';
-import { createPostgresClient, type EventStore, openEventStore } from '../packages/core/src/index.js';
 import { type Measurement, measure, printTable, ratio, timeIt } from './measure.js';
 import * as raw from './raw.js';
 
@@ -117,6 +118,70 @@ async function main(): Promise<void> {
     annals.eventsPerSecond *= 1000;
     await store.close();
     rows.push(row('read one 1000-event stream (latency per read)', rawStream, annals, '<= 3 ms'));
+  }
+
+  if (section('commands')) {
+    const store = await open('bench_commands');
+    const accounts = commandHandler(store, bankAccount, { name: 'account', snapshots: { every: 100, version: 1 } });
+    const ids = Array.from({ length: 1000 }, (_, i) => `account-${i}`);
+    await measure(ids.length, 32, async (_, __, ___, op) => {
+      await accounts.handle(ids[op] as string, { type: 'OpenAccount', data: { owner: 'o', overdraftLimit: 0 } });
+    });
+    const commands = n(10_000);
+    const rawChecked = await raw.readVersionThenInsert(url, { events: commands, streams: 1000, callers: 32 });
+    const spread = await measure(commands, 32, async (caller, i) => {
+      const id = ids[(caller + 32 * i) % ids.length] as string;
+      await accounts.handle(id, { type: 'Deposit', data: { amount: 100 } });
+    });
+    rows.push(row('commands (Deposit), 32 callers over 1000 accounts', rawChecked, spread, ''));
+    const hot = await measure(n(3_000), 32, async (caller) => {
+      await accounts.handle(ids[caller % 4] as string, { type: 'Deposit', data: { amount: 100 } });
+    });
+    rows.push(row('  same, all 32 callers on 4 hot accounts', rawChecked, hot, ''));
+    await store.close();
+  }
+
+  if (section('state')) {
+    const store = await open('bench_state');
+    const length = n(100_000);
+    const id = 'account-big';
+    await store.append(id, [{ type: 'AccountOpened', data: { owner: 'big', overdraftLimit: 0 } }]);
+    for (let done = 1; done < length; done += 1000) {
+      const count = Math.min(1000, length - done);
+      await store.append(
+        id,
+        Array.from({ length: count }, () => ({ type: 'MoneyDeposited', data: { amount: 1 } })),
+      );
+    }
+    const rawStream = await raw.readOneStream(url, { schema: 'bench_state', streamId: id, repeats: 5, expect: length });
+    const plain = commandHandler(store, bankAccount, { name: 'account' });
+    const full = await measure(5, 1, async () => {
+      await plain.load(id);
+    });
+    full.eventsPerSecond *= length;
+    const snapshotting = commandHandler(store, bankAccount, {
+      name: 'account',
+      snapshots: { every: 1000, version: 1 },
+    });
+    const { state, streamVersion } = await plain.load(id);
+    // The latest snapshot lies up to `every` events behind: leave 999 events to replay.
+    const behind = Math.max(1, streamVersion - 999);
+    const older = await plain.load(id, { version: behind });
+    await store.saveSnapshot({
+      streamId: id,
+      decider: 'account',
+      modelVersion: 1,
+      streamVersion: behind,
+      state: older.state as never,
+    });
+    const fromSnapshot = await measure(20, 1, async () => {
+      const loaded = await snapshotting.load(id);
+      if (loaded.state.balance !== state.balance) throw new Error('snapshot load disagrees');
+    });
+    fromSnapshot.eventsPerSecond *= length;
+    rows.push(row(`current state of a ${length}-event stream, no snapshot`, rawStream, full, '< 20 ms'));
+    rows.push(row('  same, from a snapshot 999 events behind', rawStream, fromSnapshot, '< 20 ms'));
+    await store.close();
   }
 
   printTable(rows);

@@ -48,24 +48,29 @@ describe.each(targets)('annals demo on $name', ({ postgres }) => {
     return lines.join('\n');
   };
 
-  it('appends, races, retries, transfers, refuses bad input and travels in time', async () => {
+  it('handles commands, refuses a rule, dedupes, races, transfers, refuses bad input and travels in time', async () => {
     const out = await capture(() => demoCommand(flags));
     expect(out).toContain('The log holds 0 events before this run.');
-    expect(out).toMatch(/teller-1: won -> version 4/);
-    expect(out).toMatch(/teller-2: lost with CONCURRENCY_CONFLICT: .*expected version 3, actual version 4/);
-    expect(out).toMatch(/retry: +version 5, position 5, duplicate true/);
-    expect(out).toContain('log head before 8, after 8');
-    expect(out).toContain('balance now:                     €105');
-    expect(out).toContain('balance as of version 2:         €100');
-    expect(out).toContain('The log now holds 8 events.');
+    expect(out).toMatch(/withdraw €200.00: DOMAIN_ERROR \(insufficient-funds\)/);
+    expect(out).toMatch(/is still at version 2/);
+    expect(out).toMatch(/repeat: version 3, balance €125.00, duplicate true/);
+    expect(out).toMatch(/teller-\d: won -> version 4/);
+    expect(out).toMatch(/teller-\d: lost with CONCURRENCY_CONFLICT: .*expected version 3, actual version 4/);
+    expect(out).toMatch(/TransferCredited on account-bob\w+, caused by [0-9a-f-]{36}/);
+    expect(out).toMatch(/refunded \(account-not-active\)/);
+    expect(out).toContain('log head before 11, after 11');
+    expect(out).toContain('balance now:              €85.00');
+    expect(out).toContain('as of version 2:          €100.00');
+    expect(out).toContain('money in all 3 accounts: €115.00');
+    expect(out).toContain('The log now holds 11 events.');
   });
 
   it('runs again on the same database, and its events are in the log', async () => {
     const out = await capture(() => demoCommand(flags));
-    expect(out).toContain('The log holds 8 events before this run.');
-    expect(out).toContain('The log now holds 16 events.');
+    expect(out).toContain('The log holds 11 events before this run.');
+    expect(out).toContain('The log now holds 22 events.');
     const log = await capture(() => logCommand({ ...flags, json: true, category: ['account'] }));
     const positions = log.split('\n').map((line) => JSON.parse(line).position);
-    expect(positions).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(positions).toEqual(Array.from({ length: 22 }, (_, i) => i + 1));
   });
 });

@@ -1,40 +1,15 @@
 /**
- * `annals demo`: a tour of the event store on two bank accounts. Appends with optimistic
- * concurrency, a lost race, an idempotent retry, an atomic two-stream transfer, bad input,
- * then reads the streams and the global log back and travels to past balances.
- * Each run uses new account ids, so it can run again on the same database.
+ * `annals demo`: a tour of Annals on the bank example. Commands through a decider, a refused
+ * rule, a repeated command, two processes racing, a transfer with its causal chain and a
+ * refund, refused bad input, then an account's history, its balance at past moments and the
+ * ledger read model. Each run uses new account ids, so it can run again on the same database.
  */
 import { randomBytes } from 'node:crypto';
-import { type AnnalsError, type EventStore, type RecordedEvent, toArray } from '@annals/core';
+import { type AnnalsError, commandHandler, type EventStore, type RecordedEvent, toArray } from '@annals/core';
+import { bankAccount, catchUp, transfer } from '@annals/example-bank';
 import { type ConnectionFlags, openStore } from '../config.js';
 
-type AccountEvent =
-  | { type: 'AccountOpened'; data: { owner: string } }
-  | { type: 'MoneyDeposited'; data: { amount: number } }
-  | { type: 'MoneyWithdrawn'; data: { amount: number } };
-
-interface Account {
-  owner: string | null;
-  balance: number;
-}
-
-/** The account's state after one more event: a plain fold, no I/O. */
-export function evolve(state: Account, event: RecordedEvent): Account {
-  switch (event.type) {
-    case 'AccountOpened':
-      return { ...state, owner: String((event.data as { owner: string }).owner) };
-    case 'MoneyDeposited':
-      return { ...state, balance: state.balance + Number((event.data as { amount: number }).amount) };
-    case 'MoneyWithdrawn':
-      return { ...state, balance: state.balance - Number((event.data as { amount: number }).amount) };
-    default:
-      return state;
-  }
-}
-
-const initial: Account = { owner: null, balance: 0 };
-const fold = (events: RecordedEvent[]) => events.reduce(evolve, initial);
-const euros = (n: number) => `€${n}`;
+const euros = (cents: number) => `€${(cents / 100).toFixed(2)}`;
 
 export async function demoCommand(flags: ConnectionFlags): Promise<void> {
   const { store, description } = await openStore(flags);
@@ -49,87 +24,89 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
   const run = randomBytes(3).toString('hex');
   const ada = `account-ada${run}`;
   const bob = `account-bob${run}`;
-  const context = { correlationId: `demo-${run}` };
+  const eve = `account-eve${run}`;
+  const accounts = commandHandler(store, bankAccount, { name: 'account', snapshots: { every: 100, version: 1 } });
   const startedAfter = await store.headPosition();
   const step = (title: string) => console.log(`\n== ${title}`);
+  const failure = (error: unknown) => {
+    const e = error as AnnalsError & { reason?: string };
+    return `${e.code}${e.reason ? ` (${e.reason})` : ''}: ${e.message}`;
+  };
 
   console.log(`Annals demo on ${description}`);
   console.log(`The log holds ${startedAfter} events before this run.`);
 
-  step('Append with optimistic concurrency');
-  const events: AccountEvent[] = [
-    { type: 'AccountOpened', data: { owner: 'Ada' } },
-    { type: 'MoneyDeposited', data: { amount: 100 } },
-  ];
-  let result = await store.append(
-    ada,
-    events.map((e) => ({ ...e, metadata: { ...context, actor: 'teller-1', reason: 'OpenAccount' } })),
-    { expectedVersion: 'no-stream' },
+  step('Commands: a decider decides, the handler appends and stamps who and why');
+  for (const [id, owner] of [
+    [ada, 'Ada'],
+    [bob, 'Bob'],
+    [eve, 'Eve'],
+  ] as const) {
+    await accounts.handle(id, { type: 'OpenAccount', data: { owner, overdraftLimit: 5000 } }, { actor: 'teller-1' });
+  }
+  let result = await accounts.handle(ada, { type: 'Deposit', data: { amount: 10_000 } }, { actor: 'ada' });
+  console.log(
+    `${ada}: opened and deposited ${euros(10_000)} -> balance ${euros(result.state.balance)}, version ${result.streamVersion}`,
+  );
+
+  step('A business rule refuses a command; nothing is appended');
+  try {
+    await accounts.handle(ada, { type: 'Withdraw', data: { amount: 20_000 } }, { actor: 'ada' });
+  } catch (error) {
+    console.log(`withdraw ${euros(20_000)}: ${failure(error)}`);
+  }
+  console.log(`${ada} is still at version ${await store.streamVersion(ada)}`);
+
+  step('The same command sent twice is handled once');
+  const deposit = { type: 'Deposit' as const, data: { amount: 2_500 }, id: `deposit-${run}` };
+  result = await accounts.handle(ada, deposit, { actor: 'ada' });
+  const again = await accounts.handle(ada, deposit, { actor: 'ada' });
+  console.log(
+    `first:  version ${result.streamVersion}, balance ${euros(result.state.balance)}, duplicate ${result.duplicate}`,
   );
   console.log(
-    `${ada}: opened with a deposit -> version ${result.streamVersion}, positions ${result.positions.join(', ')}`,
+    `repeat: version ${again.streamVersion}, balance ${euros(again.state.balance)}, duplicate ${again.duplicate}`,
   );
-  result = await store.append(
-    ada,
-    [{ type: 'MoneyDeposited', data: { amount: 50 }, metadata: { ...context, actor: 'ada', reason: 'Deposit' } }],
-    { expectedVersion: result.streamVersion },
-  );
-  console.log(`${ada}: deposited ${euros(50)} at expected version 2 -> version ${result.streamVersion}`);
 
-  step('Two tellers race to withdraw at the same version');
+  step('Two tellers decide on the same version; the store lets one append');
+  const seen = await accounts.load(ada);
   const race = await Promise.allSettled(
-    [30, 120].map((amount, i) =>
+    [1, 2].map((teller) =>
       store.append(
         ada,
-        [{ type: 'MoneyWithdrawn', data: { amount }, metadata: { ...context, actor: `teller-${i + 1}` } }],
-        { expectedVersion: 3 },
+        [{ type: 'MoneyWithdrawn', data: { amount: 1_000 * teller }, metadata: { actor: `teller-${teller}` } }],
+        { expectedVersion: seen.streamVersion },
       ),
     ),
   );
   for (const [i, outcome] of race.entries()) {
-    if (outcome.status === 'fulfilled') {
-      console.log(`teller-${i + 1}: won -> version ${outcome.value.streamVersion}`);
-    } else {
-      const error = outcome.reason as AnnalsError;
-      console.log(`teller-${i + 1}: lost with ${error.code}: ${error.message}`);
-    }
+    console.log(
+      outcome.status === 'fulfilled'
+        ? `teller-${i + 1}: won -> version ${outcome.value.streamVersion}`
+        : `teller-${i + 1}: lost with ${failure(outcome.reason)} (a command handler reloads and retries)`,
+    );
   }
 
-  step('A retried append is stored once');
-  const deposit = {
-    id: crypto.randomUUID(),
-    type: 'MoneyDeposited',
-    data: { amount: 25 },
-    metadata: { ...context, actor: 'ada' },
-  };
-  const first = await store.append(ada, [deposit]);
-  const retry = await store.append(ada, [deposit]);
-  console.log(
-    `first send: version ${first.streamVersion}, position ${first.positions[0]}, duplicate ${first.duplicate}`,
+  step('A transfer: a process over two streams, with its causal chain');
+  const done = await transfer(
+    accounts,
+    { transferId: `t1-${run}`, from: ada, to: bob, amount: 3_000 },
+    { actor: 'ada' },
+  );
+  if (done.status === 'completed') {
+    console.log(`${done.debit.type} on ${ada} (event ${done.debit.id})`);
+    console.log(`${done.credit.type} on ${bob}, caused by ${done.credit.metadata.causationId}`);
+    console.log(`both in request ${done.credit.metadata.correlationId}`);
+  }
+  await accounts.handle(eve, { type: 'CloseAccount', data: {} }, { actor: 'eve', reason: 'moving abroad' });
+  const refunded = await transfer(
+    accounts,
+    { transferId: `t2-${run}`, from: ada, to: eve, amount: 500 },
+    { actor: 'ada' },
   );
   console.log(
-    `retry:      version ${retry.streamVersion}, position ${retry.positions[0]}, duplicate ${retry.duplicate}`,
+    `transfer to the closed ${eve}: ${refunded.status}${'reason' in refunded ? ` (${refunded.reason})` : ''}`,
   );
-
-  step('A transfer writes two streams atomically');
-  const [debit, credit] = await store.appendMulti([
-    {
-      streamId: ada,
-      events: [
-        { type: 'MoneyWithdrawn', data: { amount: 40 }, metadata: { ...context, actor: 'ada', reason: 'Transfer' } },
-      ],
-      expectedVersion: first.streamVersion,
-    },
-    {
-      streamId: bob,
-      events: [
-        { type: 'AccountOpened', data: { owner: 'Bob' }, metadata: { ...context, actor: 'ada' } },
-        { type: 'MoneyDeposited', data: { amount: 40 }, metadata: { ...context, actor: 'ada', reason: 'Transfer' } },
-      ],
-      expectedVersion: 'no-stream',
-    },
-  ]);
-  console.log(`${ada} -> version ${debit?.streamVersion}; ${bob} -> version ${credit?.streamVersion}`);
 
   step('Bad input is refused and changes nothing');
   const before = await store.headPosition();
@@ -137,39 +114,42 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
     () => store.append(ada, [{ type: 'MoneyDeposited', data: { amount: 10n } as never }]),
     () => store.append('', [{ type: 'MoneyDeposited', data: { amount: 10 } }]),
     () => store.append(ada, [{ type: 'MoneyDeposited', data: { amount: 10 } }], { expectedVersion: -3 }),
+    () => accounts.handle(ada, { type: 'Deposit', data: { amount: -5 } }),
   ]) {
     try {
       await bad();
     } catch (error) {
-      console.log(`${(error as AnnalsError).code}: ${(error as Error).message}`);
+      console.log(failure(error));
     }
   }
   console.log(`log head before ${before}, after ${await store.headPosition()}`);
 
-  step(`The history of ${ada}`);
+  step(`The history of ${ada}: who changed what, when and why`);
   const history = await toArray(store.readStream(ada));
+  let balance = 0;
   for (const event of history) {
-    const state = fold(history.filter((e) => e.streamVersion <= event.streamVersion));
+    balance = bankAccount.evolve({ status: 'open', owner: null, balance, overdraftLimit: 0 }, event as never).balance;
     console.log(
-      `v${event.streamVersion}  #${event.position}  ${event.type.padEnd(14)} ${JSON.stringify(event.data).padEnd(16)} by ${String(event.metadata.actor).padEnd(9)} -> balance ${euros(state.balance)}`,
+      `v${event.streamVersion}  #${String(event.position).padEnd(4)} ${event.type.padEnd(16)} by ${String(event.metadata.actor).padEnd(9)} for ${String(event.metadata.reason).padEnd(24)} -> ${euros(balance)}`,
     );
   }
 
   step('Time travel');
-  console.log(`balance now:                     ${euros(fold(history).balance)}`);
-  console.log(`balance as of version 2:         ${euros(fold(history.filter((e) => e.streamVersion <= 2)).balance)}`);
+  const at = async (version: number) => euros((await accounts.load(ada, { version })).state.balance);
+  const versionAt = (pick: (e: RecordedEvent) => boolean) => history.filter(pick).at(-1)?.streamVersion ?? 0;
   const middle = history[Math.floor(history.length / 2)] as RecordedEvent;
-  console.log(
-    `balance as of global position ${middle.position}: ${euros(fold(history.filter((e) => e.position <= middle.position)).balance)}`,
-  );
+  console.log(`balance now:              ${euros((await accounts.load(ada)).state.balance)}`);
+  console.log(`as of version 2:          ${await at(2)}`);
+  console.log(`as of global position ${middle.position}: ${await at(versionAt((e) => e.position <= middle.position))}`);
   const firstTime = (history[0] as RecordedEvent).recordedAt;
-  console.log(
-    `balance as of ${firstTime.toISOString()}: ${euros(fold(history.filter((e) => e.recordedAt <= firstTime)).balance)}`,
-  );
+  console.log(`as of ${firstTime.toISOString()}: ${await at(versionAt((e) => e.recordedAt <= firstTime))}`);
 
-  step('The global log since this run began, category "account"');
-  for await (const event of store.readAll({ after: startedAfter, categories: ['account'] })) {
-    console.log(`#${event.position}  ${event.streamId}@${event.streamVersion}  ${event.type}`);
-  }
+  step('The ledger read model, built from the global log');
+  const ledger = await catchUp(store);
+  for (const id of [ada, bob, eve]) console.log(`${id}: ${euros(ledger.balances.get(id) ?? 0)}`);
+  const supply = [...ledger.balances.values()].reduce((sum, b) => sum + b, 0);
+  console.log(
+    `money in all ${ledger.balances.size} accounts: ${euros(supply)} (only deposits and withdrawals change it)`,
+  );
   console.log(`\nThe log now holds ${await store.headPosition()} events. Run again to add more.`);
 }

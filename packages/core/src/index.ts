@@ -46,8 +46,20 @@ export {
   type ValidationIssue,
 } from './errors.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
+export type { ParkedEvent } from './queries/checkpoints.js';
 export type { Snapshot } from './queries/snapshots.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
+export {
+  type Projection,
+  ProjectionRunner,
+  type ProjectionRunnerOptions,
+  type ProjectionStatus,
+} from './subscriptions/projection-runner.js';
+export {
+  Subscription,
+  type SubscriptionOptions,
+  type SubscriptionStatus,
+} from './subscriptions/subscription.js';
 export { toArray } from './to-array.js';
 export type {
   AppendOptions,

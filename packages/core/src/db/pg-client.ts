@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { QueryOptions, SqlClient, SqlQueryable } from './sql-client.js';
+import type { Listener, QueryOptions, SqlClient, SqlQueryable, SqlSession } from './sql-client.js';
 
 const statementNames = new Map<string, string>();
 
@@ -74,8 +74,88 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
         client.release(broken);
       }
     },
+    listen: (channel, onNotify, onReconnect) => listen(pool, channel, onNotify, onReconnect),
+    async session(): Promise<SqlSession> {
+      const client = await pool.connect();
+      let lose: (error: Error) => void = () => {};
+      const lost = new Promise<Error>((resolve) => {
+        lose = resolve;
+      });
+      const onError = (error: Error) => lose(error);
+      const onEnd = () => lose(new Error('connection ended'));
+      client.on('error', onError);
+      client.on('end', onEnd);
+      return {
+        ...queryable(client),
+        lost,
+        async release(broken = false) {
+          client.removeListener('error', onError);
+          client.removeListener('end', onEnd);
+          client.release(broken ? new Error('released as broken') : undefined);
+        },
+      };
+    },
     async close() {
       if (owned) await pool.end();
+    },
+  };
+}
+
+/**
+ * LISTEN on a connection of its own. When that connection dies (the server ended it, the
+ * network dropped), it is replaced after a backoff of 0.1 s doubling to 5 s, and
+ * `onReconnect` runs so that the caller reads what it may have missed.
+ */
+async function listen(
+  pool: pg.Pool,
+  channel: string,
+  onNotify: (payload: string) => void,
+  onReconnect: () => void,
+): Promise<Listener> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad channel name ${channel}`);
+  let closed = false;
+  let current: pg.PoolClient | undefined;
+
+  const connect = async (): Promise<void> => {
+    for (let attempt = 0; !closed; attempt++) {
+      let client: pg.PoolClient | undefined;
+      try {
+        client = await pool.connect();
+        const mine = client;
+        const lost = () => {
+          if (current !== mine) return;
+          current = undefined;
+          mine.release(new Error('listen connection lost'));
+          if (!closed) void connect().then(() => !closed && onReconnect());
+        };
+        mine.on('error', lost);
+        mine.on('end', lost);
+        mine.on('notification', (message) => {
+          if (message.channel === channel) onNotify(message.payload ?? '');
+        });
+        await mine.query(`listen ${channel}`);
+        current = mine;
+        return;
+      } catch {
+        client?.release(new Error('listen failed'));
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** attempt)));
+      }
+    }
+  };
+
+  await connect();
+  return {
+    async close() {
+      closed = true;
+      const client = current;
+      current = undefined;
+      if (!client) return;
+      try {
+        await client.query(`unlisten ${channel}`);
+        client.release();
+      } catch {
+        client.release(new Error('unlisten failed'));
+      }
     },
   };
 }

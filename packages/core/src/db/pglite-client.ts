@@ -43,6 +43,20 @@ export function createPgliteClient(options: PgliteClientOptions = {}): SqlClient
     query: (text, params) => serialize(() => direct.query(text, params)),
     exec: (script) => serialize(() => direct.exec(script)),
     transaction: (fn) => serialize(() => db.transaction((tx) => fn(queryable(tx)))),
+    // One in-process connection: notifications arrive as the queries that send them finish,
+    // and the connection is never lost.
+    async listen(channel, onNotify) {
+      const unsubscribe = await serialize(() => db.listen(channel, onNotify));
+      return { close: () => serialize(() => unsubscribe()) };
+    },
+    async session() {
+      return {
+        query: (text, params) => serialize(() => direct.query(text, params)),
+        exec: (script) => serialize(() => direct.exec(script)),
+        lost: new Promise<Error>(() => {}),
+        async release() {},
+      };
+    },
     async close() {
       if (owned) await serialize(() => db.close());
     },

@@ -34,11 +34,33 @@ export interface SqlQueryable {
   exec(script: string): Promise<void>;
 }
 
+/** A LISTEN that keeps itself alive; see {@link SqlClient.listen}. */
+export interface Listener {
+  /** Stops listening and releases the connection. */
+  close(): Promise<void>;
+}
+
+/** A connection held for one caller until released (for session locks). */
+export interface SqlSession extends SqlQueryable {
+  /** Resolves when the connection is lost (ended by the server, network...). */
+  readonly lost: Promise<Error>;
+  /** Gives the connection back (or destroys it, when `broken`). */
+  release(broken?: boolean): Promise<void>;
+}
+
 /** A connection (or pool of them) to one PostgreSQL database. */
 export interface SqlClient extends SqlQueryable {
   readonly capabilities: SqlCapabilities;
   /** Runs `fn` in a transaction on one connection: commit when it resolves, roll back when it throws. */
   transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls `onNotify` for each NOTIFY on `channel`. When the connection drops it reconnects
+   * (with backoff) and then calls `onReconnect`, since notifications sent meanwhile are lost:
+   * NOTIFY is only a hint to read sooner.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onReconnect: () => void): Promise<Listener>;
+  /** A connection of its own, held until released: for session-level advisory locks. */
+  session(): Promise<SqlSession>;
   /** Closes connections this client opened (a pool passed in by the caller stays open). */
   close(): Promise<void>;
 }

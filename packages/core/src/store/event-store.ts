@@ -1,4 +1,4 @@
-import { assertMigrated, type MigrateResult, migrate } from '../db/migrate.js';
+import { assertMigrated, type MigrateResult, migrate, notifyChannel } from '../db/migrate.js';
 import type { SqlClient } from '../db/sql-client.js';
 import {
   ConcurrencyError,
@@ -11,12 +11,15 @@ import {
 } from '../errors.js';
 import { resolveStoreOptions, type StoreOptions } from '../options.js';
 import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
+import { listParked, type ParkedEvent, unparkEvent } from '../queries/checkpoints.js';
 import { readLogHolders } from '../queries/log-holders.js';
 import { type ReadAllFilter, readAllPage, readHeadPosition } from '../queries/read-all.js';
 import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
 import { readSnapshot, type Snapshot, writeSnapshot } from '../queries/snapshots.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
+import { type Projection, ProjectionRunner, type ProjectionRunnerOptions } from '../subscriptions/projection-runner.js';
+import { Subscription, type SubscriptionOptions } from '../subscriptions/subscription.js';
 import type {
   AppendOptions,
   AppendResult,
@@ -90,6 +93,7 @@ export class EventStore {
   readonly #closeClient: boolean;
   readonly #batcher: AppendBatcher<AppendResult[]>;
   #closed = false;
+  readonly #running = new Set<{ stop(): Promise<void> }>();
 
   /** @internal Use {@link openEventStore}. */
   constructor(client: SqlClient, options: StoreOptions, closeClient: boolean) {
@@ -266,16 +270,88 @@ export class EventStore {
     return this.#query((db) => readLogHolders(db, this.options.schema));
   }
 
+  /**
+   * Delivers the global log to `options.handler`, a page at a time, from the start, the end
+   * or a stored checkpoint, then live. See {@link Subscription}.
+   *
+   * @example
+   * ```ts
+   * const subscription = store.subscribe({
+   *   name: 'mailer', categories: ['account'],
+   *   handler: async (events) => { for (const e of events) await sendMail(e); },
+   * });
+   * // ...
+   * await subscription.stop();
+   * ```
+   */
+  subscribe(options: SubscriptionOptions): Subscription {
+    this.#assertOpen();
+    return this.#track(new Subscription(this.#host(), options));
+  }
+
+  /**
+   * Runs a projection: read-model writes and checkpoint in one transaction per batch, one
+   * runner at a time across processes. See {@link ProjectionRunner}.
+   */
+  runProjection(projection: Projection, options?: ProjectionRunnerOptions): ProjectionRunner {
+    this.#assertOpen();
+    return this.#track(new ProjectionRunner(this.#host(), projection, options));
+  }
+
+  /** Events the named subscription parked after its retries, oldest first. */
+  parkedEvents(subscription: string): Promise<ParkedEvent[]> {
+    assertStreamId(subscription, 'subscription', 256);
+    return this.#query((db) => listParked(db, this.options.schema, subscription));
+  }
+
+  /**
+   * Delivers the named subscription's parked events to `handler` again, one at a time; each
+   * that succeeds is unparked. Returns how many were replayed and how many failed again.
+   */
+  async replayParked(
+    subscription: string,
+    handler: (event: RecordedEvent) => Promise<void> | void,
+  ): Promise<{ replayed: number; failed: number }> {
+    let replayed = 0;
+    let failed = 0;
+    for (const parked of await this.parkedEvents(subscription)) {
+      const [event] = await this.#query((db) => readAllPage(db, this.options.schema, parked.position - 1, 1));
+      try {
+        if (event) await handler(event);
+        await this.#query((db) => unparkEvent(db, this.options.schema, subscription, parked.position));
+        replayed++;
+      } catch {
+        failed++;
+      }
+    }
+    return { replayed, failed };
+  }
+
+  /** Keeps a subscription or runner so that `close` stops it first. */
+  #track<T extends { stop(): Promise<void>; done: Promise<void> }>(running: T): T {
+    this.#running.add(running);
+    void running.done.finally(() => this.#running.delete(running));
+    return running;
+  }
+
+  #host() {
+    return { client: this.#client, schema: this.options.schema, channel: notifyChannel(this.options.schema) };
+  }
+
   /** Applies pending migrations (safe while other processes run or migrate). */
   migrate(): Promise<MigrateResult> {
     this.#assertOpen();
     return migrate(this.#client, this.options.schema);
   }
 
-  /** Waits for appends in flight, then closes the database client (unless it was borrowed). */
+  /**
+   * Stops its subscriptions and projection runners, waits for appends in flight, then closes
+   * the database client (unless it was borrowed).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.all([...this.#running].map((running) => running.stop()));
     await this.#batcher.drain();
     if (this.#closeClient) await this.#client.close();
   }

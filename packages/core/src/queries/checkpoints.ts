@@ -1,0 +1,100 @@
+/** Checkpoints of subscriptions and projections, and the events subscriptions parked. */
+import type { SqlQueryable } from '../db/sql-client.js';
+
+type Int8 = string | number | bigint;
+
+/** The stored position of `name`, or null when it has none yet. */
+export async function readCheckpoint(db: SqlQueryable, schema: string, name: string): Promise<number | null> {
+  const [row] = await db.query<{ position: Int8 }>(`select position from "${schema}".checkpoints where name = $1`, [
+    name,
+  ]);
+  return row ? Number(row.position) : null;
+}
+
+/** Stores the position of `name` (subscriptions: after the handler ran, at-least-once). */
+export async function writeCheckpoint(db: SqlQueryable, schema: string, name: string, position: number) {
+  await db.query(
+    `insert into "${schema}".checkpoints (name, position) values ($1, $2)
+     on conflict (name) do update set position = excluded.position, updated_at = now()`,
+    [name, position],
+    { prepare: true },
+  );
+}
+
+/**
+ * Locks the checkpoint row of `name` for the rest of the transaction (creating it at 0) and
+ * returns its position. Two runners of one projection serialize here; the second then reads
+ * the position the first committed, so no event is applied twice.
+ */
+export async function lockCheckpoint(tx: SqlQueryable, schema: string, name: string): Promise<number> {
+  await tx.query(`insert into "${schema}".checkpoints (name) values ($1) on conflict (name) do nothing`, [name], {
+    prepare: true,
+  });
+  const [row] = await tx.query<{ position: Int8 }>(
+    `select position from "${schema}".checkpoints where name = $1 for update`,
+    [name],
+    { prepare: true },
+  );
+  return Number(row?.position ?? 0);
+}
+
+export interface ParkedEvent {
+  subscription: string;
+  position: number;
+  eventId: string;
+  attempts: number;
+  error: string;
+  parkedAt: Date;
+}
+
+export async function parkEvent(
+  db: SqlQueryable,
+  schema: string,
+  parked: Omit<ParkedEvent, 'parkedAt'>,
+): Promise<void> {
+  await db.query(
+    `insert into "${schema}".parked_events (subscription, position, event_id, attempts, error)
+     values ($1, $2, $3, $4, $5)
+     on conflict (subscription, position) do update
+       set attempts = parked_events.attempts + excluded.attempts, error = excluded.error, parked_at = now()`,
+    [parked.subscription, parked.position, parked.eventId, parked.attempts, parked.error],
+  );
+}
+
+export async function listParked(db: SqlQueryable, schema: string, subscription: string): Promise<ParkedEvent[]> {
+  const rows = await db.query<{
+    subscription: string;
+    position: Int8;
+    event_id: string;
+    attempts: number;
+    error: string;
+    parked_at: Date;
+  }>(
+    `select subscription, position, event_id, attempts, error, parked_at
+       from "${schema}".parked_events where subscription = $1 order by position`,
+    [subscription],
+  );
+  return rows.map((r) => ({
+    subscription: r.subscription,
+    position: Number(r.position),
+    eventId: r.event_id,
+    attempts: r.attempts,
+    error: r.error,
+    parkedAt: r.parked_at,
+  }));
+}
+
+export async function countParked(db: SqlQueryable, schema: string, subscription: string): Promise<number> {
+  const [row] = await db.query<{ n: Int8 }>(
+    `select count(*) as n from "${schema}".parked_events where subscription = $1`,
+    [subscription],
+  );
+  return Number(row?.n ?? 0);
+}
+
+export async function unparkEvent(db: SqlQueryable, schema: string, subscription: string, position: number) {
+  await db.query(`delete from "${schema}".parked_events where subscription = $1 and position = $2`, [
+    subscription,
+    position,
+  ]);
+}

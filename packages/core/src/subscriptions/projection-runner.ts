@@ -1,0 +1,263 @@
+/**
+ * Projections: read models in PostgreSQL tables, kept exactly in step with the log.
+ *
+ * A batch is one transaction that (1) locks the projection's checkpoint row, (2) reads the
+ * next events after it, (3) runs the handlers, which write the read model through the same
+ * transaction, and (4) moves the checkpoint. It commits whole or not at all, so a crash at any
+ * point neither applies an event twice nor skips one (DESIGN.md invariant 6).
+ *
+ * Leases: one runner per projection does the work at a time, across processes. A runner
+ * holds a session-level advisory lock on a connection of its own; the others poll for it
+ * every `leaseRetryMs`. When the holder's process or connection dies, PostgreSQL releases the
+ * lock and a standby takes over. The lock only saves wasted work: correctness rests on the
+ * checkpoint row lock, which also fences a runner that lost its lease without knowing it.
+ */
+import type { SqlClient, SqlQueryable, SqlSession } from '../db/sql-client.js';
+import { InvalidInputError, toAnnalsError } from '../errors.js';
+import { lockCheckpoint, readCheckpoint } from '../queries/checkpoints.js';
+import { readAllPage, readHeadPosition } from '../queries/read-all.js';
+import type { RecordedEvent } from '../types.js';
+import { assertStreamId } from '../validation.js';
+import { delay, Wakeup } from './wakeup.js';
+
+/** A read model fed by the log; see the module comment. */
+export interface Projection {
+  /** Unique; keys its checkpoint (`projection:<name>`) and its lease. */
+  name: string;
+  /** Only events of streams in these categories. */
+  categories?: string[];
+  /** One handler per event type it reads; each writes through `tx`, the batch's transaction. */
+  handlers: Record<string, (event: RecordedEvent, tx: SqlQueryable) => Promise<void>>;
+  /** Creates its tables (idempotent DDL such as `create table if not exists`), run at start. */
+  setup?: (tx: SqlQueryable) => Promise<void>;
+}
+
+/** Options of {@link EventStore.runProjection}. */
+export interface ProjectionRunnerOptions {
+  /** Events per transaction. @defaultValue 500 */
+  batchSize?: number;
+  /** Longest sleep between reads when no NOTIFY comes. @defaultValue 1000 */
+  pollIntervalMs?: number;
+  /** How often a standby tries to take the lease. @defaultValue 1000 */
+  leaseRetryMs?: number;
+  /** Consecutive failed batches before the runner stops as faulted. @defaultValue 5 */
+  maxFailures?: number;
+}
+
+/** Where a projection is. */
+export interface ProjectionStatus {
+  name: string;
+  state: 'standby' | 'catching-up' | 'live' | 'stopped' | 'faulted';
+  /** Whether this runner holds the lease. */
+  leader: boolean;
+  /** Stored checkpoint. */
+  position: number;
+  head: number;
+  lag: number;
+  lastError: string | undefined;
+}
+
+/** @internal What a runner needs of its store. */
+export interface ProjectionHost {
+  client: SqlClient;
+  schema: string;
+  channel: string;
+}
+
+/** Runs one projection; see the module comment. */
+export class ProjectionRunner {
+  readonly #host: ProjectionHost;
+  readonly #projection: Projection;
+  readonly #checkpoint: string;
+  readonly #options: Required<ProjectionRunnerOptions>;
+  readonly #wakeup = new Wakeup();
+  #state: ProjectionStatus['state'] = 'standby';
+  #leader = false;
+  #position = 0;
+  #lastError: string | undefined;
+  #stopped = false;
+  /** The loop has returned: nothing more will be handled. */
+  #ended = false;
+  #waiters: { position: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  /** Resolves when the runner stopped or faulted. */
+  readonly done: Promise<void>;
+
+  /** @internal Use {@link EventStore.runProjection}. */
+  constructor(host: ProjectionHost, projection: Projection, options: ProjectionRunnerOptions = {}) {
+    assertStreamId(projection?.name, 'name', 200);
+    if (typeof projection.handlers !== 'object' || Object.keys(projection.handlers).length === 0) {
+      throw new InvalidInputError('handlers', 'must handle at least one event type');
+    }
+    this.#host = host;
+    this.#projection = projection;
+    this.#checkpoint = `projection:${projection.name}`;
+    this.#options = {
+      batchSize: options.batchSize ?? 500,
+      pollIntervalMs: options.pollIntervalMs ?? 1000,
+      leaseRetryMs: options.leaseRetryMs ?? 1000,
+      maxFailures: options.maxFailures ?? 5,
+    };
+    for (const [key, value] of Object.entries(this.#options)) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new InvalidInputError(key, 'must be a positive integer');
+    }
+    this.done = this.#run();
+  }
+
+  /** Stops after the batch in hand and gives up the lease. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wakeup.wake();
+    await this.done;
+  }
+
+  /** Resolves once this runner has committed every event up to `position`. */
+  waitFor(position: number): Promise<void> {
+    if (this.#position >= position) return Promise.resolve();
+    if (this.#ended) return Promise.reject(new Error(`projection ${this.#state} at position ${this.#position}`));
+    return new Promise((resolve, reject) => this.#waiters.push({ position, resolve, reject }));
+  }
+
+  async status(): Promise<ProjectionStatus> {
+    const { client, schema } = this.#host;
+    const [head, stored] = await Promise.all([
+      readHeadPosition(client, schema),
+      readCheckpoint(client, schema, this.#checkpoint),
+    ]);
+    const position = stored ?? 0;
+    return {
+      name: this.#projection.name,
+      state: this.#state,
+      leader: this.#leader,
+      position,
+      head,
+      lag: Math.max(0, head - position),
+      lastError: this.#lastError,
+    };
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (!this.#stopped) {
+        const session = await this.#host.client.session();
+        try {
+          if (await this.#takeLease(session)) {
+            this.#leader = true;
+            await this.#lead(session);
+          } else {
+            this.#state = 'standby';
+            await this.#wakeup.sleep(this.#options.leaseRetryMs);
+          }
+        } finally {
+          this.#leader = false;
+          await this.#giveUpLease(session);
+        }
+        if (this.#state === 'faulted') return;
+      }
+      this.#state = 'stopped';
+    } catch (error) {
+      this.#lastError = toAnnalsError(error).message;
+      this.#state = 'faulted';
+    } finally {
+      this.#ended = true;
+      for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`projection ${this.#state}`));
+    }
+  }
+
+  #leaseKeys(): [string, string] {
+    return ['annals.projection', `${this.#host.schema}.${this.#projection.name}`];
+  }
+
+  async #takeLease(session: SqlSession): Promise<boolean> {
+    const [row] = await session.query<{ locked: boolean }>(
+      'select pg_try_advisory_lock(hashtext($1), hashtext($2)) as locked',
+      this.#leaseKeys(),
+    );
+    return row?.locked === true;
+  }
+
+  async #giveUpLease(session: SqlSession): Promise<void> {
+    try {
+      await session.query('select pg_advisory_unlock(hashtext($1), hashtext($2))', this.#leaseKeys());
+      await session.release();
+    } catch {
+      await session.release(true);
+    }
+  }
+
+  /** Runs batches while this runner holds the lease. */
+  async #lead(session: SqlSession): Promise<void> {
+    const { client, channel } = this.#host;
+    let lost = false;
+    void session.lost.then(() => {
+      lost = true;
+      this.#wakeup.wake();
+    });
+    const listener = await client.listen(
+      channel,
+      () => this.#wakeup.wake(),
+      () => this.#wakeup.wake(),
+    );
+    try {
+      const setup = this.#projection.setup;
+      if (setup) await client.transaction((tx) => setup(tx));
+      let failures = 0;
+      while (!this.#stopped && !lost) {
+        this.#wakeup.clear();
+        let count: number;
+        try {
+          count = await this.#batch();
+          failures = 0;
+        } catch (error) {
+          this.#lastError = error instanceof Error ? error.message : String(error);
+          if (++failures >= this.#options.maxFailures) {
+            this.#state = 'faulted';
+            return;
+          }
+          await delay(100 * 2 ** failures);
+          continue;
+        }
+        if (count < this.#options.batchSize) {
+          this.#state = 'live';
+          if (count === 0) await this.#wakeup.sleep(this.#options.pollIntervalMs);
+        } else {
+          this.#state = 'catching-up';
+        }
+      }
+    } finally {
+      await listener.close();
+    }
+  }
+
+  /** One batch in one transaction; returns how many events it applied. */
+  async #batch(): Promise<number> {
+    const { client, schema } = this.#host;
+    const handlers = this.#projection.handlers;
+    const [count, last] = await client.transaction(async (tx) => {
+      const position = await lockCheckpoint(tx, schema, this.#checkpoint);
+      // Read first: every event up to this head is visible to the page read below.
+      const head = await readHeadPosition(tx, schema);
+      const events = await readAllPage(tx, schema, position, this.#options.batchSize, {
+        categories: this.#projection.categories,
+        eventTypes: Object.keys(handlers),
+      });
+      for (const event of events) await (handlers[event.type] as Projection['handlers'][string])(event, tx);
+      // A short page saw every matching event up to the head: the events between that it
+      // skipped by filter need no second look, so the checkpoint moves to the head.
+      const end = Math.max(events.at(-1)?.position ?? position, events.length < this.#options.batchSize ? head : 0);
+      if (end > position) {
+        await tx.query(
+          `update "${schema}".checkpoints set position = $2, updated_at = now() where name = $1 and position = $3`,
+          [this.#checkpoint, end, position],
+        );
+      }
+      return [events.length, end] as const;
+    });
+    this.#position = last;
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (waiter.position > last) return true;
+      waiter.resolve();
+      return false;
+    });
+    return count;
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * Subscriptions: deliver the global log to a handler, from a checkpoint, then live.
+ *
+ * The loop (one per subscription):
+ * 1. Read a page of at most `batchSize` events after the position (filtered by category and
+ *    event type, through their indexes). The log only ever grows as a gap-free prefix, so
+ *    "after the position" never skips an event, and there is no seam between catching up
+ *    and live: both are this same read.
+ * 2. A page: hand it to the handler and wait for it (a slow handler slows the loop, memory
+ *    stays one page). On failure retry with backoff; when retries run out, try its events one
+ *    by one and park each that still fails (stored with its error), or stop, by policy. Then
+ *    move the position past the page and, for a named subscription, store it (at-least-once:
+ *    a crash before that store delivers the page again).
+ * 3. No page: sleep until an append's NOTIFY wakes us, or `pollIntervalMs` passes. NOTIFY is
+ *    only a hint: polling alone is correct, and after a lost LISTEN connection is replaced the
+ *    loop reads at once.
+ */
+import type { SqlClient } from '../db/sql-client.js';
+import { InvalidInputError, toAnnalsError } from '../errors.js';
+import { countParked, parkEvent, readCheckpoint, writeCheckpoint } from '../queries/checkpoints.js';
+import { readAllPage, readHeadPosition } from '../queries/read-all.js';
+import type { RecordedEvent } from '../types.js';
+import { assertStreamId } from '../validation.js';
+import { delay, Wakeup } from './wakeup.js';
+
+/** Options of {@link EventStore.subscribe}. */
+export interface SubscriptionOptions {
+  /**
+   * Makes the subscription durable: its position and parked events are stored under this
+   * name, and a subscription opened again with it resumes where it stopped.
+   */
+  name?: string;
+  /** Where to begin without a stored position: the start, the end, or after a position. @defaultValue `'start'` */
+  from?: 'start' | 'end' | { after: number };
+  categories?: string[];
+  eventTypes?: string[];
+  /** Receives each page in log order; the next page waits for it. */
+  handler: (events: RecordedEvent[]) => Promise<void> | void;
+  /** @defaultValue 100 */
+  batchSize?: number;
+  /** Longest sleep between reads when no NOTIFY comes. @defaultValue 1000 */
+  pollIntervalMs?: number;
+  /** Attempts per page (and per event when isolating a failure), and the first backoff. */
+  retry?: { attempts?: number; backoffMs?: number };
+  /** What an event that keeps failing does: parked (needs a `name`), or the subscription stops. @defaultValue `'park'` when named, else `'stop'` */
+  onFailure?: 'park' | 'stop';
+}
+
+/** Where a subscription is. */
+export interface SubscriptionStatus {
+  name: string | undefined;
+  state: 'starting' | 'catching-up' | 'live' | 'stopped' | 'faulted';
+  /** Last position handled. */
+  position: number;
+  /** Last position in the log. */
+  head: number;
+  /** Events between the two (all categories). */
+  lag: number;
+  lastError: string | undefined;
+  parked: number;
+}
+
+/** @internal What a subscription needs of its store. */
+export interface SubscriptionHost {
+  client: SqlClient;
+  schema: string;
+  channel: string;
+}
+
+/** A running subscription; see the module comment. */
+export class Subscription {
+  readonly #host: SubscriptionHost;
+  readonly #options: Required<Pick<SubscriptionOptions, 'batchSize' | 'pollIntervalMs' | 'onFailure'>> &
+    SubscriptionOptions;
+  readonly #attempts: number;
+  readonly #backoffMs: number;
+  readonly #wakeup = new Wakeup();
+  #state: SubscriptionStatus['state'] = 'starting';
+  #position = 0;
+  #lastError: string | undefined;
+  #stopped = false;
+  /** The loop has returned: nothing more will be handled. */
+  #ended = false;
+  #waiters: { position: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  /** Resolves when the subscription stopped, or faulted. */
+  readonly done: Promise<void>;
+
+  /** @internal Use {@link EventStore.subscribe}. */
+  constructor(host: SubscriptionHost, options: SubscriptionOptions) {
+    if (typeof options?.handler !== 'function') throw new InvalidInputError('handler', 'must be a function');
+    if (options.name !== undefined) assertStreamId(options.name, 'name', 256);
+    const batchSize = positive(options.batchSize ?? 100, 'batchSize');
+    const pollIntervalMs = positive(options.pollIntervalMs ?? 1000, 'pollIntervalMs');
+    this.#attempts = positive(options.retry?.attempts ?? 3, 'retry.attempts');
+    this.#backoffMs = positive(options.retry?.backoffMs ?? 100, 'retry.backoffMs');
+    const onFailure = options.onFailure ?? (options.name ? 'park' : 'stop');
+    if (onFailure === 'park' && !options.name) throw new InvalidInputError('onFailure', 'parking needs a name');
+    this.#host = host;
+    this.#options = { ...options, batchSize, pollIntervalMs, onFailure };
+    this.done = this.#run();
+  }
+
+  /** Stops after the page in hand; resolves once stopped. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wakeup.wake();
+    await this.done;
+  }
+
+  /** Resolves once every event up to `position` was handled (rejects if the subscription faults). */
+  waitFor(position: number): Promise<void> {
+    if (this.#position >= position) return Promise.resolve();
+    if (this.#ended) return Promise.reject(new Error(`subscription ${this.#state} at position ${this.#position}`));
+    return new Promise((resolve, reject) => this.#waiters.push({ position, resolve, reject }));
+  }
+
+  async status(): Promise<SubscriptionStatus> {
+    const { client, schema } = this.#host;
+    const head = await readHeadPosition(client, schema);
+    const name = this.#options.name;
+    return {
+      name,
+      state: this.#state,
+      position: this.#position,
+      head,
+      lag: Math.max(0, head - this.#position),
+      lastError: this.#lastError,
+      parked: name ? await countParked(client, schema, name) : 0,
+    };
+  }
+
+  async #run(): Promise<void> {
+    const { client, schema, channel } = this.#host;
+    const options = this.#options;
+    const filter = { categories: options.categories, eventTypes: options.eventTypes };
+    const filtered = filter.categories !== undefined || filter.eventTypes !== undefined;
+    const listener = await client.listen(
+      channel,
+      () => this.#wakeup.wake(),
+      () => this.#wakeup.wake(),
+    );
+    try {
+      this.#settle(await this.#startPosition());
+      while (!this.#stopped) {
+        this.#wakeup.clear();
+        // With a filter, read the head first: a short page then covers every event up to it.
+        const head = filtered ? await readHeadPosition(client, schema) : 0;
+        const page = await readAllPage(client, schema, this.#position, options.batchSize, filter);
+        if (page.length === 0) {
+          if (head > this.#position) await this.#moveTo(head);
+          this.#state = 'live';
+          await this.#wakeup.sleep(options.pollIntervalMs);
+          continue;
+        }
+        this.#state = page.length < options.batchSize ? 'live' : 'catching-up';
+        const outcome = await this.#deliver(page);
+        if (outcome === 'interrupted') break;
+        if (outcome === 'failed') {
+          this.#fault();
+          return;
+        }
+        const last = (page.at(-1) as RecordedEvent).position;
+        await this.#moveTo(page.length < options.batchSize ? Math.max(last, head) : last);
+      }
+      this.#state = 'stopped';
+    } catch (error) {
+      this.#lastError = toAnnalsError(error).message;
+      this.#fault();
+    } finally {
+      this.#ended = true;
+      await listener.close();
+      for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`subscription ${this.#state}`));
+    }
+  }
+
+  async #startPosition(): Promise<number> {
+    const { client, schema } = this.#host;
+    const stored = this.#options.name ? await readCheckpoint(client, schema, this.#options.name) : null;
+    if (stored !== null) return stored;
+    const from = this.#options.from ?? 'start';
+    if (from === 'start') return 0;
+    if (from === 'end') return readHeadPosition(client, schema);
+    return from.after;
+  }
+
+  /**
+   * Hands a page over. 'failed': an event keeps failing and the policy is to stop;
+   * 'interrupted': stopped while retrying (the page counts as not delivered).
+   */
+  async #deliver(page: RecordedEvent[]): Promise<'delivered' | 'failed' | 'interrupted'> {
+    const attempt = await this.#attempt(page);
+    if (attempt !== 'failed') return attempt;
+    if (page.length > 1) {
+      // Find the events at fault: deliver one by one, park what still fails.
+      for (const event of page) {
+        const outcome = await this.#deliver([event]);
+        if (outcome !== 'delivered') return outcome;
+        await this.#moveTo(event.position);
+      }
+      return 'delivered';
+    }
+    const event = page[0] as RecordedEvent;
+    if (this.#options.onFailure === 'stop') return 'failed';
+    await parkEvent(this.#host.client, this.#host.schema, {
+      subscription: this.#options.name as string,
+      position: event.position,
+      eventId: event.id,
+      attempts: this.#attempts,
+      error: this.#lastError ?? 'unknown error',
+    });
+    return 'delivered';
+  }
+
+  async #attempt(events: RecordedEvent[]): Promise<'delivered' | 'failed' | 'interrupted'> {
+    for (let attempt = 0; attempt < this.#attempts; attempt++) {
+      if (this.#stopped) return 'interrupted';
+      try {
+        await this.#options.handler(events);
+        return 'delivered';
+      } catch (error) {
+        this.#lastError = error instanceof Error ? error.message : String(error);
+        if (attempt + 1 < this.#attempts) await delay(this.#backoffMs * 2 ** attempt);
+      }
+    }
+    return 'failed';
+  }
+
+  async #moveTo(position: number): Promise<void> {
+    const { client, schema } = this.#host;
+    if (this.#options.name) await writeCheckpoint(client, schema, this.#options.name, position);
+    this.#settle(position);
+  }
+
+  /** Takes `position` as handled and wakes whoever waits for it. */
+  #settle(position: number): void {
+    this.#position = position;
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (waiter.position > position) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+
+  #fault(): void {
+    this.#state = 'faulted';
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`subscription faulted: ${this.#lastError}`));
+  }
+}
+
+function positive(value: number, field: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidInputError(field, 'must be a positive integer');
+  return value;
+}

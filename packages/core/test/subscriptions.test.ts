@@ -1,0 +1,185 @@
+/** Subscriptions on every backend: catch-up then live, filters, backpressure, checkpoints, parking. */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { EventStore, RecordedEvent, Subscription } from '../src/index.js';
+import { backends, databaseUrl, openTestStore, rawConnection, sleep, type TestStore } from './support/backends.js';
+
+const events = (n: number, type = 'E') => Array.from({ length: n }, (_, i) => ({ type, data: { i } }));
+
+describe.each(backends)('subscriptions on $name', (backend) => {
+  let t: TestStore & { cleanup: () => Promise<void> };
+  let store: EventStore;
+  const running: Subscription[] = [];
+  beforeEach(async () => {
+    t = await openTestStore(backend);
+    store = t.store;
+  });
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((s) => s.stop()));
+    await t.cleanup();
+  });
+  const subscribe = (options: Parameters<EventStore['subscribe']>[0]) => {
+    const subscription = store.subscribe(options);
+    running.push(subscription);
+    return subscription;
+  };
+
+  it('catches up from the start, then delivers new events live, each once and in order', async () => {
+    await store.append('a-1', events(250));
+    const seen: number[] = [];
+    const subscription = subscribe({
+      batchSize: 100,
+      pollIntervalMs: 60_000,
+      handler: (page) => {
+        seen.push(...page.map((e) => e.position));
+      },
+    });
+    await subscription.waitFor(250);
+    await store.append('a-2', events(5));
+    await store.append('a-3', events(5));
+    // Live: woken by NOTIFY, not the (one-minute) poll.
+    await subscription.waitFor(260);
+    expect(seen).toEqual(Array.from({ length: 260 }, (_, i) => i + 1));
+    expect((await subscription.status()).state).toBe('live');
+  });
+
+  it('starts at the end or after a position, and filters by category and event type', async () => {
+    await store.append('order-1', events(3, 'Placed'));
+    await store.append('account-1', events(3, 'Opened'));
+    const fromEnd: RecordedEvent[] = [];
+    const accounts: RecordedEvent[] = [];
+    const tail = subscribe({ from: 'end', handler: (page) => void fromEnd.push(...page) });
+    const filtered = subscribe({
+      from: { after: 1 },
+      categories: ['account', 'order'],
+      eventTypes: ['Placed', 'Shipped'],
+      handler: (page) => void accounts.push(...page),
+    });
+    await tail.waitFor(6);
+    await store.append('order-2', [{ type: 'Shipped', data: {} }]);
+    await store.append('account-2', [{ type: 'Opened', data: {} }]);
+    await Promise.all([tail.waitFor(8), filtered.waitFor(8)]);
+    expect(fromEnd.map((e) => e.position)).toEqual([7, 8]);
+    expect(accounts.map((e) => [e.position, e.type])).toEqual([
+      [2, 'Placed'],
+      [3, 'Placed'],
+      [7, 'Shipped'],
+    ]);
+  });
+
+  it('waits for a slow handler: pages never overlap and never exceed the batch size', async () => {
+    await store.append('s-1', events(95));
+    let inHandler = 0;
+    let maxInHandler = 0;
+    const sizes: number[] = [];
+    const subscription = subscribe({
+      batchSize: 10,
+      handler: async (page) => {
+        inHandler++;
+        maxInHandler = Math.max(maxInHandler, inHandler);
+        sizes.push(page.length);
+        await sleep(5);
+        inHandler--;
+      },
+    });
+    await subscription.waitFor(95);
+    expect(maxInHandler).toBe(1);
+    expect(Math.max(...sizes)).toBe(10);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(95);
+  });
+
+  it('resumes a named subscription from its stored checkpoint', async () => {
+    await store.append('s-1', events(10));
+    const first: number[] = [];
+    const one = subscribe({ name: 'resumer', handler: (page) => void first.push(...page.map((e) => e.position)) });
+    await one.waitFor(10);
+    await one.stop();
+    await store.append('s-1', events(5));
+    const second: number[] = [];
+    const two = subscribe({ name: 'resumer', handler: (page) => void second.push(...page.map((e) => e.position)) });
+    await two.waitFor(15);
+    expect(first).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    expect(second).toEqual([11, 12, 13, 14, 15]);
+  });
+
+  it('retries, then parks an event that keeps failing and goes on; parked events can be replayed', async () => {
+    await store.append('p-1', events(6));
+    const delivered: number[] = [];
+    let calls = 0;
+    const subscription = subscribe({
+      name: 'parker',
+      retry: { attempts: 3, backoffMs: 1 },
+      handler: (page) => {
+        calls++;
+        if (page.some((e) => e.position === 4)) throw new Error('cannot handle 4');
+        delivered.push(...page.map((e) => e.position));
+      },
+    });
+    await subscription.waitFor(6);
+    expect(delivered).toEqual([1, 2, 3, 5, 6]);
+    expect(calls).toBeGreaterThanOrEqual(6);
+    const parked = await store.parkedEvents('parker');
+    expect(parked).toMatchObject([{ position: 4, attempts: 3, error: 'cannot handle 4' }]);
+    const status = await subscription.status();
+    expect(status).toMatchObject({ position: 6, lag: 0, parked: 1, lastError: 'cannot handle 4' });
+
+    const replayedEvents: number[] = [];
+    expect(await store.replayParked('parker', (e) => void replayedEvents.push(e.position))).toEqual({
+      replayed: 1,
+      failed: 0,
+    });
+    expect(replayedEvents).toEqual([4]);
+    expect(await store.parkedEvents('parker')).toEqual([]);
+  });
+
+  it('stops as faulted when told not to park, without moving past the failing event', async () => {
+    await store.append('f-1', events(3));
+    const subscription = subscribe({
+      name: 'stopper',
+      onFailure: 'stop',
+      retry: { attempts: 2, backoffMs: 1 },
+      handler: (page) => {
+        if (page.some((e) => e.position === 2)) throw new Error('boom');
+      },
+    });
+    await subscription.done;
+    expect(await subscription.status()).toMatchObject({ state: 'faulted', position: 1, lastError: 'boom' });
+    await expect(subscription.waitFor(3)).rejects.toThrow();
+  });
+
+  it('refuses bad options', () => {
+    expect(() => store.subscribe({ handler: 'x' as never })).toThrow(/handler/);
+    expect(() => store.subscribe({ handler: () => {}, batchSize: 0 })).toThrow(/batchSize/);
+    expect(() => store.subscribe({ handler: () => {}, onFailure: 'park' })).toThrow(/name/);
+    expect(() => store.subscribe({ handler: () => {}, name: '' })).toThrow(/name/);
+  });
+});
+
+describe.skipIf(!databaseUrl)('subscriptions on PostgreSQL, when the LISTEN connection is killed', () => {
+  it('reconnects and keeps delivering, with polling far away', async () => {
+    const { postgresBackend } = await import('./support/backends.js');
+    const t = await openTestStore(postgresBackend);
+    const seen: number[] = [];
+    const subscription = t.store.subscribe({
+      pollIntervalMs: 120_000,
+      handler: (p) => void seen.push(...p.map((e) => e.position)),
+    });
+    try {
+      await t.store.append('l-1', events(1));
+      await subscription.waitFor(1);
+      const admin = await rawConnection();
+      const { rows } = await admin.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity where query = $1 and pid <> pg_backend_pid()`,
+        [`listen ${t.schema}_events`],
+      );
+      await admin.end();
+      expect(rows.length).toBeGreaterThan(0);
+      await sleep(500);
+      await t.store.append('l-1', events(1));
+      await subscription.waitFor(2);
+      expect(seen).toEqual([1, 2]);
+    } finally {
+      await subscription.stop();
+      await t.cleanup();
+    }
+  });
+});

@@ -56,7 +56,13 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
     ...queryable(pool),
     async transaction(fn) {
       const client = await pool.connect();
+      // A connection that dies between two statements emits 'error' on the client, which
+      // would crash the process without a listener; the next statement fails anyway.
       let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+      };
+      client.on('error', onError);
       try {
         await client.query('begin');
         const result = await fn(queryable(client));
@@ -66,10 +72,11 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
         try {
           await client.query('rollback');
         } catch (rollbackError) {
-          broken = rollbackError as Error;
+          broken ??= rollbackError as Error;
         }
         throw error;
       } finally {
+        client.removeListener('error', onError);
         // A connection whose rollback failed is in an unknown state: destroy it.
         client.release(broken);
       }

@@ -1,0 +1,187 @@
+/**
+ * Projections (invariant 6): read-model writes and checkpoint commit together, so counts stay
+ * exact under concurrent writers, crashes mid-batch and failover between runners.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createPostgresClient,
+  type EventStore,
+  openEventStore,
+  type Projection,
+  type ProjectionRunner,
+  type SqlQueryable,
+} from '../src/index.js';
+import {
+  backends,
+  databaseUrl,
+  openTestStore,
+  postgresBackend,
+  rawConnection,
+  sleep,
+  type TestStore,
+} from './support/backends.js';
+
+/** Counts deposits per account and in total, in a table of the test's schema. */
+function countingProjection(schema: string, options: { failAt?: () => number | undefined } = {}): Projection {
+  const add = async (tx: SqlQueryable, account: string, amount: number) => {
+    await tx.query(
+      `insert into "${schema}".rm_balances (account, deposits, total) values ($1, 1, $2)
+       on conflict (account) do update set deposits = rm_balances.deposits + 1, total = rm_balances.total + $2`,
+      [account, amount],
+    );
+  };
+  return {
+    name: 'balances',
+    categories: ['account'],
+    setup: (tx) =>
+      tx.exec(`create table if not exists "${schema}".rm_balances (
+        account text primary key, deposits bigint not null, total bigint not null)`),
+    handlers: {
+      Deposited: async (event, tx) => {
+        await add(tx, event.streamId, Number((event.data as { amount: number }).amount));
+        if (options.failAt?.() === event.position) throw new Error(`crash at ${event.position}`);
+      },
+    },
+  };
+}
+
+async function readModel(client: SqlQueryable, schema: string) {
+  const [row] = await client.query<{ deposits: string | null; total: string | null; accounts: string }>(
+    `select sum(deposits) as deposits, sum(total) as total, count(*) as accounts from "${schema}".rm_balances`,
+  );
+  return { deposits: Number(row?.deposits ?? 0), total: Number(row?.total ?? 0), accounts: Number(row?.accounts) };
+}
+
+const deposits = (n: number, amount = 1) => Array.from({ length: n }, () => ({ type: 'Deposited', data: { amount } }));
+
+describe.each(backends)('projections on $name', (backend) => {
+  let t: TestStore & { cleanup: () => Promise<void> };
+  let store: EventStore;
+  const runners: ProjectionRunner[] = [];
+  beforeEach(async () => {
+    t = await openTestStore(backend);
+    store = t.store;
+  });
+  afterEach(async () => {
+    await Promise.all(runners.splice(0).map((r) => r.stop()));
+    await t.cleanup();
+  });
+  const run = (projection: Projection, options?: Parameters<EventStore['runProjection']>[1]) => {
+    const runner = store.runProjection(projection, options);
+    runners.push(runner);
+    return runner;
+  };
+
+  it('builds a table from the log, catches up, follows live, and skips other categories and types', async () => {
+    await store.append('account-1', deposits(30, 2));
+    await store.append('order-1', deposits(5));
+    await store.append('account-2', [{ type: 'Opened', data: {} }]);
+    const runner = run(countingProjection(t.schema), { batchSize: 7, pollIntervalMs: 60_000 });
+    await runner.waitFor(await store.headPosition());
+    await store.append('account-2', deposits(3, 10));
+    await runner.waitFor(await store.headPosition());
+    expect(await readModel(t.client, t.schema)).toEqual({ deposits: 33, total: 90, accounts: 2 });
+    expect(await runner.status()).toMatchObject({ name: 'balances', leader: true, position: 39, head: 39, lag: 0 });
+  });
+
+  it('rolls back a batch that fails midway: after recovery every event is applied exactly once', async () => {
+    await store.append('account-1', deposits(20));
+    let crashAt: number | undefined = 15;
+    const runner = run(countingProjection(t.schema, { failAt: () => crashAt }), { batchSize: 10 });
+    // The batch 11..20 fails at 15 (after writing 11..15), is rolled back and retried.
+    await sleep(300);
+    expect((await runner.status()).lastError).toBe('crash at 15');
+    expect(await readModel(t.client, t.schema)).toMatchObject({ deposits: 10 });
+    crashAt = undefined;
+    await runner.waitFor(20);
+    expect(await readModel(t.client, t.schema)).toMatchObject({ deposits: 20, total: 20 });
+  });
+
+  it('stops as faulted after too many failures in a row', async () => {
+    await store.append('account-1', deposits(3));
+    const runner = run(countingProjection(t.schema, { failAt: () => 2 }), { maxFailures: 2 });
+    await runner.done;
+    expect(await runner.status()).toMatchObject({ state: 'faulted', position: 0, lastError: 'crash at 2' });
+  });
+});
+
+describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and failover', () => {
+  let t: TestStore & { cleanup: () => Promise<void> };
+  const stores: EventStore[] = [];
+  beforeEach(async () => {
+    t = await openTestStore(postgresBackend);
+  });
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await t.cleanup();
+  });
+  /** A store of its own, as another process would have. */
+  const process = async (applicationName: string) => {
+    const s = await openEventStore({
+      client: createPostgresClient({ connectionString: databaseUrl as string, applicationName }),
+      schema: t.schema,
+    });
+    stores.push(s);
+    return s;
+  };
+
+  it('counts exactly 100k events appended by concurrent writers while it runs', async () => {
+    const runnerProcess = await process('annals_projection_a');
+    const runner = runnerProcess.runProjection(countingProjection(t.schema), { batchSize: 1000 });
+    const writers = await Promise.all([1, 2, 3, 4].map((i) => process(`annals_writer_${i}`)));
+    await Promise.all(
+      writers.map(async (writer, w) => {
+        for (let i = 0; i < 250; i++) {
+          await writer.append(`account-${w}-${i % 20}`, deposits(100, 1 + (i % 3)));
+        }
+      }),
+    );
+    await runner.waitFor(100_000);
+    const model = await readModel(t.client, t.schema);
+    let total = 0;
+    for (let i = 0; i < 250; i++) total += 4 * 100 * (1 + (i % 3));
+    expect(model).toEqual({ deposits: 100_000, total, accounts: 80 });
+  });
+
+  it('loses nothing and doubles nothing when its connections are killed mid-batch', async () => {
+    const a = await process('annals_projection_kill');
+    await t.store.append('account-1', deposits(5000));
+    let slow = true;
+    const projection = countingProjection(t.schema);
+    const deposited = projection.handlers.Deposited as NonNullable<Projection['handlers'][string]>;
+    projection.handlers.Deposited = async (event, tx) => {
+      await deposited(event, tx);
+      if (slow && event.position % 500 === 0) await sleep(50);
+    };
+    const runner = a.runProjection(projection, { batchSize: 1000, leaseRetryMs: 100 });
+    await sleep(150);
+    // Kill every backend of that process: the open batch transaction and the lease with it.
+    const admin = await rawConnection();
+    await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1`, [
+      'annals_projection_kill',
+    ]);
+    await admin.end();
+    slow = false;
+    await runner.waitFor(5000);
+    expect(await readModel(t.client, t.schema)).toMatchObject({ deposits: 5000, total: 5000 });
+  });
+
+  it('runs on one of two processes at a time, and the other takes over within seconds when it stops', async () => {
+    const [a, b] = [await process('annals_runner_a'), await process('annals_runner_b')];
+    await t.store.append('account-1', deposits(100));
+    const first = a.runProjection(countingProjection(t.schema), { leaseRetryMs: 200, pollIntervalMs: 200 });
+    await first.waitFor(100);
+    const second = b.runProjection(countingProjection(t.schema), { leaseRetryMs: 200, pollIntervalMs: 200 });
+    await sleep(500);
+    expect((await first.status()).leader).toBe(true);
+    expect(await second.status()).toMatchObject({ leader: false, state: 'standby' });
+
+    await first.stop();
+    await t.store.append('account-2', deposits(50));
+    const started = Date.now();
+    await second.waitFor(150);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((await second.status()).leader).toBe(true);
+    expect(await readModel(t.client, t.schema)).toMatchObject({ deposits: 150, accounts: 2 });
+  });
+});

@@ -46,7 +46,7 @@ export {
   type ValidationIssue,
 } from './errors.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
-export type { ParkedEvent } from './queries/checkpoints.js';
+export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
 export type { Snapshot } from './queries/snapshots.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
 export {

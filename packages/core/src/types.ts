@@ -119,6 +119,8 @@ export interface ReadAllOptions {
   categories?: string[];
   /** Only events of these types. */
   eventTypes?: string[];
+  /** Only events of these streams (for one stream, `readStream` is faster). */
+  streamIds?: string[];
   /** Most events to return in all. Defaults to no limit. */
   limit?: number;
   /** Rows fetched per round trip. Defaults to the store's `pageSize`. */

@@ -148,8 +148,9 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
     await t.store.append('account-1', deposits(5000));
     let slow = true;
     const projection = countingProjection(t.schema);
-    const deposited = projection.handlers.Deposited as NonNullable<Projection['handlers'][string]>;
-    projection.handlers.Deposited = async (event, tx) => {
+    const handlers = projection.handlers as NonNullable<Projection['handlers']>;
+    const deposited = handlers.Deposited as NonNullable<(typeof handlers)[string]>;
+    handlers.Deposited = async (event, tx) => {
       await deposited(event, tx);
       if (slow && event.position % 500 === 0) await sleep(50);
     };

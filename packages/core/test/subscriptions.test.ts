@@ -48,6 +48,11 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     const fromEnd: RecordedEvent[] = [];
     const accounts: RecordedEvent[] = [];
     const tail = subscribe({ from: 'end', handler: (page) => void fromEnd.push(...page) });
+    const oneStream: number[] = [];
+    const byStream = subscribe({
+      streamIds: ['order-2'],
+      handler: (page) => void oneStream.push(...page.map((e) => e.position)),
+    });
     const filtered = subscribe({
       from: { after: 1 },
       categories: ['account', 'order'],
@@ -57,7 +62,8 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     await tail.waitFor(6);
     await store.append('order-2', [{ type: 'Shipped', data: {} }]);
     await store.append('account-2', [{ type: 'Opened', data: {} }]);
-    await Promise.all([tail.waitFor(8), filtered.waitFor(8)]);
+    await Promise.all([tail.waitFor(8), filtered.waitFor(8), byStream.waitFor(8)]);
+    expect(oneStream).toEqual([7]);
     expect(fromEnd.map((e) => e.position)).toEqual([7, 8]);
     expect(accounts.map((e) => [e.position, e.type])).toEqual([
       [2, 'Placed'],
@@ -121,6 +127,12 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     expect(parked).toMatchObject([{ position: 4, attempts: 3, error: 'cannot handle 4' }]);
     const status = await subscription.status();
     expect(status).toMatchObject({ position: 6, lag: 0, parked: 1, lastError: 'cannot handle 4' });
+    await subscription.stop();
+    await store.append('p-2', events(2));
+    const [stored] = await store.checkpoints();
+    expect(stored).toMatchObject({ name: 'parker', position: 6, lag: 2, parked: 1 });
+    expect(stored?.lagSeconds).toBeGreaterThanOrEqual(0);
+    expect(stored?.lagSeconds).toBeLessThan(60);
 
     const replayedEvents: number[] = [];
     expect(await store.replayParked('parker', (e) => void replayedEvents.push(e.position))).toEqual({
@@ -151,6 +163,8 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     expect(() => store.subscribe({ handler: () => {}, batchSize: 0 })).toThrow(/batchSize/);
     expect(() => store.subscribe({ handler: () => {}, onFailure: 'park' })).toThrow(/name/);
     expect(() => store.subscribe({ handler: () => {}, name: '' })).toThrow(/name/);
+    expect(() => store.subscribe({ handler: () => {}, categories: [] })).toThrow(/categories/);
+    expect(() => store.subscribe({ handler: () => {}, streamIds: [''] })).toThrow(/streamIds/);
   });
 });
 

@@ -98,3 +98,43 @@ export async function unparkEvent(db: SqlQueryable, schema: string, subscription
     position,
   ]);
 }
+
+/** A stored checkpoint with how far behind the log it is. */
+export interface CheckpointStatus {
+  name: string;
+  position: number;
+  updatedAt: Date;
+  /** Events in the log after it. */
+  lag: number;
+  /** Age of the oldest event after it (0 when caught up). */
+  lagSeconds: number;
+  parked: number;
+}
+
+/** Every stored checkpoint, with its lag: one query. */
+export async function readCheckpointStatuses(db: SqlQueryable, schema: string): Promise<CheckpointStatus[]> {
+  const rows = await db.query<{
+    name: string;
+    position: Int8;
+    updated_at: Date;
+    head: Int8 | null;
+    oldest: Date | null;
+    parked: Int8;
+  }>(
+    `select c.name, c.position, c.updated_at,
+            (select max(position) from "${schema}".events) as head,
+            (select recorded_at from "${schema}".events e where e.position = c.position + 1) as oldest,
+            (select count(*) from "${schema}".parked_events p where p.subscription = c.name) as parked
+       from "${schema}".checkpoints c
+      order by c.name`,
+  );
+  const now = Date.now();
+  return rows.map((r) => ({
+    name: r.name,
+    position: Number(r.position),
+    updatedAt: r.updated_at,
+    lag: Math.max(0, Number(r.head ?? 0) - Number(r.position)),
+    lagSeconds: r.oldest ? Math.max(0, (now - r.oldest.getTime()) / 1000) : 0,
+    parked: Number(r.parked),
+  }));
+}

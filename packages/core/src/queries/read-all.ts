@@ -11,6 +11,8 @@ import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
 export interface ReadAllFilter {
   categories?: readonly string[] | undefined;
   eventTypes?: readonly string[] | undefined;
+  /** Exact stream ids: filtered along the position order (no index of its own). */
+  streamIds?: readonly string[] | undefined;
 }
 
 /** Up to `limit` events with position > `after`, in position order, matching `filter`. */
@@ -30,6 +32,10 @@ export async function readAllPage(
   if (filter.eventTypes) {
     params.push(filter.eventTypes);
     where.push(`event_type = any($${params.length}::text[])`);
+  }
+  if (filter.streamIds) {
+    params.push(filter.streamIds);
+    where.push(`stream_id = any($${params.length}::text[])`);
   }
   const rows = await db.query<EventRow>(
     `select ${eventColumns} from "${schema}".events

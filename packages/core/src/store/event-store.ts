@@ -11,7 +11,13 @@ import {
 } from '../errors.js';
 import { resolveStoreOptions, type StoreOptions } from '../options.js';
 import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
-import { listParked, type ParkedEvent, unparkEvent } from '../queries/checkpoints.js';
+import {
+  type CheckpointStatus,
+  listParked,
+  type ParkedEvent,
+  readCheckpointStatuses,
+  unparkEvent,
+} from '../queries/checkpoints.js';
 import { readLogHolders } from '../queries/log-holders.js';
 import { type ReadAllFilter, readAllPage, readHeadPosition } from '../queries/read-all.js';
 import { readEventById } from '../queries/read-event.js';
@@ -192,6 +198,7 @@ export class EventStore {
     const filter: ReadAllFilter = {
       categories: this.#nameList(options.categories, 'categories'),
       eventTypes: this.#nameList(options.eventTypes, 'eventTypes'),
+      streamIds: this.#nameList(options.streamIds, 'streamIds'),
     };
     return {
       [Symbol.asyncIterator]: () =>
@@ -296,6 +303,15 @@ export class EventStore {
   runProjection(projection: Projection, options?: ProjectionRunnerOptions): ProjectionRunner {
     this.#assertOpen();
     return this.#track(new ProjectionRunner(this.#host(), projection, options));
+  }
+
+  /**
+   * Every durable subscription's and projection's stored position, with its lag in events and
+   * seconds and its parked events; for the running state of one in this process, ask its
+   * `status()`.
+   */
+  checkpoints(): Promise<CheckpointStatus[]> {
+    return this.#query((db) => readCheckpointStatuses(db, this.options.schema));
   }
 
   /** Events the named subscription parked after its retries, oldest first. */

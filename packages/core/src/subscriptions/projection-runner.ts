@@ -26,8 +26,15 @@ export interface Projection {
   name: string;
   /** Only events of streams in these categories. */
   categories?: string[];
-  /** One handler per event type it reads; each writes through `tx`, the batch's transaction. */
-  handlers: Record<string, (event: RecordedEvent, tx: SqlQueryable) => Promise<void>>;
+  /** Only events of these types (defaults to the types of `handlers`, or all with `handleBatch`). */
+  eventTypes?: string[];
+  /** One handler per event type; each writes through `tx`, the batch's transaction. */
+  handlers?: Record<string, (event: RecordedEvent, tx: SqlQueryable) => Promise<void>>;
+  /**
+   * Or one handler for a whole batch, for set-based writes (one `insert ... select from
+   * unnest(...)` per batch instead of one statement per event).
+   */
+  handleBatch?: (events: RecordedEvent[], tx: SqlQueryable) => Promise<void>;
   /** Creates its tables (idempotent DDL such as `create table if not exists`), run at start. */
   setup?: (tx: SqlQueryable) => Promise<void>;
 }
@@ -85,7 +92,11 @@ export class ProjectionRunner {
   /** @internal Use {@link EventStore.runProjection}. */
   constructor(host: ProjectionHost, projection: Projection, options: ProjectionRunnerOptions = {}) {
     assertStreamId(projection?.name, 'name', 200);
-    if (typeof projection.handlers !== 'object' || Object.keys(projection.handlers).length === 0) {
+    const perEvent = projection.handlers !== undefined;
+    if (perEvent === (projection.handleBatch !== undefined)) {
+      throw new InvalidInputError('handlers', 'give either handlers (per event type) or handleBatch');
+    }
+    if (perEvent && (typeof projection.handlers !== 'object' || Object.keys(projection.handlers ?? {}).length === 0)) {
       throw new InvalidInputError('handlers', 'must handle at least one event type');
     }
     this.#host = host;
@@ -231,16 +242,24 @@ export class ProjectionRunner {
   /** One batch in one transaction; returns how many events it applied. */
   async #batch(): Promise<number> {
     const { client, schema } = this.#host;
-    const handlers = this.#projection.handlers;
+    const { handlers, handleBatch } = this.#projection;
+    const eventTypes = this.#projection.eventTypes ?? (handlers ? Object.keys(handlers) : undefined);
     const [count, last] = await client.transaction(async (tx) => {
       const position = await lockCheckpoint(tx, schema, this.#checkpoint);
       // Read first: every event up to this head is visible to the page read below.
       const head = await readHeadPosition(tx, schema);
       const events = await readAllPage(tx, schema, position, this.#options.batchSize, {
         categories: this.#projection.categories,
-        eventTypes: Object.keys(handlers),
+        eventTypes,
       });
-      for (const event of events) await (handlers[event.type] as Projection['handlers'][string])(event, tx);
+      if (handleBatch) {
+        if (events.length > 0) await handleBatch(events, tx);
+      } else {
+        for (const event of events) {
+          const handler = handlers?.[event.type];
+          if (handler) await handler(event, tx);
+        }
+      }
       // A short page saw every matching event up to the head: the events between that it
       // skipped by filter need no second look, so the checkpoint moves to the head.
       const end = Math.max(events.at(-1)?.position ?? position, events.length < this.#options.batchSize ? head : 0);

@@ -34,6 +34,8 @@ export interface SubscriptionOptions {
   from?: 'start' | 'end' | { after: number };
   categories?: string[];
   eventTypes?: string[];
+  /** Only events of these streams. */
+  streamIds?: string[];
   /** Receives each page in log order; the next page waits for it. */
   handler: (events: RecordedEvent[]) => Promise<void> | void;
   /** @defaultValue 100 */
@@ -89,6 +91,14 @@ export class Subscription {
   constructor(host: SubscriptionHost, options: SubscriptionOptions) {
     if (typeof options?.handler !== 'function') throw new InvalidInputError('handler', 'must be a function');
     if (options.name !== undefined) assertStreamId(options.name, 'name', 256);
+    for (const field of ['categories', 'eventTypes', 'streamIds'] as const) {
+      const list = options[field];
+      if (list === undefined) continue;
+      if (!Array.isArray(list) || list.length === 0) throw new InvalidInputError(field, 'must be a non-empty array');
+      list.forEach((item, i) => {
+        assertStreamId(item, `${field}[${i}]`, 256);
+      });
+    }
     const batchSize = positive(options.batchSize ?? 100, 'batchSize');
     const pollIntervalMs = positive(options.pollIntervalMs ?? 1000, 'pollIntervalMs');
     this.#attempts = positive(options.retry?.attempts ?? 3, 'retry.attempts');
@@ -132,8 +142,8 @@ export class Subscription {
   async #run(): Promise<void> {
     const { client, schema, channel } = this.#host;
     const options = this.#options;
-    const filter = { categories: options.categories, eventTypes: options.eventTypes };
-    const filtered = filter.categories !== undefined || filter.eventTypes !== undefined;
+    const filter = { categories: options.categories, eventTypes: options.eventTypes, streamIds: options.streamIds };
+    const filtered = Object.values(filter).some((value) => value !== undefined);
     const listener = await client.listen(
       channel,
       () => this.#wakeup.wake(),

@@ -15,7 +15,8 @@ export type AnnalsErrorCode =
   | 'DATABASE_ERROR'
   | 'INVALID_EVENT'
   | 'UNKNOWN_EVENT_TYPE'
-  | 'DOMAIN_ERROR';
+  | 'DOMAIN_ERROR'
+  | 'PROJECTION_FAILED';
 
 /** Base class of every error Annals throws on purpose. */
 export class AnnalsError extends Error {
@@ -202,6 +203,26 @@ export class DomainError extends AnnalsError {
   constructor(reason: string, message: string) {
     super('DOMAIN_ERROR', message);
     this.reason = reason;
+  }
+}
+
+/**
+ * An inline projection's handler threw while applying an append: the append and the
+ * projection's writes were rolled back together. `cause` is the handler's error.
+ */
+export class InlineProjectionError extends AnnalsError {
+  readonly projection: string;
+
+  constructor(projection: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      'PROJECTION_FAILED',
+      `inline projection ${JSON.stringify(projection)} failed: ${reason}; nothing was appended`,
+      {
+        cause,
+      },
+    );
+    this.projection = projection;
   }
 }
 

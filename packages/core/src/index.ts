@@ -37,6 +37,7 @@ export {
   DomainError,
   EventIdReusedError,
   EventValidationError,
+  InlineProjectionError,
   InvalidInputError,
   PayloadTooLargeError,
   SchemaOutdatedError,

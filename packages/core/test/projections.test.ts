@@ -186,3 +186,45 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
     expect(await readModel(t.client, t.schema)).toMatchObject({ deposits: 150, accounts: 2 });
   });
 });
+
+describe.each(backends)('inline projections on $name', (backend) => {
+  it('update the read model in the append transaction: read-your-writes, and all or nothing', async () => {
+    const schema = `i_${Math.random().toString(16).slice(2, 10)}`;
+    const counting = countingProjection(schema, { failAt: () => undefined });
+    const handlers = counting.handlers as NonNullable<Projection['handlers']>;
+    const deposited = handlers.Deposited as NonNullable<(typeof handlers)[string]>;
+    handlers.Deposited = async (event, tx) => {
+      if ((event.data as { amount: number }).amount < 0) throw new Error('negative deposit');
+      await deposited(event, tx);
+    };
+    const store = await openEventStore({
+      client: backend.client(),
+      closeClient: false,
+      schema,
+      inlineProjections: [counting],
+    });
+    try {
+      await store.append('account-1', deposits(3, 5));
+      // Visible as soon as the append resolved.
+      expect(await readModel(backend.client(), schema)).toEqual({ deposits: 3, total: 15, accounts: 1 });
+      // Concurrent appends share a transaction; the one its projection refuses fails alone.
+      const results = await Promise.allSettled([
+        store.append('account-2', deposits(2, 1)),
+        store.append('account-3', deposits(1, -1)),
+        store.append('account-4', deposits(1, 7)),
+        store.append('order-1', deposits(1, -1)),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      expect((results[1] as PromiseRejectedResult).reason).toMatchObject({
+        code: 'PROJECTION_FAILED',
+        projection: 'balances',
+      });
+      expect(await store.streamExists('account-3')).toBe(false);
+      expect(await readModel(backend.client(), schema)).toEqual({ deposits: 6, total: 24, accounts: 3 });
+      expect(await store.headPosition()).toBe(7);
+    } finally {
+      await store.close();
+      await backend.client().exec(`drop schema "${schema}" cascade`);
+    }
+  });
+});

@@ -1,8 +1,9 @@
 import { assertMigrated, type MigrateResult, migrate, notifyChannel } from '../db/migrate.js';
-import type { SqlClient } from '../db/sql-client.js';
+import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
 import {
   ConcurrencyError,
   EventIdReusedError,
+  InlineProjectionError,
   InvalidInputError,
   PayloadTooLargeError,
   StoreClosedError,
@@ -24,7 +25,12 @@ import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
 import { readSnapshot, type Snapshot, writeSnapshot } from '../queries/snapshots.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
-import { type Projection, ProjectionRunner, type ProjectionRunnerOptions } from '../subscriptions/projection-runner.js';
+import {
+  checkProjection,
+  type Projection,
+  ProjectionRunner,
+  type ProjectionRunnerOptions,
+} from '../subscriptions/projection-runner.js';
 import { Subscription, type SubscriptionOptions } from '../subscriptions/subscription.js';
 import type {
   AppendOptions,
@@ -55,6 +61,14 @@ export interface OpenEventStoreOptions extends Partial<StoreOptions> {
   client: SqlClient;
   /** Close `client` when the store closes. @defaultValue `true` */
   closeClient?: boolean;
+  /**
+   * Projections applied inside each append's transaction: a read of the read model right
+   * after `append` resolves sees the append (read-your-writes). A handler that throws fails
+   * the append with {@link InlineProjectionError}, and nothing is stored. Added to a store
+   * with history, an inline projection sees only new appends: build the past with
+   * `runProjection` first.
+   */
+  inlineProjections?: Projection[];
 }
 
 /**
@@ -75,17 +89,19 @@ export interface OpenEventStoreOptions extends Partial<StoreOptions> {
  * ```
  */
 export async function openEventStore(options: OpenEventStoreOptions): Promise<EventStore> {
-  const { client, closeClient = true, ...rest } = options;
+  const { client, closeClient = true, inlineProjections = [], ...rest } = options;
   const resolved = resolveStoreOptions(rest);
+  for (const projection of inlineProjections) checkProjection(projection);
   if (!client.capabilities.concurrentConnections) resolved.appendConcurrency = 1;
   try {
     if (resolved.migrate) await migrate(client, resolved.schema);
     else await assertMigrated(client, resolved.schema);
+    for (const { setup } of inlineProjections) if (setup) await client.transaction((tx) => setup(tx));
   } catch (error) {
     if (closeClient) await client.close();
     throw toAnnalsError(error);
   }
-  return new EventStore(client, resolved, closeClient);
+  return new EventStore(client, resolved, closeClient, inlineProjections);
 }
 
 /**
@@ -97,13 +113,15 @@ export class EventStore {
   readonly options: Readonly<StoreOptions>;
   readonly #client: SqlClient;
   readonly #closeClient: boolean;
+  readonly #inline: Projection[];
   readonly #batcher: AppendBatcher<AppendResult[]>;
   #closed = false;
   readonly #running = new Set<{ stop(): Promise<void> }>();
 
   /** @internal Use {@link openEventStore}. */
-  constructor(client: SqlClient, options: StoreOptions, closeClient: boolean) {
+  constructor(client: SqlClient, options: StoreOptions, closeClient: boolean, inlineProjections: Projection[] = []) {
     this.#client = client;
+    this.#inline = inlineProjections;
     this.options = Object.freeze({ ...options });
     this.#closeClient = closeClient;
     this.#batcher = new AppendBatcher((appends) => this.#runBatch(appends), {
@@ -373,16 +391,25 @@ export class EventStore {
   }
 
   async #runBatch(appends: readonly (readonly PreparedWrite[])[]): Promise<AppendResult[][]> {
+    const schema = this.options.schema;
+    const run = () =>
+      this.#inline.length === 0
+        ? appendEvents(this.#client, schema, appends)
+        : this.#client.transaction(async (tx) => {
+            const outcomes = await appendEvents(tx, schema, appends);
+            await applyInline(this.#inline, tx, appends, outcomes);
+            return outcomes;
+          });
     let outcomes: WriteOutcome[][];
     try {
-      outcomes = await appendEvents(this.#client, this.options.schema, appends);
+      outcomes = await run();
     } catch (error) {
       // A lone append that raced a retry of itself (unique event id) or hit a deadlock is
       // retried once: the retry sees the committed original and reports it as a duplicate.
       const state = sqlStateOf(error);
       if (appends.length !== 1 || (state !== '23505' && state !== '40P01')) throw toAnnalsError(error);
       try {
-        outcomes = await appendEvents(this.#client, this.options.schema, appends);
+        outcomes = await run();
       } catch (retryError) {
         throw toAnnalsError(retryError);
       }
@@ -410,6 +437,53 @@ export class EventStore {
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreClosedError();
+  }
+}
+
+/** Runs inline projections over the events a batch stored, in its transaction. */
+async function applyInline(
+  projections: Projection[],
+  tx: SqlQueryable,
+  appends: readonly (readonly PreparedWrite[])[],
+  outcomes: WriteOutcome[][],
+): Promise<void> {
+  const stored: RecordedEvent[] = [];
+  appends.forEach((writes, a) => {
+    writes.forEach((write, w) => {
+      const outcome = outcomes[a]?.[w];
+      if (outcome?.outcome !== 'ok') return;
+      const first = outcome.firstPosition as number;
+      const before = (outcome.streamVersion as number) - write.events.length;
+      write.events.forEach((event, e) => {
+        stored.push({
+          position: first + e,
+          streamId: write.streamId,
+          streamVersion: before + e + 1,
+          id: event.id,
+          type: event.type,
+          data: JSON.parse(event.data),
+          metadata: JSON.parse(event.metadata),
+          recordedAt: outcome.recordedAt as Date,
+        });
+      });
+    });
+  });
+  if (stored.length === 0) return;
+  stored.sort((x, y) => x.position - y.position);
+  for (const projection of projections) {
+    const types = projection.eventTypes ?? (projection.handlers ? Object.keys(projection.handlers) : undefined);
+    const events = stored.filter(
+      (event) =>
+        (!projection.categories || projection.categories.includes(event.streamId.split('-')[0] as string)) &&
+        (!types || types.includes(event.type)),
+    );
+    if (events.length === 0) continue;
+    try {
+      if (projection.handleBatch) await projection.handleBatch(events, tx);
+      else for (const event of events) await projection.handlers?.[event.type]?.(event, tx);
+    } catch (error) {
+      throw new InlineProjectionError(projection.name, error);
+    }
   }
 }
 

@@ -39,6 +39,20 @@ export interface Projection {
   setup?: (tx: SqlQueryable) => Promise<void>;
 }
 
+/** Checks a projection's shape: a name, and either handlers per type or a batch handler. */
+export function checkProjection(projection: Projection): void {
+  if (typeof projection !== 'object' || projection === null)
+    throw new InvalidInputError('projection', 'must be an object');
+  assertStreamId(projection.name, 'name', 200);
+  const perEvent = projection.handlers !== undefined;
+  if (perEvent === (projection.handleBatch !== undefined)) {
+    throw new InvalidInputError('handlers', 'give either handlers (per event type) or handleBatch');
+  }
+  if (perEvent && (typeof projection.handlers !== 'object' || Object.keys(projection.handlers ?? {}).length === 0)) {
+    throw new InvalidInputError('handlers', 'must handle at least one event type');
+  }
+}
+
 /** Options of {@link EventStore.runProjection}. */
 export interface ProjectionRunnerOptions {
   /** Events per transaction. @defaultValue 500 */
@@ -91,14 +105,7 @@ export class ProjectionRunner {
 
   /** @internal Use {@link EventStore.runProjection}. */
   constructor(host: ProjectionHost, projection: Projection, options: ProjectionRunnerOptions = {}) {
-    assertStreamId(projection?.name, 'name', 200);
-    const perEvent = projection.handlers !== undefined;
-    if (perEvent === (projection.handleBatch !== undefined)) {
-      throw new InvalidInputError('handlers', 'give either handlers (per event type) or handleBatch');
-    }
-    if (perEvent && (typeof projection.handlers !== 'object' || Object.keys(projection.handlers ?? {}).length === 0)) {
-      throw new InvalidInputError('handlers', 'must handle at least one event type');
-    }
+    checkProjection(projection);
     this.#host = host;
     this.#projection = projection;
     this.#checkpoint = `projection:${projection.name}`;

@@ -228,3 +228,57 @@ describe.each(backends)('inline projections on $name', (backend) => {
     }
   });
 });
+
+describe.each(backends)('rebuilding a projection on $name', (backend) => {
+  it('builds a new version beside the old one, which keeps serving, reporting progress', async () => {
+    const t = await openTestStore(backend);
+    try {
+      const { store, schema } = t;
+      await store.append('account-1', deposits(300, 2));
+      const v1 = store.runProjection(countingProjection(schema), { batchSize: 50 });
+      await v1.waitFor(300);
+      // Version 2 counts into a table of its own.
+      const v2: Projection = {
+        name: 'balances',
+        version: 2,
+        categories: ['account'],
+        setup: (tx) =>
+          tx.exec(
+            `create table if not exists "${schema}".rm_balances_v2 (account text primary key, deposits bigint not null)`,
+          ),
+        handleBatch: async (events, tx) => {
+          await tx.query(
+            `insert into "${schema}".rm_balances_v2 (account, deposits)
+             select a, count(*) from unnest($1::text[]) as s(a) group by a
+             on conflict (account) do update set deposits = rm_balances_v2.deposits + excluded.deposits`,
+            [events.map((e) => e.streamId)],
+          );
+        },
+      };
+      const progress: number[] = [];
+      const appending = store.append('account-2', deposits(10, 1));
+      const done = await store.rebuildProjection(v2, {
+        batchSize: 20,
+        progressIntervalMs: 5,
+        onProgress: (s) => progress.push(s.position),
+      });
+      await appending;
+      // The old version served throughout and keeps following the log.
+      await v1.waitFor(310);
+      expect(await readModel(t.client, schema)).toMatchObject({ deposits: 310 });
+      expect(done).toMatchObject({ name: 'balances', version: 2, leader: true });
+      expect(done.position).toBeGreaterThanOrEqual(300);
+      expect(progress.length).toBeGreaterThanOrEqual(1);
+      expect(progress).toEqual([...progress].sort((a, b) => a - b));
+      expect(progress.at(-1)).toBe(done.position);
+      // What version 2 wrote matches its checkpoint exactly (it may have gone on past the target).
+      const [v2Rows] = await t.client.query<{ n: string }>(`select sum(deposits) as n from "${schema}".rm_balances_v2`);
+      const checkpoints = await store.checkpoints();
+      expect(checkpoints.map((c) => c.name)).toEqual(['projection:balances:v1', 'projection:balances:v2']);
+      expect(Number(v2Rows?.n)).toBe(checkpoints[1]?.position);
+      await v1.stop();
+    } finally {
+      await t.cleanup();
+    }
+  });
+});

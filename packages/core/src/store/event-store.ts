@@ -30,6 +30,7 @@ import {
   type Projection,
   ProjectionRunner,
   type ProjectionRunnerOptions,
+  type ProjectionStatus,
 } from '../subscriptions/projection-runner.js';
 import { Subscription, type SubscriptionOptions } from '../subscriptions/subscription.js';
 import type {
@@ -321,6 +322,44 @@ export class EventStore {
   runProjection(projection: Projection, options?: ProjectionRunnerOptions): ProjectionRunner {
     this.#assertOpen();
     return this.#track(new ProjectionRunner(this.#host(), projection, options));
+  }
+
+  /**
+   * Builds (or brings up to date) a projection's read model from its checkpoint to the log's
+   * head as it is now, reporting progress, then stops. For a rebuild without downtime, give
+   * the projection a new `version` writing to new tables: the old version keeps serving
+   * meanwhile; switch readers when this resolves, then run the new version as usual (it
+   * continues from its checkpoint) and retire the old one.
+   *
+   * @example
+   * ```ts
+   * await store.rebuildProjection({ ...balances, version: 2 }, {
+   *   onProgress: (s) => console.log(`${s.position}/${s.head}, ${s.eventsPerSecond}/s, ETA ${s.etaSeconds}s`),
+   * });
+   * ```
+   */
+  async rebuildProjection(
+    projection: Projection,
+    options: ProjectionRunnerOptions & {
+      onProgress?: (status: ProjectionStatus) => void;
+      /** @defaultValue 1000 */
+      progressIntervalMs?: number;
+    } = {},
+  ): Promise<ProjectionStatus> {
+    const { onProgress, progressIntervalMs = 1000, ...runnerOptions } = options;
+    const target = await this.headPosition();
+    const runner = this.runProjection(projection, runnerOptions);
+    const report = () => void runner.status().then(onProgress, () => {});
+    const timer = onProgress ? setInterval(report, progressIntervalMs) : undefined;
+    try {
+      await runner.waitFor(target);
+      const status = await runner.status();
+      onProgress?.(status);
+      return status;
+    } finally {
+      clearInterval(timer);
+      await runner.stop();
+    }
   }
 
   /**

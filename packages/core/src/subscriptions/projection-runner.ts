@@ -22,8 +22,14 @@ import { delay, Wakeup } from './wakeup.js';
 
 /** A read model fed by the log; see the module comment. */
 export interface Projection {
-  /** Unique; keys its checkpoint (`projection:<name>`) and its lease. */
+  /** Unique; with `version`, keys its checkpoint (`projection:<name>:v<version>`) and its lease. */
   name: string;
+  /**
+   * Version of the read model's shape. A new version is a new read model, built from the start
+   * of the log beside the old one (write it to tables of its own, e.g. suffixed `_v2`), which
+   * keeps serving until readers switch. @defaultValue 1
+   */
+  version?: number;
   /** Only events of streams in these categories. */
   categories?: string[];
   /** Only events of these types (defaults to the types of `handlers`, or all with `handleBatch`). */
@@ -68,6 +74,7 @@ export interface ProjectionRunnerOptions {
 /** Where a projection is. */
 export interface ProjectionStatus {
   name: string;
+  version: number;
   state: 'standby' | 'catching-up' | 'live' | 'stopped' | 'faulted';
   /** Whether this runner holds the lease. */
   leader: boolean;
@@ -75,6 +82,10 @@ export interface ProjectionStatus {
   position: number;
   head: number;
   lag: number;
+  /** Recent rate of this runner, over the last few seconds. */
+  eventsPerSecond: number;
+  /** Seconds to catch up at that rate (null when not moving). */
+  etaSeconds: number | null;
   lastError: string | undefined;
 }
 
@@ -90,6 +101,9 @@ export class ProjectionRunner {
   readonly #host: ProjectionHost;
   readonly #projection: Projection;
   readonly #checkpoint: string;
+  readonly #version: number;
+  /** (time, position) of recent batches, for the rate. */
+  #samples: [number, number][] = [];
   readonly #options: Required<ProjectionRunnerOptions>;
   readonly #wakeup = new Wakeup();
   #state: ProjectionStatus['state'] = 'standby';
@@ -108,7 +122,11 @@ export class ProjectionRunner {
     checkProjection(projection);
     this.#host = host;
     this.#projection = projection;
-    this.#checkpoint = `projection:${projection.name}`;
+    this.#version = projection.version ?? 1;
+    if (!Number.isSafeInteger(this.#version) || this.#version < 1) {
+      throw new InvalidInputError('version', 'must be a positive integer');
+    }
+    this.#checkpoint = `projection:${projection.name}:v${this.#version}`;
     this.#options = {
       batchSize: options.batchSize ?? 500,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
@@ -142,13 +160,22 @@ export class ProjectionRunner {
       readCheckpoint(client, schema, this.#checkpoint),
     ]);
     const position = stored ?? 0;
+    const lag = Math.max(0, head - position);
+    const now = Date.now();
+    this.#samples = this.#samples.filter(([at]) => now - at < 5000);
+    const [first, last] = [this.#samples[0], this.#samples.at(-1)];
+    const eventsPerSecond =
+      first && last && last[0] > first[0] ? ((last[1] - first[1]) * 1000) / (last[0] - first[0]) : 0;
     return {
       name: this.#projection.name,
+      version: this.#version,
+      eventsPerSecond,
+      etaSeconds: lag === 0 ? 0 : eventsPerSecond > 0 ? lag / eventsPerSecond : null,
       state: this.#state,
       leader: this.#leader,
       position,
       head,
-      lag: Math.max(0, head - position),
+      lag,
       lastError: this.#lastError,
     };
   }
@@ -182,7 +209,7 @@ export class ProjectionRunner {
   }
 
   #leaseKeys(): [string, string] {
-    return ['annals.projection', `${this.#host.schema}.${this.#projection.name}`];
+    return ['annals.projection', `${this.#host.schema}.${this.#checkpoint}`];
   }
 
   async #takeLease(session: SqlSession): Promise<boolean> {
@@ -279,6 +306,8 @@ export class ProjectionRunner {
       return [events.length, end] as const;
     });
     this.#position = last;
+    this.#samples.push([Date.now(), last]);
+    if (this.#samples.length > 1000) this.#samples.splice(0, 500);
     this.#waiters = this.#waiters.filter((waiter) => {
       if (waiter.position > last) return true;
       waiter.resolve();

@@ -22,3 +22,12 @@ create table :SCHEMA.parked_events (
   parked_at    timestamptz not null default now(),
   constraint parked_events_pkey primary key (subscription, position)
 );
+
+-- Members of consumer groups, alive while they renew heartbeat_at. Each live member takes
+-- the partitions p with p mod (live members) = its rank among them.
+create table :SCHEMA.group_members (
+  group_name   text        not null,
+  member_id    uuid        not null,
+  heartbeat_at timestamptz not null default now(),
+  constraint group_members_pkey primary key (group_name, member_id)
+);

@@ -50,6 +50,7 @@ export { defaultStoreOptions, type StoreOptions } from './options.js';
 export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
 export type { Snapshot } from './queries/snapshots.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
+export { ConsumerGroupMember, type ConsumerGroupOptions } from './subscriptions/consumer-group.js';
 export {
   type Projection,
   ProjectionRunner,

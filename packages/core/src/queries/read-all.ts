@@ -13,6 +13,8 @@ export interface ReadAllFilter {
   eventTypes?: readonly string[] | undefined;
   /** Exact stream ids: filtered along the position order (no index of its own). */
   streamIds?: readonly string[] | undefined;
+  /** One partition of the streams: those whose id hashes to `index` modulo `count`. */
+  partition?: { count: number; index: number } | undefined;
 }
 
 /** Up to `limit` events with position > `after`, in position order, matching `filter`. */
@@ -36,6 +38,10 @@ export async function readAllPage(
   if (filter.streamIds) {
     params.push(filter.streamIds);
     where.push(`stream_id = any($${params.length}::text[])`);
+  }
+  if (filter.partition) {
+    params.push(filter.partition.count, filter.partition.index);
+    where.push(`mod(hashtext(stream_id)::bigint + 2147483648, $${params.length - 1}) = $${params.length}`);
   }
   const rows = await db.query<EventRow>(
     `select ${eventColumns} from "${schema}".events

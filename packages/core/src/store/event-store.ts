@@ -1,5 +1,5 @@
 import { assertMigrated, type MigrateResult, migrate, notifyChannel } from '../db/migrate.js';
-import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
+import type { Listener, SqlClient, SqlQueryable } from '../db/sql-client.js';
 import {
   ConcurrencyError,
   EventIdReusedError,
@@ -25,6 +25,7 @@ import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
 import { readSnapshot, type Snapshot, writeSnapshot } from '../queries/snapshots.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
+import { ConsumerGroupMember, type ConsumerGroupOptions } from '../subscriptions/consumer-group.js';
 import {
   checkProjection,
   type Projection,
@@ -118,6 +119,8 @@ export class EventStore {
   readonly #batcher: AppendBatcher<AppendResult[]>;
   #closed = false;
   readonly #running = new Set<{ stop(): Promise<void> }>();
+  readonly #wakers = new Set<() => void>();
+  #listener: Promise<Listener> | undefined;
 
   /** @internal Use {@link openEventStore}. */
   constructor(client: SqlClient, options: StoreOptions, closeClient: boolean, inlineProjections: Projection[] = []) {
@@ -316,6 +319,15 @@ export class EventStore {
   }
 
   /**
+   * Joins a consumer group: members (usually one per process) share a subscription, each
+   * stream handled in order by one member at a time. See {@link ConsumerGroupMember}.
+   */
+  joinGroup(options: ConsumerGroupOptions): ConsumerGroupMember {
+    this.#assertOpen();
+    return this.#track(new ConsumerGroupMember(this.#host(), options));
+  }
+
+  /**
    * Runs a projection: read-model writes and checkpoint in one transaction per batch, one
    * runner at a time across processes. See {@link ProjectionRunner}.
    */
@@ -408,7 +420,33 @@ export class EventStore {
   }
 
   #host() {
-    return { client: this.#client, schema: this.options.schema, channel: notifyChannel(this.options.schema) };
+    return {
+      client: this.#client,
+      schema: this.options.schema,
+      onAppended: (wake: () => void) => this.#onAppended(wake),
+    };
+  }
+
+  /**
+   * One LISTEN connection per store, opened on first use and kept until `close`, fans
+   * notifications out to every subscription and runner of this store.
+   */
+  async #onAppended(wake: () => void): Promise<() => void> {
+    this.#wakers.add(wake);
+    const fire = () => {
+      for (const w of this.#wakers) w();
+    };
+    this.#listener ??= this.#client.listen(notifyChannel(this.options.schema), fire, fire);
+    try {
+      await this.#listener;
+    } catch (error) {
+      this.#wakers.delete(wake);
+      this.#listener = undefined;
+      throw error;
+    }
+    return () => {
+      this.#wakers.delete(wake);
+    };
   }
 
   /** Applies pending migrations (safe while other processes run or migrate). */
@@ -425,6 +463,9 @@ export class EventStore {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#running].map((running) => running.stop()));
+    const listener = this.#listener;
+    this.#listener = undefined;
+    if (listener) await (await listener.catch(() => undefined))?.close();
     await this.#batcher.drain();
     if (this.#closeClient) await this.#client.close();
   }

@@ -93,7 +93,8 @@ export interface ProjectionStatus {
 export interface ProjectionHost {
   client: SqlClient;
   schema: string;
-  channel: string;
+  /** Calls `wake` after appends (and after a lost LISTEN connection came back); returns the way to stop. */
+  onAppended(wake: () => void): Promise<() => void>;
 }
 
 /** Runs one projection; see the module comment. */
@@ -231,17 +232,13 @@ export class ProjectionRunner {
 
   /** Runs batches while this runner holds the lease. */
   async #lead(session: SqlSession): Promise<void> {
-    const { client, channel } = this.#host;
+    const { client, onAppended } = this.#host;
     let lost = false;
     void session.lost.then(() => {
       lost = true;
       this.#wakeup.wake();
     });
-    const listener = await client.listen(
-      channel,
-      () => this.#wakeup.wake(),
-      () => this.#wakeup.wake(),
-    );
+    const stopListening = await onAppended(() => this.#wakeup.wake());
     try {
       const setup = this.#projection.setup;
       if (setup) await client.transaction((tx) => setup(tx));
@@ -269,7 +266,7 @@ export class ProjectionRunner {
         }
       }
     } finally {
-      await listener.close();
+      stopListening();
     }
   }
 

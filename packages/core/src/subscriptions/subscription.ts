@@ -36,6 +36,8 @@ export interface SubscriptionOptions {
   eventTypes?: string[];
   /** Only events of these streams. */
   streamIds?: string[];
+  /** @internal One partition of the streams, for consumer groups. */
+  partition?: { count: number; index: number };
   /** Receives each page in log order; the next page waits for it. */
   handler: (events: RecordedEvent[]) => Promise<void> | void;
   /** @defaultValue 100 */
@@ -66,7 +68,8 @@ export interface SubscriptionStatus {
 export interface SubscriptionHost {
   client: SqlClient;
   schema: string;
-  channel: string;
+  /** Calls `wake` after appends (and after a lost LISTEN connection came back); returns the way to stop. */
+  onAppended(wake: () => void): Promise<() => void>;
 }
 
 /** A running subscription; see the module comment. */
@@ -140,15 +143,16 @@ export class Subscription {
   }
 
   async #run(): Promise<void> {
-    const { client, schema, channel } = this.#host;
+    const { client, schema, onAppended } = this.#host;
     const options = this.#options;
-    const filter = { categories: options.categories, eventTypes: options.eventTypes, streamIds: options.streamIds };
+    const filter = {
+      categories: options.categories,
+      eventTypes: options.eventTypes,
+      streamIds: options.streamIds,
+      partition: options.partition,
+    };
     const filtered = Object.values(filter).some((value) => value !== undefined);
-    const listener = await client.listen(
-      channel,
-      () => this.#wakeup.wake(),
-      () => this.#wakeup.wake(),
-    );
+    const stopListening = await onAppended(() => this.#wakeup.wake());
     try {
       this.#settle(await this.#startPosition());
       while (!this.#stopped) {
@@ -178,7 +182,7 @@ export class Subscription {
       this.#fault();
     } finally {
       this.#ended = true;
-      await listener.close();
+      stopListening();
       for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`subscription ${this.#state}`));
     }
   }

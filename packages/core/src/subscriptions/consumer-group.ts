@@ -1,0 +1,157 @@
+/**
+ * Consumer groups: several processes share one subscription, each stream handled in order by
+ * one member at a time.
+ *
+ * The streams are split into a fixed number of partitions by a hash of the stream id; each
+ * partition is a subscription of its own (`<group>#<partition>`, with its own checkpoint and
+ * parked events). Members join by starting and leave by stopping (or by going silent). Every
+ * `heartbeatMs` a member renews its row in `group_members`, removes members silent for
+ * `sessionTimeoutMs`, and takes the partitions p with p mod (live members) = its rank among
+ * them. It holds a session advisory lock per partition it runs, on a connection of its own,
+ * so that a partition it was assigned only starts once its previous owner let go (or died,
+ * which releases the lock). Rebalancing never skips an event: a partition resumes from its
+ * stored checkpoint, so at worst the last page is delivered twice (at-least-once, as for any
+ * subscription).
+ */
+import { randomUUID } from 'node:crypto';
+import type { SqlSession } from '../db/sql-client.js';
+import { InvalidInputError, toAnnalsError } from '../errors.js';
+import { heartbeat, leaveGroup } from '../queries/group-members.js';
+import { Subscription, type SubscriptionHost, type SubscriptionOptions } from './subscription.js';
+import { Wakeup } from './wakeup.js';
+
+/** Options of {@link EventStore.joinGroup}. */
+export interface ConsumerGroupOptions extends Omit<SubscriptionOptions, 'name' | 'partition'> {
+  /** The group's name: every member of one group uses the same. */
+  group: string;
+  /** Partitions of the streams; fixed for the group's lifetime. @defaultValue 16 */
+  partitions?: number;
+  /** @defaultValue 1000 */
+  heartbeatMs?: number;
+  /** A member silent this long is taken as gone. @defaultValue 5000 */
+  sessionTimeoutMs?: number;
+}
+
+/** One member of a consumer group; see the module comment. */
+export class ConsumerGroupMember {
+  readonly memberId = randomUUID();
+  readonly #host: SubscriptionHost;
+  readonly #options: ConsumerGroupOptions & { partitions: number; heartbeatMs: number; sessionTimeoutMs: number };
+  readonly #running = new Map<number, Subscription>();
+  readonly #wakeup = new Wakeup();
+  #stopped = false;
+  #lastError: string | undefined;
+  /** Resolves when the member has left. */
+  readonly done: Promise<void>;
+
+  /** @internal Use {@link EventStore.joinGroup}. */
+  constructor(host: SubscriptionHost, options: ConsumerGroupOptions) {
+    const partitions = options.partitions ?? 16;
+    const heartbeatMs = options.heartbeatMs ?? 1000;
+    const sessionTimeoutMs = options.sessionTimeoutMs ?? 5000;
+    if (typeof options.group !== 'string' || !/^[\w.:-]{1,200}$/.test(options.group)) {
+      throw new InvalidInputError('group', 'must be 1-200 letters, digits or _ . : -');
+    }
+    for (const [field, value] of Object.entries({ partitions, heartbeatMs, sessionTimeoutMs })) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new InvalidInputError(field, 'must be a positive integer');
+    }
+    if (partitions > 1024) throw new InvalidInputError('partitions', 'must be at most 1024');
+    if (sessionTimeoutMs <= heartbeatMs) throw new InvalidInputError('sessionTimeoutMs', 'must exceed heartbeatMs');
+    this.#host = host;
+    this.#options = { ...options, partitions, heartbeatMs, sessionTimeoutMs };
+    this.done = this.#run();
+  }
+
+  /** The partitions this member runs now. */
+  get partitions(): number[] {
+    return [...this.#running.keys()].sort((a, b) => a - b);
+  }
+
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  /** Leaves the group: stops its partitions, lets go of them and removes itself. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wakeup.wake();
+    await this.done;
+  }
+
+  async #run(): Promise<void> {
+    const { client, schema } = this.#host;
+    const { group, heartbeatMs } = this.#options;
+    let session: SqlSession | undefined;
+    try {
+      while (!this.#stopped) {
+        try {
+          if (!session) {
+            session = await client.session();
+            const mine = session;
+            void mine.lost.then(() => {
+              if (session === mine) session = undefined;
+              this.#wakeup.wake();
+            });
+          }
+          const members = await heartbeat(client, schema, group, this.memberId, this.#options.sessionTimeoutMs);
+          await this.#rebalance(session, members);
+        } catch (error) {
+          this.#lastError = toAnnalsError(error).message;
+          // Locks died with a lost session: stop everything and start over.
+          await this.#releaseAll(undefined);
+          await session?.release(true);
+          session = undefined;
+        }
+        await this.#wakeup.sleep(heartbeatMs);
+      }
+    } finally {
+      await this.#releaseAll(session);
+      await session?.release();
+      await leaveGroup(client, schema, group, this.memberId).catch(() => {});
+    }
+  }
+
+  async #rebalance(session: SqlSession, members: string[]): Promise<void> {
+    const { partitions } = this.#options;
+    const rank = members.indexOf(this.memberId);
+    const count = Math.max(1, members.length);
+    const assigned = new Set<number>();
+    for (let p = 0; p < partitions; p++) if (rank >= 0 && p % count === rank) assigned.add(p);
+    for (const p of [...this.#running.keys()]) {
+      if (!assigned.has(p)) await this.#release(session, p);
+    }
+    for (const p of assigned) {
+      if (this.#running.has(p) || this.#stopped) continue;
+      const [row] = await session.query<{ locked: boolean }>(
+        'select pg_try_advisory_lock(hashtext($1), $2) as locked',
+        [this.#lockKey(), p],
+      );
+      // Not yet let go by its previous owner: the next heartbeat tries again.
+      if (!row?.locked) continue;
+      const { group, partitions: _p, heartbeatMs: _h, sessionTimeoutMs: _s, ...subscription } = this.#options;
+      this.#running.set(
+        p,
+        new Subscription(this.#host, {
+          ...subscription,
+          name: `${group}#${p}`,
+          partition: { count: partitions, index: p },
+        }),
+      );
+    }
+  }
+
+  #lockKey(): string {
+    return `annals.group.${this.#host.schema}.${this.#options.group}`;
+  }
+
+  async #release(session: SqlSession | undefined, p: number): Promise<void> {
+    const subscription = this.#running.get(p);
+    this.#running.delete(p);
+    await subscription?.stop();
+    await session?.query('select pg_advisory_unlock(hashtext($1), $2)', [this.#lockKey(), p]).catch(() => {});
+  }
+
+  async #releaseAll(session: SqlSession | undefined): Promise<void> {
+    for (const p of [...this.#running.keys()]) await this.#release(session, p);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Consumer groups on PostgreSQL: members in separate stores (as separate processes would be)
+ * share the streams, each stream in order on one member, and take over when one leaves.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type ConsumerGroupMember,
+  createPostgresClient,
+  type EventStore,
+  openEventStore,
+  type RecordedEvent,
+} from '../src/index.js';
+import { databaseUrl, openTestStore, postgresBackend, sleep, type TestStore } from './support/backends.js';
+
+describe.skipIf(!databaseUrl)('consumer groups on PostgreSQL', () => {
+  let t: TestStore & { cleanup: () => Promise<void> };
+  const stores: EventStore[] = [];
+  beforeEach(async () => {
+    t = await openTestStore(postgresBackend);
+  });
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await t.cleanup();
+  });
+
+  /** A member in a store of its own, recording what it receives. */
+  const member = async (received: Map<string, RecordedEvent[]>, who: string) => {
+    const store = await openEventStore({
+      client: createPostgresClient({ connectionString: databaseUrl as string, maxConnections: 6 }),
+      schema: t.schema,
+    });
+    stores.push(store);
+    return store.joinGroup({
+      group: 'mailers',
+      partitions: 8,
+      heartbeatMs: 100,
+      sessionTimeoutMs: 1000,
+      pollIntervalMs: 100,
+      handler: (events) => {
+        for (const event of events) {
+          const key = `${who}:${event.streamId}`;
+          received.set(key, [...(received.get(key) ?? []), event]);
+        }
+      },
+    });
+  };
+
+  const appendMany = async (streams: number, perStream: number, tag: string) => {
+    for (let round = 0; round < perStream; round++) {
+      await Promise.all(
+        Array.from({ length: streams }, (_, s) =>
+          t.store.append(`mail-${s}`, [{ type: 'Send', data: { tag, round } }]),
+        ),
+      );
+    }
+  };
+
+  /** Every event of the log delivered, each stream's events in version order within each member. */
+  const expectComplete = (received: Map<string, RecordedEvent[]>, total: number) => {
+    const positions = new Set<number>();
+    for (const events of received.values()) {
+      for (const event of events) positions.add(event.position);
+      const versions = events.map((e) => e.streamVersion);
+      expect(versions).toEqual([...versions].sort((a, b) => a - b));
+    }
+    expect(positions.size).toBe(total);
+  };
+
+  const waitUntil = async (condition: () => boolean, ms = 15_000) => {
+    const until = Date.now() + ms;
+    while (!condition()) {
+      if (Date.now() > until) throw new Error('timed out');
+      await sleep(50);
+    }
+  };
+
+  it('shares the partitions among members, each stream on one member, every event once', async () => {
+    const received = new Map<string, RecordedEvent[]>();
+    const members: ConsumerGroupMember[] = [];
+    for (const who of ['a', 'b', 'c']) members.push(await member(received, who));
+    // 8 partitions over 3 members: 3, 3 and 2, once all have seen each other.
+    await waitUntil(
+      () =>
+        members.reduce((n, m) => n + m.partitions.length, 0) === 8 && members.every((m) => m.partitions.length >= 2),
+    );
+
+    await appendMany(60, 10, 'one');
+    await waitUntil(() => [...received.values()].reduce((n, e) => n + e.length, 0) >= 600);
+    await sleep(300);
+    expectComplete(received, 600);
+    // No duplicates while membership is stable, and each stream went to exactly one member.
+    expect([...received.values()].reduce((n, e) => n + e.length, 0)).toBe(600);
+    const owners = new Map<string, Set<string>>();
+    for (const key of received.keys()) {
+      const [who, stream] = key.split(':') as [string, string];
+      owners.set(stream, (owners.get(stream) ?? new Set()).add(who));
+    }
+    expect(owners.size).toBe(60);
+    expect([...owners.values()].every((set) => set.size === 1)).toBe(true);
+  });
+
+  it('hands the partitions of a member that leaves to the others, and shares with one that joins', async () => {
+    const received = new Map<string, RecordedEvent[]>();
+    const a = await member(received, 'a');
+    const b = await member(received, 'b');
+    await waitUntil(() => a.partitions.length + b.partitions.length === 8 && a.partitions.length === 4);
+    await appendMany(40, 3, 'before');
+
+    await b.stop();
+    await waitUntil(() => a.partitions.length === 8);
+    await appendMany(40, 3, 'after-leave');
+    await waitUntil(() => new Set([...received.values()].flat().map((e) => e.position)).size >= 240);
+
+    const c = await member(received, 'c');
+    await waitUntil(() => c.partitions.length === 4 && a.partitions.length === 4);
+    await appendMany(40, 3, 'after-join');
+    await waitUntil(() => new Set([...received.values()].flat().map((e) => e.position)).size >= 360);
+    expectComplete(received, 360);
+  });
+});

@@ -31,3 +31,13 @@ create table :SCHEMA.group_members (
   heartbeat_at timestamptz not null default now(),
   constraint group_members_pkey primary key (group_name, member_id)
 );
+
+-- Document-style read models: JSON documents by collection and id, written by projections
+-- in their batch transactions.
+create table :SCHEMA.documents (
+  collection text        not null,
+  id         text        not null,
+  data       jsonb       not null,
+  updated_at timestamptz not null default now(),
+  constraint documents_pkey primary key (collection, id)
+);

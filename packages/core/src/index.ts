@@ -48,6 +48,7 @@ export {
 } from './errors.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
 export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
+export type { Documents } from './queries/documents.js';
 export type { Snapshot } from './queries/snapshots.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
 export { ConsumerGroupMember, type ConsumerGroupOptions } from './subscriptions/consumer-group.js';

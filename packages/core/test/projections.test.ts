@@ -97,6 +97,44 @@ describe.each(backends)('projections on $name', (backend) => {
     expect(await readModel(t.client, t.schema)).toMatchObject({ deposits: 20, total: 20 });
   });
 
+  it('keeps document-style read models: JSON documents by id, queried by containment', async () => {
+    await store.append('account-1', [{ type: 'Opened', data: { owner: 'Ada', tier: 'gold' } }, ...deposits(2, 5)]);
+    await store.append('account-2', [{ type: 'Opened', data: { owner: 'Bob', tier: 'basic' } }]);
+    type Summary = { owner: string; tier: string; balance: number };
+    const runner = run({
+      name: 'summaries',
+      categories: ['account'],
+      handlers: {
+        Opened: async (event, _tx, docs) => {
+          const { owner, tier } = event.data as { owner: string; tier: string };
+          await docs.put('account-summaries', event.streamId, { owner, tier, balance: 0 });
+        },
+        Deposited: async (event, _tx, docs) => {
+          await docs.update<Summary>(
+            'account-summaries',
+            event.streamId,
+            { owner: '?', tier: '?', balance: 0 },
+            (d) => ({
+              ...d,
+              balance: d.balance + (event.data as { amount: number }).amount,
+            }),
+          );
+        },
+      },
+    });
+    await runner.waitFor(4);
+    expect(await store.documents.get('account-summaries', 'account-1')).toEqual({
+      owner: 'Ada',
+      tier: 'gold',
+      balance: 10,
+    });
+    expect(await store.documents.find('account-summaries', { match: { tier: 'basic' } })).toEqual([
+      { id: 'account-2', data: { owner: 'Bob', tier: 'basic', balance: 0 } },
+    ]);
+    expect(await store.documents.get('account-summaries', 'nobody')).toBeNull();
+    await expect(store.documents.find('account-summaries', { limit: 0 })).rejects.toMatchObject({ field: 'limit' });
+  });
+
   it('stops as faulted after too many failures in a row', async () => {
     await store.append('account-1', deposits(3));
     const runner = run(countingProjection(t.schema, { failAt: () => 2 }), { maxFailures: 2 });
@@ -150,8 +188,8 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
     const projection = countingProjection(t.schema);
     const handlers = projection.handlers as NonNullable<Projection['handlers']>;
     const deposited = handlers.Deposited as NonNullable<(typeof handlers)[string]>;
-    handlers.Deposited = async (event, tx) => {
-      await deposited(event, tx);
+    handlers.Deposited = async (event, tx, docs) => {
+      await deposited(event, tx, docs);
       if (slow && event.position % 500 === 0) await sleep(50);
     };
     const runner = a.runProjection(projection, { batchSize: 1000, leaseRetryMs: 100 });
@@ -193,9 +231,9 @@ describe.each(backends)('inline projections on $name', (backend) => {
     const counting = countingProjection(schema, { failAt: () => undefined });
     const handlers = counting.handlers as NonNullable<Projection['handlers']>;
     const deposited = handlers.Deposited as NonNullable<(typeof handlers)[string]>;
-    handlers.Deposited = async (event, tx) => {
+    handlers.Deposited = async (event, tx, docs) => {
       if ((event.data as { amount: number }).amount < 0) throw new Error('negative deposit');
-      await deposited(event, tx);
+      await deposited(event, tx, docs);
     };
     const store = await openEventStore({
       client: backend.client(),

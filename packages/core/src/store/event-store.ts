@@ -19,6 +19,7 @@ import {
   readCheckpointStatuses,
   unparkEvent,
 } from '../queries/checkpoints.js';
+import { type Documents, documents } from '../queries/documents.js';
 import { readLogHolders } from '../queries/log-holders.js';
 import { type ReadAllFilter, readAllPage, readHeadPosition } from '../queries/read-all.js';
 import { readEventById } from '../queries/read-event.js';
@@ -374,6 +375,12 @@ export class EventStore {
     }
   }
 
+  /** JSON documents written by projections (document-style read models), to read and query. */
+  get documents(): Documents {
+    this.#assertOpen();
+    return documents(this.#client, this.options.schema);
+  }
+
   /**
    * Every durable subscription's and projection's stored position, with its lag in events and
    * seconds and its parked events; for the running state of one in this process, ask its
@@ -477,7 +484,7 @@ export class EventStore {
         ? appendEvents(this.#client, schema, appends)
         : this.#client.transaction(async (tx) => {
             const outcomes = await appendEvents(tx, schema, appends);
-            await applyInline(this.#inline, tx, appends, outcomes);
+            await applyInline(this.#inline, tx, schema, appends, outcomes);
             return outcomes;
           });
     let outcomes: WriteOutcome[][];
@@ -524,6 +531,7 @@ export class EventStore {
 async function applyInline(
   projections: Projection[],
   tx: SqlQueryable,
+  schema: string,
   appends: readonly (readonly PreparedWrite[])[],
   outcomes: WriteOutcome[][],
 ): Promise<void> {
@@ -558,9 +566,10 @@ async function applyInline(
         (!types || types.includes(event.type)),
     );
     if (events.length === 0) continue;
+    const docs = documents(tx, schema);
     try {
-      if (projection.handleBatch) await projection.handleBatch(events, tx);
-      else for (const event of events) await projection.handlers?.[event.type]?.(event, tx);
+      if (projection.handleBatch) await projection.handleBatch(events, tx, docs);
+      else for (const event of events) await projection.handlers?.[event.type]?.(event, tx, docs);
     } catch (error) {
       throw new InlineProjectionError(projection.name, error);
     }

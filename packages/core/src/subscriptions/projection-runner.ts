@@ -15,6 +15,7 @@
 import type { SqlClient, SqlQueryable, SqlSession } from '../db/sql-client.js';
 import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { lockCheckpoint, readCheckpoint } from '../queries/checkpoints.js';
+import { type Documents, documents } from '../queries/documents.js';
 import { readAllPage, readHeadPosition } from '../queries/read-all.js';
 import type { RecordedEvent } from '../types.js';
 import { assertStreamId } from '../validation.js';
@@ -34,13 +35,16 @@ export interface Projection {
   categories?: string[];
   /** Only events of these types (defaults to the types of `handlers`, or all with `handleBatch`). */
   eventTypes?: string[];
-  /** One handler per event type; each writes through `tx`, the batch's transaction. */
-  handlers?: Record<string, (event: RecordedEvent, tx: SqlQueryable) => Promise<void>>;
+  /**
+   * One handler per event type; each writes through `tx`, the batch's transaction, to its
+   * own tables or to `documents` (JSON documents by collection and id, in the same transaction).
+   */
+  handlers?: Record<string, (event: RecordedEvent, tx: SqlQueryable, documents: Documents) => Promise<void>>;
   /**
    * Or one handler for a whole batch, for set-based writes (one `insert ... select from
    * unnest(...)` per batch instead of one statement per event).
    */
-  handleBatch?: (events: RecordedEvent[], tx: SqlQueryable) => Promise<void>;
+  handleBatch?: (events: RecordedEvent[], tx: SqlQueryable, documents: Documents) => Promise<void>;
   /** Creates its tables (idempotent DDL such as `create table if not exists`), run at start. */
   setup?: (tx: SqlQueryable) => Promise<void>;
 }
@@ -283,12 +287,13 @@ export class ProjectionRunner {
         categories: this.#projection.categories,
         eventTypes,
       });
+      const docs = documents(tx, schema);
       if (handleBatch) {
-        if (events.length > 0) await handleBatch(events, tx);
+        if (events.length > 0) await handleBatch(events, tx, docs);
       } else {
         for (const event of events) {
           const handler = handlers?.[event.type];
-          if (handler) await handler(event, tx);
+          if (handler) await handler(event, tx, docs);
         }
       }
       // A short page saw every matching event up to the head: the events between that it

@@ -16,6 +16,7 @@ import {
   InvalidAmount,
   UnknownCommand,
 } from './account.js';
+import { type AccountSummary, balancesCollection, balancesProjection } from './balances-projection.js';
 import { catchUp } from './ledger.js';
 import { transfer } from './transfer.js';
 
@@ -203,6 +204,13 @@ describe.each(backends)('the bank on $name', (backend) => {
     const ledger = await catchUp(store);
     const total = [...ledger.balances.values()].reduce((sum, b) => sum + b, 0);
     expect(total).toBe(accountCount * initial);
+    // The projected read model agrees, account by account.
+    await store.rebuildProjection(balancesProjection);
+    const summaries = await store.documents.find<AccountSummary & Record<string, string | number>>(balancesCollection, {
+      limit: 10_000,
+    });
+    expect(summaries).toHaveLength(accountCount);
+    for (const { id, data } of summaries) expect(data.balance, id).toBe(ledger.balances.get(id));
     // Every balance: as the decider folds it, as the ledger sums it, as its events add up.
     const sample = ids.filter((_, i) => i < 5 || i % Math.ceil(accountCount / 40) === 0);
     for (const id of sample) {

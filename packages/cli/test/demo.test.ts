@@ -61,6 +61,9 @@ describe.each(targets)('annals demo on $name', ({ postgres }) => {
     expect(out).toContain('log head before 11, after 11');
     expect(out).toContain('balance now:              €85.00');
     expect(out).toContain('as of version 2:          €100.00');
+    expect(out).toContain('projection account-balances: at position 11 of 11, lag 0');
+    expect(out).toMatch(/account-eve\w+: Eve, closed, €0.00/);
+    expect(out).toContain('closed accounts in the read model: 1');
     expect(out).toContain('money in all 3 accounts: €115.00');
     expect(out).toContain('The log now holds 11 events.');
   });
@@ -69,6 +72,8 @@ describe.each(targets)('annals demo on $name', ({ postgres }) => {
     const out = await capture(() => demoCommand(flags));
     expect(out).toContain('The log holds 11 events before this run.');
     expect(out).toContain('The log now holds 22 events.');
+    expect(out).toContain('projection account-balances: at position 22 of 22, lag 0');
+    expect(out).toContain('closed accounts in the read model: 2');
     const log = await capture(() => logCommand({ ...flags, json: true, category: ['account'] }));
     const positions = log.split('\n').map((line) => JSON.parse(line).position);
     expect(positions).toEqual(Array.from({ length: 22 }, (_, i) => i + 1));

@@ -2,11 +2,18 @@
  * `annals demo`: a tour of Annals on the bank example. Commands through a decider, a refused
  * rule, a repeated command, two processes racing, a transfer with its causal chain and a
  * refund, refused bad input, then an account's history, its balance at past moments and the
- * ledger read model. Each run uses new account ids, so it can run again on the same database.
+ * read models. Each run uses new account ids, so it can run again on the same database.
  */
 import { randomBytes } from 'node:crypto';
 import { type AnnalsError, commandHandler, type EventStore, type RecordedEvent, toArray } from '@annals/core';
-import { bankAccount, catchUp, transfer } from '@annals/example-bank';
+import {
+  type AccountSummary,
+  balancesCollection,
+  balancesProjection,
+  bankAccount,
+  catchUp,
+  transfer,
+} from '@annals/example-bank';
 import { type ConnectionFlags, openStore } from '../config.js';
 
 const euros = (cents: number) => `€${(cents / 100).toFixed(2)}`;
@@ -144,9 +151,18 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
   const firstTime = (history[0] as RecordedEvent).recordedAt;
   console.log(`as of ${firstTime.toISOString()}: ${await at(versionAt((e) => e.recordedAt <= firstTime))}`);
 
-  step('The ledger read model, built from the global log');
+  step('A read model built by a projection, then queried');
+  const built = await store.rebuildProjection(balancesProjection);
+  console.log(`projection ${built.name}: at position ${built.position} of ${built.head}, lag ${built.lag}`);
+  for (const id of [ada, bob, eve]) {
+    const summary = await store.documents.get<AccountSummary & Record<string, string | number>>(balancesCollection, id);
+    console.log(
+      `${id}: ${summary?.owner}, ${summary?.status}, ${euros(summary?.balance ?? 0)} after ${summary?.movements} movements`,
+    );
+  }
+  const closed = await store.documents.find(balancesCollection, { match: { status: 'closed' }, limit: 1000 });
+  console.log(`closed accounts in the read model: ${closed.length}`);
   const ledger = await catchUp(store);
-  for (const id of [ada, bob, eve]) console.log(`${id}: ${euros(ledger.balances.get(id) ?? 0)}`);
   const supply = [...ledger.balances.values()].reduce((sum, b) => sum + b, 0);
   console.log(
     `money in all ${ledger.balances.size} accounts: ${euros(supply)} (only deposits and withdrawals change it)`,

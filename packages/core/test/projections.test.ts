@@ -320,3 +320,64 @@ describe.each(backends)('rebuilding a projection on $name', (backend) => {
     }
   });
 });
+
+describe.skipIf(!databaseUrl)('a projection process killed mid-batch (SIGKILL)', () => {
+  it('is replaced by a standby in another process, and every event counts exactly once', async () => {
+    const { spawn } = await import('node:child_process');
+    const t = await openTestStore(postgresBackend);
+    const standbyStore = await openEventStore({
+      client: createPostgresClient({ connectionString: databaseUrl as string }),
+      schema: t.schema,
+    });
+    try {
+      await t.client.exec(`create table "${t.schema}".rm_balances (
+        account text primary key, deposits bigint not null, total bigint not null)`);
+      for (let i = 0; i < 10; i++) await t.store.append(`account-${i}`, deposits(1000, 1 + (i % 2)));
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          new URL('./support/projection-child.ts', import.meta.url).pathname,
+          databaseUrl as string,
+          t.schema,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      await new Promise<void>((resolve) => child.stdout?.once('data', () => resolve()));
+      // Let it commit some batches and start another, then kill it without warning.
+      const until = Date.now() + 20_000;
+      for (;;) {
+        const [row] = await t.client.query<{ position: string }>(
+          `select position from "${t.schema}".checkpoints where name = 'projection:balances:v1'`,
+        );
+        if (Number(row?.position ?? 0) >= 1000 || Date.now() > until) break;
+        await sleep(20);
+      }
+      const standby = standbyStore.runProjection(countingProjection(t.schema), { leaseRetryMs: 100, batchSize: 500 });
+      await sleep(200);
+      expect((await standby.status()).leader).toBe(false);
+      // Kill it while it has a batch transaction open.
+      for (let tries = 0; tries < 200; tries++) {
+        const open = await t.client.query(
+          `select 1 from pg_stat_activity where application_name = 'annals_child' and xact_start is not null
+              and query like '%rm_balances%'`,
+        );
+        if (open.length > 0) break;
+        await sleep(5);
+      }
+      const [before] = await t.client.query<{ position: string }>(
+        `select position from "${t.schema}".checkpoints where name = 'projection:balances:v1'`,
+      );
+      child.kill('SIGKILL');
+      expect(Number(before?.position)).toBeLessThan(10_000);
+      const started = Date.now();
+      await standby.waitFor(10_000);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(await readModel(t.client, t.schema)).toEqual({ deposits: 10_000, total: 15_000, accounts: 10 });
+    } finally {
+      await standbyStore.close();
+      await t.cleanup();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 /** The command handler on every backend, with a small counter decider. */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   ConcurrencyError,
@@ -15,7 +15,7 @@ import {
   UnknownEventTypeError,
 } from '../src/index.js';
 import { deciderSpecification } from '../src/testing/index.js';
-import { backends, openTestStore, type TestStore } from './support/backends.js';
+import { backends, useTestStore } from './support/backends.js';
 
 type CounterCommand =
   | { type: 'Add'; data: { by: number }; id?: string }
@@ -91,14 +91,9 @@ describe('deciderSpecification', () => {
 });
 
 describe.each(backends)('command handler on $name', (backend) => {
-  let t: TestStore & { cleanup: () => Promise<void> };
   let store: EventStore;
-  beforeEach(async () => {
-    t = await openTestStore(backend);
-    store = t.store;
-  });
-  afterEach(async () => {
-    await t.cleanup();
+  useTestStore(backend, (opened) => {
+    store = opened.store;
   });
 
   it('loads, decides, appends, and stamps who, why and what caused it on every event', async () => {

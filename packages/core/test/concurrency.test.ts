@@ -3,7 +3,7 @@
  * versions stay dense. Property tests compare the store with an in-memory model.
  */
 import fc from 'fast-check';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   ConcurrencyError,
   createPostgresClient,
@@ -13,7 +13,7 @@ import {
   type RecordedEvent,
   toArray,
 } from '../src/index.js';
-import { backends, databaseUrl, freshSchema, openTestStore, type TestStore } from './support/backends.js';
+import { backends, databaseUrl, freshSchema, useTestStore } from './support/backends.js';
 
 /** Checks the log's shape: dense positions, dense versions per stream, stream order = global order. */
 function expectWellFormedLog(events: RecordedEvent[]): void {
@@ -26,14 +26,9 @@ function expectWellFormedLog(events: RecordedEvent[]): void {
 }
 
 describe.each(backends)('concurrency on $name', (backend) => {
-  let t: TestStore & { cleanup: () => Promise<void> };
   let store: EventStore;
-  beforeEach(async () => {
-    t = await openTestStore(backend);
-    store = t.store;
-  });
-  afterEach(async () => {
-    await t.cleanup();
+  useTestStore(backend, (opened) => {
+    store = opened.store;
   });
 
   it('lets exactly one of 20 racing appends with the same expected version win, round after round', async () => {

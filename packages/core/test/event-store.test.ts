@@ -1,5 +1,5 @@
 /** The store's contract, run on every backend. */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   ConcurrencyError,
   EventIdReusedError,
@@ -8,20 +8,15 @@ import {
   StoreClosedError,
   toArray,
 } from '../src/index.js';
-import { backends, openTestStore, type TestStore } from './support/backends.js';
+import { backends, useTestStore } from './support/backends.js';
 
 const opened = (type: string, n: number): NewEvent[] =>
   Array.from({ length: n }, (_, i) => ({ type, data: { n: i + 1 } }));
 
 describe.each(backends)('event store on $name', (backend) => {
-  let t: TestStore & { cleanup: () => Promise<void> };
   let store: EventStore;
-  beforeEach(async () => {
-    t = await openTestStore(backend);
-    store = t.store;
-  });
-  afterEach(async () => {
-    await t.cleanup();
+  useTestStore(backend, (opened) => {
+    store = opened.store;
   });
 
   describe('append', () => {

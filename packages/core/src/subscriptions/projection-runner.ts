@@ -19,6 +19,7 @@ import { type Documents, documents } from '../queries/documents.js';
 import { readAllPage, readHeadPosition } from '../queries/read-all.js';
 import type { RecordedEvent } from '../types.js';
 import { assertStreamId } from '../validation.js';
+import { PositionWaiters } from './position-waiters.js';
 import { delay, Wakeup } from './wakeup.js';
 
 /** A read model fed by the log; see the module comment. */
@@ -113,12 +114,9 @@ export class ProjectionRunner {
   readonly #wakeup = new Wakeup();
   #state: ProjectionStatus['state'] = 'standby';
   #leader = false;
-  #position = 0;
   #lastError: string | undefined;
   #stopped = false;
-  /** The loop has returned: nothing more will be handled. */
-  #ended = false;
-  #waiters: { position: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  readonly #progress = new PositionWaiters();
   /** Resolves when the runner stopped or faulted. */
   readonly done: Promise<void>;
 
@@ -153,9 +151,7 @@ export class ProjectionRunner {
 
   /** Resolves once this runner has committed every event up to `position`. */
   waitFor(position: number): Promise<void> {
-    if (this.#position >= position) return Promise.resolve();
-    if (this.#ended) return Promise.reject(new Error(`projection ${this.#state} at position ${this.#position}`));
-    return new Promise((resolve, reject) => this.#waiters.push({ position, resolve, reject }));
+    return this.#progress.waitFor(position);
   }
 
   async status(): Promise<ProjectionStatus> {
@@ -208,8 +204,7 @@ export class ProjectionRunner {
       this.#lastError = toAnnalsError(error).message;
       this.#state = 'faulted';
     } finally {
-      this.#ended = true;
-      for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`projection ${this.#state}`));
+      this.#progress.end(`projection ${this.#state}`);
     }
   }
 
@@ -307,14 +302,9 @@ export class ProjectionRunner {
       }
       return [events.length, end] as const;
     });
-    this.#position = last;
     this.#samples.push([Date.now(), last]);
     if (this.#samples.length > 1000) this.#samples.splice(0, 500);
-    this.#waiters = this.#waiters.filter((waiter) => {
-      if (waiter.position > last) return true;
-      waiter.resolve();
-      return false;
-    });
+    this.#progress.reach(last);
     return count;
   }
 }

@@ -21,6 +21,7 @@ import { countParked, parkEvent, readCheckpoint, writeCheckpoint } from '../quer
 import { readAllPage, readHeadPosition } from '../queries/read-all.js';
 import type { RecordedEvent } from '../types.js';
 import { assertStreamId } from '../validation.js';
+import { PositionWaiters } from './position-waiters.js';
 import { delay, Wakeup } from './wakeup.js';
 
 /** Options of {@link EventStore.subscribe}. */
@@ -81,12 +82,9 @@ export class Subscription {
   readonly #backoffMs: number;
   readonly #wakeup = new Wakeup();
   #state: SubscriptionStatus['state'] = 'starting';
-  #position = 0;
   #lastError: string | undefined;
   #stopped = false;
-  /** The loop has returned: nothing more will be handled. */
-  #ended = false;
-  #waiters: { position: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  readonly #progress = new PositionWaiters();
   /** Resolves when the subscription stopped, or faulted. */
   readonly done: Promise<void>;
 
@@ -122,9 +120,7 @@ export class Subscription {
 
   /** Resolves once every event up to `position` was handled (rejects if the subscription faults). */
   waitFor(position: number): Promise<void> {
-    if (this.#position >= position) return Promise.resolve();
-    if (this.#ended) return Promise.reject(new Error(`subscription ${this.#state} at position ${this.#position}`));
-    return new Promise((resolve, reject) => this.#waiters.push({ position, resolve, reject }));
+    return this.#progress.waitFor(position);
   }
 
   async status(): Promise<SubscriptionStatus> {
@@ -134,9 +130,9 @@ export class Subscription {
     return {
       name,
       state: this.#state,
-      position: this.#position,
+      position: this.#progress.position,
       head,
-      lag: Math.max(0, head - this.#position),
+      lag: Math.max(0, head - this.#progress.position),
       lastError: this.#lastError,
       parked: name ? await countParked(client, schema, name) : 0,
     };
@@ -159,9 +155,9 @@ export class Subscription {
         this.#wakeup.clear();
         // With a filter, read the head first: a short page then covers every event up to it.
         const head = filtered ? await readHeadPosition(client, schema) : 0;
-        const page = await readAllPage(client, schema, this.#position, options.batchSize, filter);
+        const page = await readAllPage(client, schema, this.#progress.position, options.batchSize, filter);
         if (page.length === 0) {
-          if (head > this.#position) await this.#moveTo(head);
+          if (head > this.#progress.position) await this.#moveTo(head);
           this.#state = 'live';
           await this.#wakeup.sleep(options.pollIntervalMs);
           continue;
@@ -181,9 +177,8 @@ export class Subscription {
       this.#lastError = toAnnalsError(error).message;
       this.#fault();
     } finally {
-      this.#ended = true;
       stopListening();
-      for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`subscription ${this.#state}`));
+      this.#progress.end(`subscription ${this.#state}`);
     }
   }
 
@@ -247,17 +242,12 @@ export class Subscription {
 
   /** Takes `position` as handled and wakes whoever waits for it. */
   #settle(position: number): void {
-    this.#position = position;
-    this.#waiters = this.#waiters.filter((waiter) => {
-      if (waiter.position > position) return true;
-      waiter.resolve();
-      return false;
-    });
+    this.#progress.reach(position);
   }
 
   #fault(): void {
     this.#state = 'faulted';
-    for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`subscription faulted: ${this.#lastError}`));
+    this.#progress.end(`subscription faulted (${this.#lastError})`);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { afterEach, beforeEach } from 'vitest';
 import { createPgliteClient } from '../../src/db/pglite-client.js';
 import {
   createPostgresClient,
@@ -88,3 +89,38 @@ export async function rawConnection(): Promise<pg.Client> {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Opens a store in a fresh schema before each test of the enclosing suite and drops it after.
+ * `onOpen` receives it (to keep it in a local variable); the returned object reads the current one.
+ */
+export function useTestStore(
+  backend: TestBackend,
+  onOpen: (opened: TestStore) => void = () => {},
+  options: Partial<StoreOptions> = {},
+): TestStore {
+  let current: (TestStore & { cleanup: () => Promise<void> }) | undefined;
+  beforeEach(async () => {
+    current = await openTestStore(backend, options);
+    onOpen(current);
+  });
+  afterEach(async () => {
+    await current?.cleanup();
+    current = undefined;
+  });
+  const get = () => {
+    if (!current) throw new Error('no test store outside a test');
+    return current;
+  };
+  return {
+    get store() {
+      return get().store;
+    },
+    get schema() {
+      return get().schema;
+    },
+    get client() {
+      return get().client;
+    },
+  };
+}

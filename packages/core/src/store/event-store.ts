@@ -1,5 +1,5 @@
 import { assertMigrated, type MigrateResult, migrate, notifyChannel } from '../db/migrate.js';
-import type { Listener, SqlClient, SqlQueryable } from '../db/sql-client.js';
+import type { Listener, SqlClient } from '../db/sql-client.js';
 import {
   ConcurrencyError,
   EventIdReusedError,
@@ -56,6 +56,8 @@ import {
   toJson,
 } from '../validation.js';
 import { AppendBatcher } from './append-batcher.js';
+import { toAppendResults } from './append-results.js';
+import { applyInline } from './inline-projections.js';
 import { paged } from './paging.js';
 
 /** Options of {@link openEventStore}. */
@@ -524,96 +526,5 @@ export class EventStore {
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreClosedError();
-  }
-}
-
-/** Runs inline projections over the events a batch stored, in its transaction. */
-async function applyInline(
-  projections: Projection[],
-  tx: SqlQueryable,
-  schema: string,
-  appends: readonly (readonly PreparedWrite[])[],
-  outcomes: WriteOutcome[][],
-): Promise<void> {
-  const stored: RecordedEvent[] = [];
-  appends.forEach((writes, a) => {
-    writes.forEach((write, w) => {
-      const outcome = outcomes[a]?.[w];
-      if (outcome?.outcome !== 'ok') return;
-      const first = outcome.firstPosition as number;
-      const before = (outcome.streamVersion as number) - write.events.length;
-      write.events.forEach((event, e) => {
-        stored.push({
-          position: first + e,
-          streamId: write.streamId,
-          streamVersion: before + e + 1,
-          id: event.id,
-          type: event.type,
-          data: JSON.parse(event.data),
-          metadata: JSON.parse(event.metadata),
-          recordedAt: outcome.recordedAt as Date,
-        });
-      });
-    });
-  });
-  if (stored.length === 0) return;
-  stored.sort((x, y) => x.position - y.position);
-  for (const projection of projections) {
-    const types = projection.eventTypes ?? (projection.handlers ? Object.keys(projection.handlers) : undefined);
-    const events = stored.filter(
-      (event) =>
-        (!projection.categories || projection.categories.includes(event.streamId.split('-')[0] as string)) &&
-        (!types || types.includes(event.type)),
-    );
-    if (events.length === 0) continue;
-    const docs = documents(tx, schema);
-    try {
-      if (projection.handleBatch) await projection.handleBatch(events, tx, docs);
-      else for (const event of events) await projection.handlers?.[event.type]?.(event, tx, docs);
-    } catch (error) {
-      throw new InlineProjectionError(projection.name, error);
-    }
-  }
-}
-
-/** Turns one append's write outcomes into its results, or throws its error. */
-function toAppendResults(writes: readonly PreparedWrite[], outcomes: WriteOutcome[]): AppendResult[] {
-  if (outcomes.length !== writes.length) throw new Error('append_events returned the wrong number of outcomes');
-  if (outcomes.some((o) => o.outcome === 'conflict')) {
-    // The whole append failed; name the write whose version did not match.
-    const w = Math.max(
-      0,
-      outcomes.findIndex((o, i) => !matches(writes[i] as PreparedWrite, o.actualVersion)),
-    );
-    const write = writes[w] as PreparedWrite;
-    throw new ConcurrencyError(write.streamId, write.expected, (outcomes[w] as WriteOutcome).actualVersion);
-  }
-  const reused = outcomes.findIndex((o) => o.outcome === 'id_reused');
-  if (reused >= 0) throw new EventIdReusedError((writes[reused] as PreparedWrite).streamId);
-  return writes.map((write, w) => {
-    const outcome = outcomes[w] as WriteOutcome;
-    const first = outcome.firstPosition as number;
-    const last = outcome.lastPosition as number;
-    return {
-      streamId: write.streamId,
-      streamVersion: outcome.streamVersion as number,
-      positions: Array.from({ length: last - first + 1 }, (_, i) => first + i),
-      duplicate: outcome.outcome === 'duplicate',
-      recordedAt: outcome.recordedAt as Date,
-    };
-  });
-}
-
-/** Whether a stream at version `actual` satisfies the write's expected version. */
-function matches(write: PreparedWrite, actual: number): boolean {
-  switch (write.expectedCode) {
-    case -1:
-      return true;
-    case -2:
-      return actual === 0;
-    case -3:
-      return actual > 0;
-    default:
-      return actual === write.expectedCode;
   }
 }

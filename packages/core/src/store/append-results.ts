@@ -1,0 +1,47 @@
+/** Turns the outcomes `append_events` reports into append results or typed errors. */
+import { ConcurrencyError, EventIdReusedError } from '../errors.js';
+import type { WriteOutcome } from '../queries/append-events.js';
+import type { AppendResult } from '../types.js';
+import type { PreparedWrite } from '../validation.js';
+
+/** Turns one append's write outcomes into its results, or throws its error. */
+export function toAppendResults(writes: readonly PreparedWrite[], outcomes: WriteOutcome[]): AppendResult[] {
+  if (outcomes.length !== writes.length) throw new Error('append_events returned the wrong number of outcomes');
+  if (outcomes.some((o) => o.outcome === 'conflict')) {
+    // The whole append failed; name the write whose version did not match.
+    const w = Math.max(
+      0,
+      outcomes.findIndex((o, i) => !matches(writes[i] as PreparedWrite, o.actualVersion)),
+    );
+    const write = writes[w] as PreparedWrite;
+    throw new ConcurrencyError(write.streamId, write.expected, (outcomes[w] as WriteOutcome).actualVersion);
+  }
+  const reused = outcomes.findIndex((o) => o.outcome === 'id_reused');
+  if (reused >= 0) throw new EventIdReusedError((writes[reused] as PreparedWrite).streamId);
+  return writes.map((write, w) => {
+    const outcome = outcomes[w] as WriteOutcome;
+    const first = outcome.firstPosition as number;
+    const last = outcome.lastPosition as number;
+    return {
+      streamId: write.streamId,
+      streamVersion: outcome.streamVersion as number,
+      positions: Array.from({ length: last - first + 1 }, (_, i) => first + i),
+      duplicate: outcome.outcome === 'duplicate',
+      recordedAt: outcome.recordedAt as Date,
+    };
+  });
+}
+
+/** Whether a stream at version `actual` satisfies the write's expected version. */
+function matches(write: PreparedWrite, actual: number): boolean {
+  switch (write.expectedCode) {
+    case -1:
+      return true;
+    case -2:
+      return actual === 0;
+    case -3:
+      return actual > 0;
+    default:
+      return actual === write.expectedCode;
+  }
+}

@@ -4,7 +4,7 @@ import { AnnalsError } from '@annals/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { demoCommand } from './commands/demo.js';
 import { migrateCommand } from './commands/migrate.js';
-import { holdersCommand, logCommand, readCommand } from './commands/read.js';
+import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
 import { defaultDataDir } from './config.js';
 
 function integer(value: string): number {
@@ -64,6 +64,18 @@ program
   .description('show the transactions holding the log lock (what appends and readers wait for)')
   .option('--json', 'machine-readable output')
   .action((options) => holdersCommand({ ...global(), ...options }));
+
+program
+  .command('checkpoints')
+  .description('list subscriptions and projections with their position and lag')
+  .option('--json', 'machine-readable output')
+  .action((options) => checkpointsCommand({ ...global(), ...options }));
+
+program
+  .command('parked <subscription>')
+  .description('list the events a subscription parked, with their errors')
+  .option('--json', 'machine-readable output')
+  .action((subscription, options) => parkedCommand(subscription, { ...global(), ...options }));
 
 try {
   await program.parseAsync();

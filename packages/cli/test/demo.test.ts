@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createPostgresClient } from '@annals/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { demoCommand } from '../src/commands/demo.js';
-import { logCommand } from '../src/commands/read.js';
+import { checkpointsCommand, logCommand, parkedCommand } from '../src/commands/read.js';
 import type { ConnectionFlags } from '../src/config.js';
 
 const databaseUrl = process.env.DATABASE_URL;
@@ -77,5 +77,8 @@ describe.each(targets)('annals demo on $name', ({ postgres }) => {
     const log = await capture(() => logCommand({ ...flags, json: true, category: ['account'] }));
     const positions = log.split('\n').map((line) => JSON.parse(line).position);
     expect(positions).toEqual(Array.from({ length: 22 }, (_, i) => i + 1));
+    const checkpoints = JSON.parse(await capture(() => checkpointsCommand({ ...flags, json: true })));
+    expect(checkpoints).toMatchObject([{ name: 'projection:account-balances:v1', position: 22, lag: 0, parked: 0 }]);
+    expect(await capture(() => parkedCommand('mailer', flags))).toBe('mailer has no parked events');
   });
 });

@@ -73,3 +73,45 @@ export async function holdersCommand(flags: ConnectionFlags & Output): Promise<v
     await store.close();
   }
 }
+
+/** `annals checkpoints`: every durable subscription and projection, with its lag. */
+export async function checkpointsCommand(flags: ConnectionFlags & Output): Promise<void> {
+  const { store } = await openStore(flags, false);
+  try {
+    const checkpoints = await store.checkpoints();
+    if (flags.json) {
+      console.log(JSON.stringify(checkpoints));
+    } else if (checkpoints.length === 0) {
+      console.log('no subscription or projection has a checkpoint yet');
+    } else {
+      for (const c of checkpoints) {
+        console.log(
+          `${c.name}: position ${c.position}, ${c.lag} events behind (${c.lagSeconds.toFixed(1)} s), ${c.parked} parked`,
+        );
+      }
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** `annals parked <subscription>`: the events a subscription parked, with their errors. */
+export async function parkedCommand(subscription: string, flags: ConnectionFlags & Output): Promise<void> {
+  const { store } = await openStore(flags, false);
+  try {
+    const parked = await store.parkedEvents(subscription);
+    if (flags.json) {
+      console.log(JSON.stringify(parked));
+    } else if (parked.length === 0) {
+      console.log(`${subscription} has no parked events`);
+    } else {
+      for (const p of parked) {
+        console.log(
+          `#${p.position}  ${p.eventId}  after ${p.attempts} attempts, ${p.parkedAt.toISOString()}: ${p.error}`,
+        );
+      }
+    }
+  } finally {
+    await store.close();
+  }
+}

@@ -5,10 +5,11 @@ import {
   EventIdReusedError,
   type EventStore,
   type NewEvent,
+  openEventStore,
   StoreClosedError,
   toArray,
 } from '../src/index.js';
-import { backends, useTestStore } from './support/backends.js';
+import { backends, freshSchema, useTestStore } from './support/backends.js';
 
 const opened = (type: string, n: number): NewEvent[] =>
   Array.from({ length: n }, (_, i) => ({ type, data: { n: i + 1 } }));
@@ -278,6 +279,39 @@ describe.each(backends)('event store on $name', (backend) => {
       expect(await read(store, { categories: ['account'], eventTypes: ['Opened'], pageSize: 1 })).toEqual([1, 3]);
       expect(await read(store, { categories: ['account'], after: 3 })).toEqual([4, 5]);
     });
+  });
+
+  it('loads a stream for folding: the snapshot and the events after it, paged, up to a version', async () => {
+    const small = await openEventStore({
+      client: backend.client(),
+      closeClient: false,
+      schema: freshSchema(),
+      pageSize: 2,
+    });
+    try {
+      await small.append('fold-1', opened('E', 7));
+      const all = await small.loadStream('fold-1');
+      expect(all.snapshot).toBeNull();
+      expect((await toArray(all.events)).map((e) => e.streamVersion)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      await small.saveSnapshot({
+        streamId: 'fold-1',
+        decider: 'd',
+        modelVersion: 3,
+        streamVersion: 2,
+        state: { n: 2 },
+      });
+      const after = await small.loadStream('fold-1', { snapshotOf: { decider: 'd', modelVersion: 3 }, toVersion: 6 });
+      expect(after.snapshot).toMatchObject({ streamVersion: 2, state: { n: 2 } });
+      expect((await toArray(after.events)).map((e) => e.streamVersion)).toEqual([3, 4, 5, 6]);
+      const otherModel = await small.loadStream('fold-1', { snapshotOf: { decider: 'd', modelVersion: 4 } });
+      expect(otherModel.snapshot).toBeNull();
+      const below = await small.loadStream('fold-1', { snapshotOf: { decider: 'd', modelVersion: 3 }, toVersion: 1 });
+      expect(below.snapshot).toBeNull();
+      expect((await toArray(below.events)).map((e) => e.streamVersion)).toEqual([1]);
+    } finally {
+      await small.close();
+      await backend.client().exec(`drop schema "${small.options.schema}" cascade`);
+    }
   });
 
   it('refuses work after close', async () => {

@@ -199,19 +199,22 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
    * usable snapshot when snapshots are on.
    */
   async load(streamId: string, options: { version?: number } = {}): Promise<{ state: S; streamVersion: number }> {
-    const { version } = options;
+    const snapshots = this.#options.snapshots;
+    const { snapshot, events } = await this.#store.loadStream(streamId, {
+      snapshotOf: snapshots ? { decider: this.#options.name, modelVersion: snapshots.version } : undefined,
+      toVersion: options.version,
+    });
     let state = this.#decider.initialState();
     let streamVersion = 0;
-    const snapshots = this.#options.snapshots;
-    if (snapshots) {
-      const snapshot = await this.#store.loadSnapshot(streamId, this.#options.name);
-      if (snapshot && snapshot.modelVersion === snapshots.version && snapshot.streamVersion <= (version ?? Infinity)) {
-        state = snapshots.fromJson ? snapshots.fromJson(snapshot.state) : (snapshot.state as S);
-        streamVersion = snapshot.streamVersion;
-      }
+    if (snapshot && snapshots) {
+      state = snapshots.fromJson ? snapshots.fromJson(snapshot.state) : (snapshot.state as S);
+      streamVersion = snapshot.streamVersion;
     }
-    if (version !== undefined && version <= streamVersion) return { state, streamVersion };
-    return this.#catchUp(streamId, state, streamVersion, version);
+    for await (const event of events) {
+      state = this.#decider.evolve(state, (await this.#decode(event)) as E);
+      streamVersion = event.streamVersion;
+    }
+    return { state, streamVersion };
   }
 
   /** Folds the events after `streamVersion` (up to `version`, when given) into `state`. */

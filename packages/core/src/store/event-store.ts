@@ -20,6 +20,7 @@ import {
   unparkEvent,
 } from '../queries/checkpoints.js';
 import { type Documents, documents } from '../queries/documents.js';
+import { loadStreamPage } from '../queries/load-stream.js';
 import { readLogHolders } from '../queries/log-holders.js';
 import { type ReadAllFilter, readAllPage, readHeadPosition } from '../queries/read-all.js';
 import { readEventById } from '../queries/read-event.js';
@@ -241,6 +242,40 @@ export class EventStore {
   getEvent(eventId: string): Promise<RecordedEvent | null> {
     assertEventId(eventId, 'eventId');
     return this.#query((db) => readEventById(db, this.options.schema, eventId.toLowerCase()));
+  }
+
+  /**
+   * A stream for folding into state: the latest snapshot of `snapshotOf` (when given, and not
+   * past `toVersion`), then the events after it up to `toVersion`, paged. The snapshot and the
+   * first page come in one round trip.
+   */
+  async loadStream(
+    streamId: string,
+    options: { snapshotOf?: { decider: string; modelVersion: number }; toVersion?: number } = {},
+  ): Promise<{ snapshot: Snapshot | null; events: AsyncIterable<RecordedEvent> }> {
+    assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
+    const { snapshotOf, toVersion = Number.MAX_SAFE_INTEGER } = options;
+    if (snapshotOf) {
+      assertStreamId(snapshotOf.decider, 'snapshotOf.decider', this.options.maxStreamIdLength);
+      assertInteger(snapshotOf.modelVersion, 'snapshotOf.modelVersion', 0);
+    }
+    assertInteger(toVersion, 'toVersion', 0);
+    const pageSize = this.options.pageSize;
+    const { snapshot, events: firstPage } = await this.#query((db) =>
+      loadStreamPage(db, this.options.schema, streamId, snapshotOf ?? null, toVersion, pageSize + 1),
+    );
+    const store = this;
+    return {
+      snapshot,
+      events: {
+        async *[Symbol.asyncIterator]() {
+          yield* firstPage.slice(0, pageSize);
+          if (firstPage.length <= pageSize) return;
+          const next = (firstPage[pageSize - 1] as RecordedEvent).streamVersion + 1;
+          yield* store.readStream(streamId, { fromVersion: next, limit: toVersion - next + 1 });
+        },
+      },
+    };
   }
 
   /** The stored snapshot of `streamId` for `decider`, or null. Snapshots are a cache, never the truth. */

@@ -1,0 +1,50 @@
+/**
+ * A stream's latest usable snapshot and the first page of events after it, in one round
+ * trip: what every command starts with.
+ */
+import type { SqlQueryable } from '../db/sql-client.js';
+import type { JsonValue, RecordedEvent } from '../types.js';
+import { type EventRow, toRecordedEvent } from './rows.js';
+import type { Snapshot } from './snapshots.js';
+
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
+export async function loadStreamPage(
+  db: SqlQueryable,
+  schema: string,
+  streamId: string,
+  snapshotOf: { decider: string; modelVersion: number } | null,
+  toVersion: number,
+  limit: number,
+): Promise<{ snapshot: Snapshot | null; events: RecordedEvent[] }> {
+  const rows = await db.query<
+    { snapshot_version: string | number | bigint | null; snapshot_state: JsonValue | null } & Nullable<EventRow>
+  >(
+    `select s.stream_version as snapshot_version, s.state as snapshot_state,
+            e.position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
+       from (select) as one
+       left join "${schema}".snapshots s
+         on s.stream_id = $1 and s.decider = $2 and s.model_version = $3 and s.stream_version <= $4
+       left join lateral (
+         select position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
+           from "${schema}".events
+          where stream_id = $1 and stream_version > coalesce(s.stream_version, 0) and stream_version <= $4
+          order by stream_version
+          limit $5) e on true`,
+    [streamId, snapshotOf?.decider ?? null, snapshotOf?.modelVersion ?? null, toVersion, limit],
+    { prepare: true },
+  );
+  const first = rows[0];
+  const snapshot =
+    first && first.snapshot_version !== null && snapshotOf
+      ? {
+          streamId,
+          decider: snapshotOf.decider,
+          modelVersion: snapshotOf.modelVersion,
+          streamVersion: Number(first.snapshot_version),
+          state: first.snapshot_state as JsonValue,
+        }
+      : null;
+  const events = rows.filter((row) => row.position !== null).map((row) => toRecordedEvent(row as EventRow));
+  return { snapshot, events };
+}

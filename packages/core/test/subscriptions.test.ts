@@ -107,6 +107,22 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     expect(second).toEqual([11, 12, 13, 14, 15]);
   });
 
+  it('keeps the starting point of a named subscription that began at the end, even before any event', async () => {
+    await store.append('e-1', events(3));
+    const first = subscribe({ name: 'late-joiner', from: 'end', handler: () => {} });
+    await first.waitFor(3);
+    await first.stop();
+    await store.append('e-1', events(2));
+    const seen: number[] = [];
+    const second = subscribe({
+      name: 'late-joiner',
+      from: 'end',
+      handler: (p) => void seen.push(...p.map((e) => e.position)),
+    });
+    await second.waitFor(5);
+    expect(seen).toEqual([4, 5]);
+  });
+
   it('retries, then parks an event that keeps failing and goes on; parked events can be replayed', async () => {
     await store.append('p-1', events(6));
     const delivered: number[] = [];

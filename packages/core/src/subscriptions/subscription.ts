@@ -184,12 +184,15 @@ export class Subscription {
 
   async #startPosition(): Promise<number> {
     const { client, schema } = this.#host;
-    const stored = this.#options.name ? await readCheckpoint(client, schema, this.#options.name) : null;
+    const name = this.#options.name;
+    const stored = name ? await readCheckpoint(client, schema, name) : null;
     if (stored !== null) return stored;
     const from = this.#options.from ?? 'start';
-    if (from === 'start') return 0;
-    if (from === 'end') return readHeadPosition(client, schema);
-    return from.after;
+    const start = from === 'start' ? 0 : from === 'end' ? await readHeadPosition(client, schema) : from.after;
+    // Stored at once: a named subscription that began at the end must resume there, not at
+    // a later end, even if it stops before its first event.
+    if (name) await writeCheckpoint(client, schema, name, start);
+    return start;
   }
 
   /**

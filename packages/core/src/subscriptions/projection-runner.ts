@@ -39,6 +39,8 @@ export interface Projection {
   /**
    * One handler per event type; each writes through `tx`, the batch's transaction, to its
    * own tables or to `documents` (JSON documents by collection and id, in the same transaction).
+   * Handlers use `tx` and `documents` only: a call to the store from a handler runs outside
+   * the batch (and on the single-connection embedded backend waits for it forever).
    */
   handlers?: Record<string, (event: RecordedEvent, tx: SqlQueryable, documents: Documents) => Promise<void>>;
   /**

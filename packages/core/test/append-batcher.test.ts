@@ -26,7 +26,12 @@ function fakeRunner(fail?: (streams: string[]) => boolean) {
     batches.push(streams);
     await new Promise<void>((resolve) => waiting.push(resolve));
     if (fail?.(streams)) throw new Error(`batch of ${streams.join(',')} failed`);
-    return streams;
+    // An append to a stream named "conflict" fails on its own, as a version conflict would.
+    return streams.map((stream) =>
+      stream === 'conflict'
+        ? { ok: false as const, error: new Error('conflict') }
+        : { ok: true as const, value: stream },
+    );
   };
   /** Answers every batch, including those sent meanwhile, until three turns pass with none. */
   const releaseAll = async () => {
@@ -123,6 +128,21 @@ describe('AppendBatcher', () => {
     await db.releaseAll();
     await Promise.all(results);
     expect(db.batches).toEqual([['a', 'b'], ['a'], ['a']]);
+  });
+
+  it('gives an append that fails on its own its error, and the others of its batch their results', async () => {
+    const db = fakeRunner();
+    const batcher = new AppendBatcher(db.run, { maxEvents: 100, concurrency: 1 });
+    const settling = Promise.allSettled(['a', 'conflict', 'b'].map((s) => batcher.append(write(s))));
+    await db.releaseAll();
+    const settled = await settling;
+    expect(settled).toEqual([
+      { status: 'fulfilled', value: 'a' },
+      { status: 'rejected', reason: new Error('conflict') },
+      { status: 'fulfilled', value: 'b' },
+    ]);
+    // Sent once: the batch as a whole went through.
+    expect(db.batches).toEqual([['a', 'conflict', 'b']]);
   });
 
   it('retries each append of a failed batch alone, so each caller gets its own answer', async () => {

@@ -16,6 +16,8 @@
  *   append goes alone), skipping any append that touches a stream already in this batch or
  *   in one still in flight: it leaves later, so appends to one stream are applied in the
  *   order they were made.
+ * - An append whose own check fails (a conflict, a reused id) gets its own error; the others
+ *   of the batch were stored and get their results.
  * - If a whole call fails (a unique violation from two appends reusing an event id, a
  *   deadlock, a lost connection...), the database rolled all of it back; each append of a
  *   multi-append batch is then retried on its own, so every caller gets its own answer.
@@ -23,8 +25,14 @@
  */
 import type { PreparedWrite } from '../validation.js';
 
-/** Runs one batch: `appends[i]` is one append's writes; returns one result per append, in order. */
-export type BatchRunner<Result> = (appends: readonly (readonly PreparedWrite[])[]) => Promise<Result[]>;
+/** One append's own outcome within a batch that as a whole went through. */
+export type Settled<Result> = { ok: true; value: Result } | { ok: false; error: unknown };
+
+/**
+ * Runs one batch: `appends[i]` is one append's writes; returns one settled outcome per append,
+ * in order. It throws only when the whole call failed (nothing was stored).
+ */
+export type BatchRunner<Result> = (appends: readonly (readonly PreparedWrite[])[]) => Promise<Settled<Result>[]>;
 
 interface Pending<Result> {
   writes: readonly PreparedWrite[];
@@ -123,7 +131,7 @@ export class AppendBatcher<Result> {
   }
 
   async #send(batch: Pending<Result>[]): Promise<void> {
-    let results: Result[];
+    let results: Settled<Result>[];
     try {
       results = await this.#run(batch.map((pending) => pending.writes));
     } catch (error) {
@@ -135,7 +143,9 @@ export class AppendBatcher<Result> {
       return;
     }
     batch.forEach((pending, i) => {
-      pending.resolve(results[i] as Result);
+      const result = results[i];
+      if (result?.ok) pending.resolve(result.value);
+      else pending.reject(result ? result.error : new Error('no outcome for this append'));
     });
   }
 }

@@ -56,7 +56,7 @@ import {
   prepareWrites,
   toJson,
 } from '../validation.js';
-import { AppendBatcher } from './append-batcher.js';
+import { AppendBatcher, type Settled } from './append-batcher.js';
 import { toAppendResults } from './append-results.js';
 import { applyInline } from './inline-projections.js';
 import { paged } from './paging.js';
@@ -514,7 +514,7 @@ export class EventStore {
     if (this.#closeClient) await this.#client.close();
   }
 
-  async #runBatch(appends: readonly (readonly PreparedWrite[])[]): Promise<AppendResult[][]> {
+  async #runBatch(appends: readonly (readonly PreparedWrite[])[]): Promise<Settled<AppendResult[]>[]> {
     const schema = this.options.schema;
     const run = () =>
       this.#inline.length === 0
@@ -538,7 +538,13 @@ export class EventStore {
         throw toAnnalsError(retryError);
       }
     }
-    return appends.map((writes, a) => toAppendResults(writes, outcomes[a] ?? []));
+    return appends.map((writes, a) => {
+      try {
+        return { ok: true, value: toAppendResults(writes, outcomes[a] ?? []) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    });
   }
 
   #nameList(value: unknown, field: string): string[] | undefined {

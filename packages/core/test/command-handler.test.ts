@@ -196,6 +196,26 @@ describe.each(backends)('command handler on $name', (backend) => {
     expect((await bumped.load('snap-1', { version: 30 })).state.value).toBe(30);
   });
 
+  it('does not fail a stored command when its snapshot cannot be saved', async () => {
+    const errors: unknown[] = [];
+    type Dated = Counter & { at: Date };
+    const dated: Decider<CounterCommand, CounterEvent, Dated> = {
+      initialState: () => ({ ...counter.initialState(), at: new Date(0) }),
+      decide: (command, state) => counter.decide(command, state),
+      evolve: (state, event) => ({ ...counter.evolve(state, event), at: new Date() }),
+    };
+    const handler = commandHandler(store, dated, {
+      name: 'dated',
+      snapshots: { every: 1, version: 1 },
+      onSnapshotError: (error) => errors.push(error),
+    });
+    const result = await handler.handle('dated-1', add(2));
+    expect(result.state.value).toBe(2);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'INVALID_INPUT' });
+    expect(await store.loadSnapshot('dated-1', 'dated')).toBeNull();
+  });
+
   it('validates events with a Standard Schema at append and upcasts old versions on read', async () => {
     // Version 1 stored { by }; version 2 added a note; version 3 a unit.
     const v1 = defineEvents({ Added: { schema: z.object({ by: z.number().int().positive() }) }, WasReset: {} });

@@ -181,11 +181,17 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     expect(() => store.subscribe({ handler: () => {}, name: '' })).toThrow(/name/);
     expect(() => store.subscribe({ handler: () => {}, categories: [] })).toThrow(/categories/);
     expect(() => store.subscribe({ handler: () => {}, streamIds: [''] })).toThrow(/streamIds/);
+    for (const from of [{ after: -1 }, { after: 1.5 }, 'bogus', { after: '3' }]) {
+      expect(() => store.subscribe({ handler: () => {}, from: from as never })).toThrow(/from/);
+    }
+    expect(() => store.joinGroup({ group: 'g', handler: 'x' as never })).toThrow(/handler/);
+    expect(() => store.joinGroup({ group: 'g', handler: () => {}, batchSize: -1 })).toThrow(/batchSize/);
+    expect(() => store.joinGroup({ group: '', handler: () => {} })).toThrow(/group/);
   });
 });
 
 describe.skipIf(!databaseUrl)('subscriptions on PostgreSQL, when the LISTEN connection is killed', () => {
-  it('reconnects and keeps delivering, with polling far away', async () => {
+  it('reconnects and keeps delivering, with polling far away, when its connections are ended', async () => {
     const { postgresBackend } = await import('./support/backends.js');
     const t = await openTestStore(postgresBackend);
     const seen: number[] = [];
@@ -197,8 +203,11 @@ describe.skipIf(!databaseUrl)('subscriptions on PostgreSQL, when the LISTEN conn
       await t.store.append('l-1', events(1));
       await subscription.waitFor(1);
       const admin = await rawConnection();
+      // End the LISTEN connection and every other connection of the store's pool.
       const { rows } = await admin.query(
-        `select pg_terminate_backend(pid) from pg_stat_activity where query = $1 and pid <> pg_backend_pid()`,
+        `select pg_terminate_backend(pid) from pg_stat_activity
+          where (query = $1 or application_name = 'annals') and pid <> pg_backend_pid()
+            and datname = current_database()`,
         [`listen ${t.schema}_events`],
       );
       await admin.end();

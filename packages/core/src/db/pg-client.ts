@@ -66,7 +66,10 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
       try {
         await client.query('begin');
         const result = await fn(queryable(client));
-        await client.query('commit');
+        // COMMIT of a transaction that failed inside `fn` (an error caught and swallowed there)
+        // answers ROLLBACK instead of an error: it must not pass for a commit.
+        const commit = await client.query('commit');
+        if (commit.command === 'ROLLBACK') throw new Error('the transaction failed and was rolled back');
         return result;
       } catch (error) {
         try {
@@ -123,17 +126,22 @@ async function listen(
   let closed = false;
   let current: pg.PoolClient | undefined;
 
-  const connect = async (): Promise<void> => {
+  /** Connects; the first time a failure is thrown to the caller, later ones are retried. */
+  const connect = async (retry: boolean): Promise<void> => {
     for (let attempt = 0; !closed; attempt++) {
       let client: pg.PoolClient | undefined;
       try {
         client = await pool.connect();
+        if (closed) {
+          client.release(new Error('listener closed'));
+          return;
+        }
         const mine = client;
         const lost = () => {
           if (current !== mine) return;
           current = undefined;
           mine.release(new Error('listen connection lost'));
-          if (!closed) void connect().then(() => !closed && onReconnect());
+          if (!closed) void connect(true).then(() => !closed && onReconnect());
         };
         mine.on('error', lost);
         mine.on('end', lost);
@@ -141,28 +149,28 @@ async function listen(
           if (message.channel === channel) onNotify(message.payload ?? '');
         });
         await mine.query(`listen ${channel}`);
+        if (closed) {
+          mine.release(new Error('listener closed'));
+          return;
+        }
         current = mine;
         return;
-      } catch {
+      } catch (error) {
         client?.release(new Error('listen failed'));
+        if (!retry) throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** attempt)));
       }
     }
   };
 
-  await connect();
+  await connect(false);
   return {
     async close() {
       closed = true;
       const client = current;
       current = undefined;
-      if (!client) return;
-      try {
-        await client.query(`unlisten ${channel}`);
-        client.release();
-      } catch {
-        client.release(new Error('unlisten failed'));
-      }
+      // Destroyed rather than returned to the pool: it carries our listeners and its LISTEN.
+      client?.release(new Error('listener closed'));
     },
   };
 }

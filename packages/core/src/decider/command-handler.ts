@@ -20,11 +20,11 @@
  * 6. Save a snapshot when the stream crossed a multiple of `snapshots.every`.
  */
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { ConcurrencyError, DatabaseError, EventIdReusedError, InvalidInputError } from '../errors.js';
+import { ConcurrencyError, EventIdReusedError, InvalidInputError } from '../errors.js';
 import { commandEventId, newEventId } from '../event-id.js';
 import type { EventStore } from '../store/event-store.js';
 import type { EventMetadata, JsonValue, NewEvent, RecordedEvent } from '../types.js';
-import { assertStreamId, toJson } from '../validation.js';
+import { assertStreamId } from '../validation.js';
 import { type Command, type Decider, type DomainEvent, decideAll } from './decider.js';
 import type { EventRegistry } from './event-registry.js';
 
@@ -61,6 +61,8 @@ export interface CommandHandlerOptions<S> {
   /** Reloads and retries after a concurrency conflict. @defaultValue 10 */
   maxRetries?: number;
   snapshots?: SnapshotOptions<S>;
+  /** Told when saving a snapshot failed (the command itself succeeded). */
+  onSnapshotError?: (error: unknown, streamId: string) => void;
   /** Validates events at append and decodes (upcasts, validates) them at load. */
   events?: EventRegistry;
   /** Schemas of the accepted command types; when given, other types and invalid data are refused. */
@@ -306,9 +308,8 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
   async #maybeSnapshot(streamId: string, before: number, after: number, state: S): Promise<void> {
     const snapshots = this.#options.snapshots;
     if (!snapshots || Math.floor(after / snapshots.every) === Math.floor(before / snapshots.every)) return;
-    const json = snapshots.toJson ? snapshots.toJson(state) : (state as JsonValue);
-    toJson(json, 'snapshot state');
     try {
+      const json = snapshots.toJson ? snapshots.toJson(state) : (state as JsonValue);
       await this.#store.saveSnapshot({
         streamId,
         decider: this.#options.name,
@@ -317,8 +318,10 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
         state: json,
       });
     } catch (error) {
-      // A snapshot is a cache: failing to save one must not fail a command that is stored.
-      if (!(error instanceof DatabaseError)) throw error;
+      // A snapshot is a cache: failing to save one (the database, or a state that is not plain
+      // JSON without `toJson`) must not fail a command whose events are stored. Loads then
+      // read from an older snapshot or from the start; `onSnapshotError` hears about it.
+      this.#options.onSnapshotError?.(error, streamId);
     }
   }
 }

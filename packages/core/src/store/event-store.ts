@@ -399,7 +399,12 @@ export class EventStore {
     const { onProgress, progressIntervalMs = 1000, ...runnerOptions } = options;
     const target = await this.headPosition();
     const runner = this.runProjection(projection, runnerOptions);
-    const report = () => void runner.status().then(onProgress, () => {});
+    // A throwing progress callback must not become an unhandled rejection.
+    const report = () =>
+      void runner
+        .status()
+        .then(onProgress)
+        .catch(() => {});
     const timer = onProgress ? setInterval(report, progressIntervalMs) : undefined;
     try {
       await runner.waitFor(target);
@@ -459,7 +464,8 @@ export class EventStore {
   /** Keeps a subscription or runner so that `close` stops it first. */
   #track<T extends { stop(): Promise<void>; done: Promise<void> }>(running: T): T {
     this.#running.add(running);
-    void running.done.finally(() => this.#running.delete(running));
+    const forget = () => this.#running.delete(running);
+    void running.done.then(forget, forget);
     return running;
   }
 

@@ -17,7 +17,12 @@ import { randomUUID } from 'node:crypto';
 import type { SqlSession } from '../db/sql-client.js';
 import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { heartbeat, leaveGroup } from '../queries/group-members.js';
-import { Subscription, type SubscriptionHost, type SubscriptionOptions } from './subscription.js';
+import {
+  checkSubscriptionOptions,
+  Subscription,
+  type SubscriptionHost,
+  type SubscriptionOptions,
+} from './subscription.js';
 import { Wakeup } from './wakeup.js';
 
 /** Options of {@link EventStore.joinGroup}. */
@@ -57,6 +62,8 @@ export class ConsumerGroupMember {
     }
     if (partitions > 1024) throw new InvalidInputError('partitions', 'must be at most 1024');
     if (sessionTimeoutMs <= heartbeatMs) throw new InvalidInputError('sessionTimeoutMs', 'must exceed heartbeatMs');
+    // The partitions' options, checked now so that a mistake is an error here, not at every heartbeat.
+    checkSubscriptionOptions({ ...options, name: `${options.group}#0` });
     this.#host = host;
     this.#options = { ...options, partitions, heartbeatMs, sessionTimeoutMs };
     this.done = this.#run();
@@ -82,14 +89,17 @@ export class ConsumerGroupMember {
     const { client, schema } = this.#host;
     const { group, heartbeatMs } = this.#options;
     let session: SqlSession | undefined;
+    let lost = false;
     try {
       while (!this.#stopped) {
         try {
+          if (lost) throw new Error('the partition locks were lost with their connection');
           if (!session) {
             session = await client.session();
             const mine = session;
             void mine.lost.then(() => {
-              if (session === mine) session = undefined;
+              if (session !== mine) return;
+              lost = true;
               this.#wakeup.wake();
             });
           }
@@ -97,16 +107,18 @@ export class ConsumerGroupMember {
           await this.#rebalance(session, members);
         } catch (error) {
           this.#lastError = toAnnalsError(error).message;
-          // Locks died with a lost session: stop everything and start over.
+          // The locks died (or may have) with the session: stop every partition before another
+          // member can take it, give the broken connection back, and start over.
           await this.#releaseAll(undefined);
-          await session?.release(true);
+          await session?.release(true).catch(() => {});
           session = undefined;
+          lost = false;
         }
         await this.#wakeup.sleep(heartbeatMs);
       }
     } finally {
-      await this.#releaseAll(session);
-      await session?.release();
+      await this.#releaseAll(session).catch(() => {});
+      await session?.release(lost).catch(() => {});
       await leaveGroup(client, schema, group, this.memberId).catch(() => {});
     }
   }
@@ -117,8 +129,9 @@ export class ConsumerGroupMember {
     const count = Math.max(1, members.length);
     const assigned = new Set<number>();
     for (let p = 0; p < partitions; p++) if (rank >= 0 && p % count === rank) assigned.add(p);
-    for (const p of [...this.#running.keys()]) {
-      if (!assigned.has(p)) await this.#release(session, p);
+    for (const [p, subscription] of [...this.#running]) {
+      // A partition whose subscription stopped (faulted) is let go and started again.
+      if (!assigned.has(p) || subscription.ended) await this.#release(session, p);
     }
     for (const p of assigned) {
       if (this.#running.has(p) || this.#stopped) continue;
@@ -147,7 +160,7 @@ export class ConsumerGroupMember {
   async #release(session: SqlSession | undefined, p: number): Promise<void> {
     const subscription = this.#running.get(p);
     this.#running.delete(p);
-    await subscription?.stop();
+    await subscription?.stop().catch(() => {});
     await session?.query('select pg_advisory_unlock(hashtext($1), $2)', [this.#lockKey(), p]).catch(() => {});
   }
 

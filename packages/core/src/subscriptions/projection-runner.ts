@@ -20,7 +20,7 @@ import { readAllPage, readHeadPosition } from '../queries/read-all.js';
 import type { RecordedEvent } from '../types.js';
 import { assertStreamId } from '../validation.js';
 import { PositionWaiters } from './position-waiters.js';
-import { delay, Wakeup } from './wakeup.js';
+import { Wakeup } from './wakeup.js';
 
 /** A read model fed by the log; see the module comment. */
 export interface Projection {
@@ -74,7 +74,11 @@ export interface ProjectionRunnerOptions {
   pollIntervalMs?: number;
   /** How often a standby tries to take the lease. @defaultValue 1000 */
   leaseRetryMs?: number;
-  /** Consecutive failed batches before the runner stops as faulted. @defaultValue 5 */
+  /**
+   * Consecutive failed batches before the runner stops as faulted; the pause between tries
+   * doubles from 0.2 s up to 5 s, so the default rides out about half a minute of outage.
+   * @defaultValue 10
+   */
   maxFailures?: number;
 }
 
@@ -136,7 +140,7 @@ export class ProjectionRunner {
       batchSize: options.batchSize ?? 500,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
       leaseRetryMs: options.leaseRetryMs ?? 1000,
-      maxFailures: options.maxFailures ?? 5,
+      maxFailures: options.maxFailures ?? 10,
     };
     for (const [key, value] of Object.entries(this.#options)) {
       if (!Number.isSafeInteger(value) || value < 1) throw new InvalidInputError(key, 'must be a positive integer');
@@ -186,25 +190,31 @@ export class ProjectionRunner {
   async #run(): Promise<void> {
     try {
       while (!this.#stopped) {
-        const session = await this.#host.client.session();
+        let led = false;
         try {
-          if (await this.#takeLease(session)) {
-            this.#leader = true;
-            await this.#lead(session);
-          } else {
-            this.#state = 'standby';
-            await this.#wakeup.sleep(this.#options.leaseRetryMs);
+          const session = await this.#host.client.session();
+          try {
+            if (await this.#takeLease(session)) {
+              led = true;
+              this.#leader = true;
+              await this.#lead(session);
+            }
+          } finally {
+            this.#leader = false;
+            // A standby gives its connection back while it waits: it must not starve the pool.
+            await this.#giveUpLease(session);
           }
-        } finally {
-          this.#leader = false;
-          await this.#giveUpLease(session);
+        } catch (error) {
+          // The database may be down or restarting: keep trying, a lease round at a time.
+          this.#lastError = toAnnalsError(error).message;
         }
         if (this.#state === 'faulted') return;
+        if (!led && !this.#stopped) {
+          this.#state = 'standby';
+          await this.#wakeup.sleep(this.#options.leaseRetryMs);
+        }
       }
       this.#state = 'stopped';
-    } catch (error) {
-      this.#lastError = toAnnalsError(error).message;
-      this.#state = 'faulted';
     } finally {
       this.#progress.end(`projection ${this.#state}`);
     }
@@ -256,7 +266,7 @@ export class ProjectionRunner {
             this.#state = 'faulted';
             return;
           }
-          await delay(100 * 2 ** failures);
+          await this.#wakeup.sleep(Math.min(5000, 100 * 2 ** failures));
           continue;
         }
         if (count < this.#options.batchSize) {

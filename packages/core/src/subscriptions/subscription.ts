@@ -20,7 +20,7 @@ import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { countParked, parkEvent, readCheckpoint, writeCheckpoint } from '../queries/checkpoints.js';
 import { readAllPage, readHeadPosition } from '../queries/read-all.js';
 import type { RecordedEvent } from '../types.js';
-import { assertStreamId } from '../validation.js';
+import { assertInteger, assertStreamId } from '../validation.js';
 import { PositionWaiters } from './position-waiters.js';
 import { delay, Wakeup } from './wakeup.js';
 
@@ -88,24 +88,16 @@ export class Subscription {
   /** Resolves when the subscription stopped, or faulted. */
   readonly done: Promise<void>;
 
+  /** Whether its loop has ended (stopped or faulted). */
+  get ended(): boolean {
+    return this.#state === 'stopped' || this.#state === 'faulted';
+  }
+
   /** @internal Use {@link EventStore.subscribe}. */
   constructor(host: SubscriptionHost, options: SubscriptionOptions) {
-    if (typeof options?.handler !== 'function') throw new InvalidInputError('handler', 'must be a function');
-    if (options.name !== undefined) assertStreamId(options.name, 'name', 256);
-    for (const field of ['categories', 'eventTypes', 'streamIds'] as const) {
-      const list = options[field];
-      if (list === undefined) continue;
-      if (!Array.isArray(list) || list.length === 0) throw new InvalidInputError(field, 'must be a non-empty array');
-      list.forEach((item, i) => {
-        assertStreamId(item, `${field}[${i}]`, 256);
-      });
-    }
-    const batchSize = positive(options.batchSize ?? 100, 'batchSize');
-    const pollIntervalMs = positive(options.pollIntervalMs ?? 1000, 'pollIntervalMs');
-    this.#attempts = positive(options.retry?.attempts ?? 3, 'retry.attempts');
-    this.#backoffMs = positive(options.retry?.backoffMs ?? 100, 'retry.backoffMs');
-    const onFailure = options.onFailure ?? (options.name ? 'park' : 'stop');
-    if (onFailure === 'park' && !options.name) throw new InvalidInputError('onFailure', 'parking needs a name');
+    const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure } = checkSubscriptionOptions(options);
+    this.#attempts = attempts;
+    this.#backoffMs = backoffMs;
     this.#host = host;
     this.#options = { ...options, batchSize, pollIntervalMs, onFailure };
     this.done = this.#run();
@@ -148,29 +140,46 @@ export class Subscription {
       partition: options.partition,
     };
     const filtered = Object.values(filter).some((value) => value !== undefined);
-    const stopListening = await onAppended(() => this.#wakeup.wake());
+    let stopListening = () => {};
+    let failures = 0;
     try {
+      stopListening = await onAppended(() => this.#wakeup.wake());
       this.#settle(await this.#startPosition());
       while (!this.#stopped) {
         this.#wakeup.clear();
-        // With a filter, read the head first: a short page then covers every event up to it.
-        const head = filtered ? await readHeadPosition(client, schema) : 0;
-        const page = await readAllPage(client, schema, this.#progress.position, options.batchSize, filter);
-        if (page.length === 0) {
-          if (head > this.#progress.position) await this.#moveTo(head);
-          this.#state = 'live';
-          await this.#wakeup.sleep(options.pollIntervalMs);
+        let outcome: 'delivered' | 'failed' | 'interrupted' | 'idle';
+        try {
+          // With a filter, read the head first: a short page then covers every event up to it.
+          const head = filtered ? await readHeadPosition(client, schema) : 0;
+          const page = await readAllPage(client, schema, this.#progress.position, options.batchSize, filter);
+          if (page.length === 0) {
+            if (head > this.#progress.position) await this.#moveTo(head);
+            outcome = 'idle';
+          } else {
+            this.#state = page.length < options.batchSize ? 'live' : 'catching-up';
+            outcome = await this.#deliver(page);
+            if (outcome === 'delivered') {
+              const last = (page.at(-1) as RecordedEvent).position;
+              await this.#moveTo(page.length < options.batchSize ? Math.max(last, head) : last);
+            }
+          }
+          failures = 0;
+        } catch (error) {
+          // The database failed (restart, lost connection): wait, then read again from the
+          // position, which only moves after a page was handled and stored.
+          this.#lastError = toAnnalsError(error).message;
+          await this.#wakeup.sleep(Math.min(5000, 100 * 2 ** ++failures));
           continue;
         }
-        this.#state = page.length < options.batchSize ? 'live' : 'catching-up';
-        const outcome = await this.#deliver(page);
         if (outcome === 'interrupted') break;
         if (outcome === 'failed') {
           this.#fault();
           return;
         }
-        const last = (page.at(-1) as RecordedEvent).position;
-        await this.#moveTo(page.length < options.batchSize ? Math.max(last, head) : last);
+        if (outcome === 'idle') {
+          this.#state = 'live';
+          await this.#wakeup.sleep(options.pollIntervalMs);
+        }
       }
       this.#state = 'stopped';
     } catch (error) {
@@ -252,6 +261,39 @@ export class Subscription {
     this.#state = 'faulted';
     this.#progress.end(`subscription faulted (${this.#lastError})`);
   }
+}
+
+/** Checks subscription options and resolves their defaults; throws {@link InvalidInputError}. */
+export function checkSubscriptionOptions(options: SubscriptionOptions) {
+  if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
+  if (typeof options.handler !== 'function') throw new InvalidInputError('handler', 'must be a function');
+  if (options.name !== undefined) assertStreamId(options.name, 'name', 256);
+  for (const field of ['categories', 'eventTypes', 'streamIds'] as const) {
+    const list = options[field];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || list.length === 0) throw new InvalidInputError(field, 'must be a non-empty array');
+    list.forEach((item, i) => {
+      assertStreamId(item, `${field}[${i}]`, 256);
+    });
+  }
+  const from = options.from ?? 'start';
+  if (from !== 'start' && from !== 'end') {
+    if (typeof from !== 'object' || from === null) {
+      throw new InvalidInputError('from', 'must be "start", "end" or { after: position }');
+    }
+    assertInteger(from.after, 'from.after', 0);
+  }
+  const onFailure = options.onFailure ?? (options.name ? 'park' : 'stop');
+  if (onFailure !== 'park' && onFailure !== 'stop')
+    throw new InvalidInputError('onFailure', 'must be "park" or "stop"');
+  if (onFailure === 'park' && !options.name) throw new InvalidInputError('onFailure', 'parking needs a name');
+  return {
+    batchSize: positive(options.batchSize ?? 100, 'batchSize'),
+    pollIntervalMs: positive(options.pollIntervalMs ?? 1000, 'pollIntervalMs'),
+    attempts: positive(options.retry?.attempts ?? 3, 'retry.attempts'),
+    backoffMs: positive(options.retry?.backoffMs ?? 100, 'retry.backoffMs'),
+    onFailure,
+  };
 }
 
 function positive(value: number, field: string): number {

@@ -16,7 +16,8 @@ export type AnnalsErrorCode =
   | 'INVALID_EVENT'
   | 'UNKNOWN_EVENT_TYPE'
   | 'DOMAIN_ERROR'
-  | 'PROJECTION_FAILED';
+  | 'PROJECTION_FAILED'
+  | 'STREAM_NOT_FOUND';
 
 /** Base class of every error Annals throws on purpose. */
 export class AnnalsError extends Error {
@@ -223,6 +224,16 @@ export class InlineProjectionError extends AnnalsError {
       },
     );
     this.projection = projection;
+  }
+}
+
+/** The stream has no events. */
+export class StreamNotFoundError extends AnnalsError {
+  readonly streamId: string;
+
+  constructor(streamId: string) {
+    super('STREAM_NOT_FOUND', `stream ${JSON.stringify(streamId)} has no events`);
+    this.streamId = streamId;
   }
 }
 

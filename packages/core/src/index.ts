@@ -43,6 +43,7 @@ export {
   SchemaOutdatedError,
   SchemaTooNewError,
   StoreClosedError,
+  StreamNotFoundError,
   UnknownEventTypeError,
   type ValidationIssue,
 } from './errors.js';
@@ -63,6 +64,14 @@ export {
   type SubscriptionOptions,
   type SubscriptionStatus,
 } from './subscriptions/subscription.js';
+export {
+  type Changes,
+  type PointInTime,
+  type ReplayStep,
+  type StateAt,
+  stateChanges,
+  timeTravel,
+} from './time-travel/time-travel.js';
 export { toArray } from './to-array.js';
 export type {
   AppendOptions,

@@ -3,6 +3,13 @@
  * backend is a separate entry point, `@annals/core/pglite`.
  */
 
+export {
+  type AuditEntry,
+  auditTrail,
+  type CausalNode,
+  type TimeRange,
+  toAuditEntry,
+} from './audit/audit-trail.js';
 export { loadMigrations, type MigrateResult, type Migration, migrate } from './db/migrate.js';
 export { createPostgresClient, type PostgresClientOptions } from './db/pg-client.js';
 export type { QueryOptions, SqlCapabilities, SqlClient, SqlQueryable } from './db/sql-client.js';

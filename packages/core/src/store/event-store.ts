@@ -12,6 +12,7 @@ import {
 } from '../errors.js';
 import { resolveStoreOptions, type StoreOptions } from '../options.js';
 import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
+import { readByMetadata } from '../queries/audit.js';
 import {
   type CheckpointStatus,
   listParked,
@@ -296,6 +297,64 @@ export class EventStore {
       throw new PayloadTooLargeError('state', 64 * this.options.maxEventBytes, Buffer.byteLength(json));
     }
     await this.#query((db) => writeSnapshot(db, this.options.schema, snapshot, json));
+  }
+
+  /**
+   * The last position recorded at or before `time` (0 when the log starts later): a binary
+   * search over the log, about log2(length) primary-key probes. Sound because an append takes
+   * its time from the database clock while it holds the log lock, so times never decrease
+   * along positions (unless the server clock is set back).
+   */
+  async positionAt(time: Date): Promise<number> {
+    if (!(time instanceof Date) || Number.isNaN(time.getTime())) {
+      throw new InvalidInputError('time', `must be a valid Date, got ${String(time)}`);
+    }
+    const schema = this.options.schema;
+    const at = async (position: number) => {
+      const [event] = await this.#query((db) => readAllPage(db, schema, position - 1, 1));
+      return event ? event.recordedAt.getTime() : Number.POSITIVE_INFINITY;
+    };
+    // Invariant: time(low) <= time (0 stands for "before the log"); above `high`, later.
+    let low = 0;
+    let high = await this.headPosition();
+    while (low < high) {
+      const mid = Math.ceil((low + high) / 2);
+      if ((await at(mid)) <= time.getTime()) low = mid;
+      else high = mid - 1;
+    }
+    return low;
+  }
+
+  /**
+   * Events whose metadata names this actor (or this correlation id), in log order, through
+   * their own index; `after`/`upTo` bound the positions (see {@link EventStore.positionAt}).
+   */
+  readByMetadata(
+    key: 'actor' | 'correlationId',
+    value: string,
+    range: { after?: number; upTo?: number; pageSize?: number } = {},
+  ): AsyncIterable<RecordedEvent> {
+    if (key !== 'actor' && key !== 'correlationId') {
+      throw new InvalidInputError('key', 'must be "actor" or "correlationId"');
+    }
+    assertStreamId(value, key, 1000);
+    const { after = 0, upTo = Number.MAX_SAFE_INTEGER, pageSize = this.options.pageSize } = range;
+    assertInteger(after, 'after', 0);
+    assertInteger(upTo, 'upTo', 0);
+    assertInteger(pageSize, 'pageSize', 1);
+    return {
+      [Symbol.asyncIterator]: () =>
+        paged(
+          after,
+          pageSize,
+          Number.POSITIVE_INFINITY,
+          (position, rows) =>
+            this.#query((db) =>
+              readByMetadata(db, this.options.schema, key, value, { after: position, upTo, limit: rows }),
+            ),
+          (last) => last.position,
+        ),
+    };
   }
 
   /** The position of the last committed event (0 for an empty store). */

@@ -152,22 +152,8 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
     },
 
     /** The last position recorded at or before `time` (0 when the log starts later). */
-    async positionAt(time: Date): Promise<number> {
-      checkTime(time, 'time');
-      let low = 0;
-      let high = await store.headPosition();
-      const at = async (position: number) => {
-        for await (const event of store.readAll({ after: position - 1, limit: 1 })) return event.recordedAt.getTime();
-        return Number.POSITIVE_INFINITY;
-      };
-      // Invariant: recorded_at(low) <= time (position 0 stands for "before the log"), and
-      // every position above `high` is later than `time`.
-      while (low < high) {
-        const mid = Math.ceil((low + high) / 2);
-        if ((await at(mid)) <= time.getTime()) low = mid;
-        else high = mid - 1;
-      }
-      return low;
+    positionAt(time: Date): Promise<number> {
+      return store.positionAt(checkTime(time, 'time'));
     },
 
     /** The events between two moments (times or positions) and each touched stream's state diff. */

@@ -88,6 +88,29 @@ describe.each(backends)('time travel on $name', (backend) => {
     await expect(toArray(timeTravel(store, counter).replay('nobody-1'))).rejects.toBeInstanceOf(StreamNotFoundError);
   });
 
+  it('rebuilds a read model as it was at a position or a time, in memory', async () => {
+    const { afterFirst } = await history();
+    const travel = timeTravel(store, counter);
+    const totals = {
+      initial: {} as Record<string, number>,
+      apply: (model: Record<string, number>, event: { streamId: string; type: string; data: unknown }) =>
+        event.type === 'Added'
+          ? { ...model, [event.streamId]: (model[event.streamId] ?? 0) + (event.data as { by: number }).by }
+          : model,
+    };
+    expect(await travel.readModelAt({ position: 3 }, totals)).toEqual({
+      model: { 'c-1': 5, 'other-1': 100 },
+      position: 3,
+    });
+    expect(await travel.readModelAt({ time: afterFirst }, totals)).toEqual({ model: { 'c-1': 5 }, position: 2 });
+    expect((await travel.readModelAt({ position: 0 }, totals)).model).toEqual({});
+    expect((await travel.readModelAt({ position: 99 }, { ...totals, categories: ['other'] })).model).toEqual({
+      'other-1': 100,
+    });
+    await expect(travel.readModelAt({ position: -1 }, totals)).rejects.toMatchObject({ field: 'at.position' });
+    await expect(travel.readModelAt({} as never, totals)).rejects.toMatchObject({ field: 'at' });
+  });
+
   it('finds positions by time and lists what changed between two moments', async () => {
     const { afterFirst, afterSecond } = await history();
     const travel = timeTravel(store, counter);

@@ -156,6 +156,36 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
       return store.positionAt(checkTime(time, 'time'));
     },
 
+    /**
+     * A read model as it was at a moment: `apply` folded over the global log (optionally
+     * filtered) up to a position or time, in memory, from `initial`. For a projection kept in
+     * tables, fold the same handlers into plain data here to query the past without touching
+     * the live tables.
+     */
+    async readModelAt<T>(
+      at: { position: number } | { time: Date },
+      fold: { initial: T; apply: (model: T, event: RecordedEvent) => T; categories?: string[]; eventTypes?: string[] },
+    ): Promise<{ model: T; position: number }> {
+      if (typeof fold?.apply !== 'function') throw new InvalidInputError('apply', 'must be a function');
+      let upTo: number;
+      if (typeof at === 'object' && at !== null && 'position' in at) {
+        assertInteger(at.position, 'at.position', 0);
+        upTo = at.position;
+      } else if (typeof at === 'object' && at !== null && 'time' in at) {
+        upTo = await store.positionAt(checkTime(at.time, 'at.time'));
+      } else {
+        throw new InvalidInputError('at', 'must be { position } or { time }');
+      }
+      let model = fold.initial;
+      if (upTo > 0) {
+        for await (const event of store.readAll({ categories: fold.categories, eventTypes: fold.eventTypes })) {
+          if (event.position > upTo) break;
+          model = fold.apply(model, event);
+        }
+      }
+      return { model, position: upTo };
+    },
+
     /** The events between two moments (times or positions) and each touched stream's state diff. */
     async changesBetween(
       from: Date | number,

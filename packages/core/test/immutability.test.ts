@@ -85,3 +85,57 @@ describe.skipIf(!databaseUrl)('a role with only SELECT and INSERT on events', ()
     }
   });
 });
+
+describe.each(backends)('tamper evidence on $name', (backend) => {
+  let t: TestStore & { cleanup: () => Promise<void> };
+  beforeEach(async () => {
+    t = await openTestStore(backend);
+    for (let i = 0; i < 3; i++) {
+      await t.store.append(`acc-${i}`, [
+        { type: 'Opened', data: { owner: `o${i}` }, metadata: { actor: 'ada' } },
+        { type: 'Deposited', data: { amount: 10 * i } },
+      ]);
+    }
+    await t.store.append('acc-1', [{ type: 'Deposited', data: { amount: 1 } }]);
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  /** Changes stored events as a superuser would, with the immutability trigger disabled. */
+  const tamper = async (sql: string) => {
+    const s = `"${t.schema}"`;
+    await t.client.exec(`
+      alter table ${s}.events disable trigger events_reject_update_delete;
+      ${sql.replaceAll('{s}', s)};
+      alter table ${s}.events enable trigger events_reject_update_delete;`);
+  };
+
+  it('verifies an untouched log and each stream', async () => {
+    expect(await t.store.verify({ pageSize: 2 })).toEqual({ intact: true, checked: 7, broken: null });
+    expect(await t.store.verify({ streamId: 'acc-1' })).toEqual({ intact: true, checked: 3, broken: null });
+  });
+
+  it('names the first event whose data, metadata or time was edited behind its back', async () => {
+    await tamper(`update {s}.events set data = '{"amount": 1000}' where position = 4`);
+    const result = await t.store.verify({ pageSize: 2 });
+    expect(result).toMatchObject({
+      intact: false,
+      checked: 3,
+      broken: { position: 4, streamId: 'acc-1', streamVersion: 2, reason: 'content or hash changed' },
+    });
+    expect((await t.store.verify({ streamId: 'acc-1' })).broken).toMatchObject({ streamVersion: 2 });
+    expect((await t.store.verify({ streamId: 'acc-0' })).intact).toBe(true);
+  });
+
+  it('notices edited metadata, a recomputed hash that breaks the next link, and a deleted event', async () => {
+    await tamper(`update {s}.events set metadata = '{"actor": "mallory"}' where position = 1`);
+    expect((await t.store.verify()).broken).toMatchObject({ position: 1, reason: 'content or hash changed' });
+    // Recomputing the forged event's own hash moves the break to its successor in the stream.
+    await tamper(`update {s}.events set hash = {s}.event_hash(''::bytea, event_id, stream_id, stream_version,
+      position, event_type, data, metadata, recorded_at) where position = 1`);
+    expect((await t.store.verify()).broken).toMatchObject({ position: 2, streamId: 'acc-0' });
+    await tamper(`delete from {s}.events where position = 5`);
+    expect((await t.store.verify({ streamId: 'acc-2' })).broken).toMatchObject({ reason: 'version missing' });
+  });
+});

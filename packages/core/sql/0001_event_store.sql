@@ -26,9 +26,6 @@ create table :SCHEMA.events (
   data           jsonb       not null,
   metadata       jsonb       not null,
   recorded_at    timestamptz not null,
-  -- Tamper evidence: sha256 of the previous event's hash in the stream and this event's
-  -- canonical content (see event_hash). A chain per stream, so appends stay independent.
-  hash           bytea       not null,
   -- The category is the stream id up to its first '-': "account-42" is in "account".
   category       text        not null generated always as (split_part(stream_id, '-', 1)) stored,
   constraint events_pkey primary key (position),
@@ -58,19 +55,6 @@ create trigger events_reject_update_delete before update or delete on :SCHEMA.ev
   for each row execute function :SCHEMA.reject_event_change();
 create trigger events_reject_truncate before truncate on :SCHEMA.events
   for each statement execute function :SCHEMA.reject_event_change();
-
--- The hash of an event: its stored canonical form (jsonb's own text, times in epoch
--- microseconds) after the previous event's hash in its stream (empty for version 1). One
--- definition, used by the append and by verification.
-create function :SCHEMA.event_hash(
-  hash_previous bytea, hash_event_id uuid, hash_stream_id text, hash_stream_version bigint,
-  hash_position bigint, hash_event_type text, hash_data jsonb, hash_metadata jsonb, hash_recorded_at timestamptz
-) returns bytea
-language sql immutable as $$
-  select sha256(hash_previous || convert_to(concat_ws(chr(10),
-    hash_event_id::text, hash_stream_id, hash_stream_version::text, hash_position::text, hash_event_type,
-    hash_data::text, hash_metadata::text, (extract(epoch from hash_recorded_at) * 1000000)::bigint::text), 'UTF8'))
-$$;
 
 -- Stream metadata: the one mutable thing about a stream, kept beside it. A stream's version
 -- is not stored here: it is max(stream_version) of its events, read through the unique index.
@@ -136,18 +120,6 @@ declare
   v_last    bigint[];
   v_version bigint[];
   v_time    timestamptz[];
-  v_prev    bytea[];
-  v_hash    bytea;
-  -- The rows to insert, built in one pass (appending to a PL/pgSQL array is amortized O(1);
-  -- subscripting the text and jsonb arguments per event would be O(n) each).
-  v_rows_position bigint[] := '{}';
-  v_rows_stream   text[] := '{}';
-  v_rows_version  bigint[] := '{}';
-  v_rows_id       uuid[] := '{}';
-  v_rows_type     text[] := '{}';
-  v_rows_data     jsonb[] := '{}';
-  v_rows_meta     jsonb[] := '{}';
-  v_rows_hash     bytea[] := '{}';
   v_start   bigint;
   v_next    bigint;
   v_now     timestamptz;
@@ -208,13 +180,11 @@ begin
     end loop;
   end if;
 
-  -- Current versions and last hashes: one backward probe of (stream_id, stream_version) per write.
-  select array_agg(coalesce(l.stream_version, 0) order by w.i), array_agg(coalesce(l.hash, ''::bytea) order by w.i)
-    into v_actual, v_prev
-    from unnest(append_stream_id) with ordinality as w(s, i)
-    left join lateral (
-      select e.stream_version, e.hash from :SCHEMA.events e
-       where e.stream_id = w.s order by e.stream_version desc limit 1) l on true;
+  -- Current versions: one backward probe of (stream_id, stream_version) per write.
+  select array_agg(coalesce(
+           (select max(e.stream_version) from :SCHEMA.events e where e.stream_id = w.s), 0) order by w.i)
+    into v_actual
+    from unnest(append_stream_id) with ordinality as w(s, i);
 
   -- Expected versions. One failed write fails its whole append.
   for i in 1..v_writes loop
@@ -247,34 +217,14 @@ begin
         v_time[i] := v_now;
       end if;
     end loop;
-    for r in
-      select e.w, e.idx, e.id, e.t, e.d, e.m, s.stream_id
-        from unnest(append_event_write, append_event_index, append_event_id,
-                    append_event_type, append_data, append_metadata)
-             with ordinality as e(w, idx, id, t, d, m, ord)
-        join unnest(append_stream_id) with ordinality as s(stream_id, w) on s.w = e.w
-       where v_ok[append_no[e.w]]
-       order by e.ord
-    loop
-      if r.idx = 1 then
-        v_hash := v_prev[r.w];
-      end if;
-      v_hash := :SCHEMA.event_hash(v_hash, r.id, r.stream_id, v_actual[r.w] + r.idx, v_first[r.w] + r.idx - 1,
-                                   r.t, r.d, r.m, v_now);
-      v_rows_position := array_append(v_rows_position, (v_first[r.w] + r.idx - 1));
-      v_rows_stream   := array_append(v_rows_stream, r.stream_id);
-      v_rows_version  := array_append(v_rows_version, (v_actual[r.w] + r.idx));
-      v_rows_id       := array_append(v_rows_id, r.id);
-      v_rows_type     := array_append(v_rows_type, r.t);
-      v_rows_data     := array_append(v_rows_data, r.d);
-      v_rows_meta     := array_append(v_rows_meta, r.m);
-      v_rows_hash     := array_append(v_rows_hash, v_hash);
-    end loop;
     insert into :SCHEMA.events
-      (position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, hash)
-    select p, s, v, i, t, d, m, v_now, h
-      from unnest(v_rows_position, v_rows_stream, v_rows_version, v_rows_id,
-                  v_rows_type, v_rows_data, v_rows_meta, v_rows_hash) as x(p, s, v, i, t, d, m, h);
+      (position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+    select v_first[e.w] + e.idx - 1, append_stream_id[e.w], v_actual[e.w] + e.idx, e.id, e.t, e.d, e.m, v_now
+      from unnest(append_event_write, append_event_index, append_event_id,
+                  append_event_type, append_data, append_metadata)
+           as e(w, idx, id, t, d, m)
+     where v_ok[append_no[e.w]]
+     order by 1;
     -- One notification per transaction, carrying the last position.
     perform pg_notify(:CHANNEL, (v_next - 1)::text);
   end if;

@@ -58,7 +58,6 @@ export { defaultStoreOptions, type StoreOptions } from './options.js';
 export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
 export type { Documents } from './queries/documents.js';
 export type { Snapshot } from './queries/snapshots.js';
-export type { BrokenLink } from './queries/verify.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
 export { ConsumerGroupMember, type ConsumerGroupOptions } from './subscriptions/consumer-group.js';
 export {

@@ -28,7 +28,6 @@ import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
 import { readSnapshot, type Snapshot, writeSnapshot } from '../queries/snapshots.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
-import { type BrokenLink, verifyPage } from '../queries/verify.js';
 import { ConsumerGroupMember, type ConsumerGroupOptions } from '../subscriptions/consumer-group.js';
 import {
   checkProjection,
@@ -356,30 +355,6 @@ export class EventStore {
           (last) => last.position,
         ),
     };
-  }
-
-  /**
-   * Checks the hash chain of one stream, or of the whole log, and names the first event whose
-   * stored content no longer matches its hash (or that lost its predecessor). Deleting a
-   * stream's last events leaves no broken link behind: compare `checked` with what you expect.
-   */
-  async verify(
-    options: { streamId?: string; onProgress?: (checked: number, total: number) => void; pageSize?: number } = {},
-  ): Promise<{ intact: boolean; checked: number; broken: BrokenLink | null }> {
-    const { streamId, onProgress, pageSize = this.options.pageSize } = options;
-    if (streamId !== undefined) assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
-    assertInteger(pageSize, 'pageSize', 1);
-    const total = streamId === undefined ? await this.headPosition() : await this.streamVersion(streamId);
-    let checked = 0;
-    let after = 0;
-    for (;;) {
-      const page = await this.#query((db) => verifyPage(db, this.options.schema, after, pageSize, streamId));
-      checked += page.checked;
-      onProgress?.(checked, total);
-      if (page.broken) return { intact: false, checked, broken: page.broken };
-      if (page.checked < pageSize) return { intact: true, checked, broken: null };
-      after = page.last;
-    }
   }
 
   /** The position of the last committed event (0 for an empty store). */

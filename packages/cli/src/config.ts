@@ -53,3 +53,13 @@ export async function openStore(flags: ConnectionFlags, migrate = true): Promise
   const store = await openEventStore({ client: connection.client, schema: connection.schema, migrate });
   return { store, ...connection };
 }
+
+/** Runs `work` on a store opened without migrating (read commands), and closes it after. */
+export async function withStore<T>(flags: ConnectionFlags, work: (store: EventStore) => Promise<T>): Promise<T> {
+  const { store } = await openStore(flags, false);
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}

@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '@annals/core';
-import { type ConnectionFlags, openStore } from '../config.js';
+import { type ConnectionFlags, withStore } from '../config.js';
 
 type Output = { json?: boolean };
 
@@ -20,8 +20,7 @@ export async function readCommand(
   streamId: string,
   flags: ConnectionFlags & Output & { from?: number; limit?: number; backward?: boolean },
 ): Promise<void> {
-  const { store } = await openStore(flags, false);
-  try {
+  await withStore(flags, async (store) => {
     for await (const event of store.readStream(streamId, {
       direction: flags.backward ? 'backward' : 'forward',
       fromVersion: flags.from,
@@ -29,17 +28,14 @@ export async function readCommand(
     })) {
       printEvent(event, flags.json);
     }
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 /** `annals log`: the global log after a position, optionally filtered. */
 export async function logCommand(
   flags: ConnectionFlags & Output & { after?: number; limit?: number; category?: string[]; type?: string[] },
 ): Promise<void> {
-  const { store } = await openStore(flags, false);
-  try {
+  await withStore(flags, async (store) => {
     for await (const event of store.readAll({
       after: flags.after,
       limit: flags.limit,
@@ -48,15 +44,12 @@ export async function logCommand(
     })) {
       printEvent(event, flags.json);
     }
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 /** `annals holders`: which transactions hold the log lock right now. */
 export async function holdersCommand(flags: ConnectionFlags & Output): Promise<void> {
-  const { store } = await openStore(flags, false);
-  try {
+  await withStore(flags, async (store) => {
     const holders = await store.logHolders();
     if (flags.json) {
       console.log(JSON.stringify(holders));
@@ -69,15 +62,12 @@ export async function holdersCommand(flags: ConnectionFlags & Output): Promise<v
         );
       }
     }
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 /** `annals checkpoints`: every durable subscription and projection, with its lag. */
 export async function checkpointsCommand(flags: ConnectionFlags & Output): Promise<void> {
-  const { store } = await openStore(flags, false);
-  try {
+  await withStore(flags, async (store) => {
     const checkpoints = await store.checkpoints();
     if (flags.json) {
       console.log(JSON.stringify(checkpoints));
@@ -90,15 +80,12 @@ export async function checkpointsCommand(flags: ConnectionFlags & Output): Promi
         );
       }
     }
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 /** `annals parked <subscription>`: the events a subscription parked, with their errors. */
 export async function parkedCommand(subscription: string, flags: ConnectionFlags & Output): Promise<void> {
-  const { store } = await openStore(flags, false);
-  try {
+  await withStore(flags, async (store) => {
     const parked = await store.parkedEvents(subscription);
     if (flags.json) {
       console.log(JSON.stringify(parked));
@@ -111,7 +98,5 @@ export async function parkedCommand(subscription: string, flags: ConnectionFlags
         );
       }
     }
-  } finally {
-    await store.close();
-  }
+  });
 }

@@ -59,8 +59,15 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
   const decode = async (event: RecordedEvent) =>
     (options.events ? await options.events.decode(event) : { type: event.type, data: event.data }) as E;
 
-  /** Folds `streamId` while `include(event)` holds; the last included event with the state. */
-  const foldWhile = async (streamId: string, include: (event: RecordedEvent) => boolean) => {
+  /**
+   * Folds `streamId` while `include(event)` holds; the last included event with the state.
+   * `seen` watches each state on the way.
+   */
+  const foldWhile = async (
+    streamId: string,
+    include: (event: RecordedEvent) => boolean,
+    seen: (state: S, event: RecordedEvent) => void = () => {},
+  ) => {
     let state = decider.initialState();
     let last: RecordedEvent | undefined;
     let first: RecordedEvent | undefined;
@@ -68,6 +75,7 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
       first ??= event;
       if (!include(event)) break;
       state = decider.evolve(state, await decode(event));
+      seen(state, event);
       last = event;
     }
     return { state, last, first };
@@ -215,16 +223,16 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
       }
       const streams: Changes<S>['streams'] = [];
       for (const streamId of new Set(events.map((event) => event.streamId))) {
-        const [before, after] = await Promise.all([
-          foldWhile(streamId, (event) => event.position <= fromPosition),
-          foldWhile(streamId, (event) => event.position <= toPosition),
-        ]);
-        streams.push({
+        // One pass over the stream: the state at `fromPosition` is picked up on the way.
+        let before = decider.initialState();
+        const after = await foldWhile(
           streamId,
-          before: before.state,
-          after: after.state,
-          changes: stateChanges(before.state, after.state),
-        });
+          (event) => event.position <= toPosition,
+          (state, event) => {
+            if (event.position <= fromPosition) before = state;
+          },
+        );
+        streams.push({ streamId, before, after: after.state, changes: stateChanges(before, after.state) });
       }
       return { fromPosition, toPosition, events, streams };
     },

@@ -54,6 +54,8 @@ export {
   UnknownEventTypeError,
   type ValidationIssue,
 } from './errors.js';
+export { Sealer, type SealerOptions, type SealerStatus } from './integrity/sealer.js';
+export type { BrokenLink, VerifyOptions, VerifyReport } from './integrity/verify.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
 export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
 export type { Documents } from './queries/documents.js';

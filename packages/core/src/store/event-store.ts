@@ -7,9 +7,13 @@ import {
   InvalidInputError,
   PayloadTooLargeError,
   StoreClosedError,
+  StreamNotFoundError,
   sqlStateOf,
   toAnnalsError,
 } from '../errors.js';
+import { Sealer, type SealerOptions } from '../integrity/sealer.js';
+import { sealAll } from '../integrity/sealing.js';
+import { type VerifyOptions, type VerifyReport, verifySeals } from '../integrity/verify.js';
 import { resolveStoreOptions, type StoreOptions } from '../options.js';
 import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
 import { readByMetadata } from '../queries/audit.js';
@@ -518,6 +522,60 @@ export class EventStore {
       }
     }
     return { replayed, failed };
+  }
+
+  /**
+   * Seals every event committed so far (see {@link EventStore.runSealer} for a sealer that
+   * keeps up by itself) and returns how many it sealed. Safe beside a running sealer.
+   */
+  async seal(options: { batchSize?: number; onProgress?: (sealed: number) => void } = {}): Promise<number> {
+    this.#assertOpen();
+    const { batchSize = 2000, onProgress } = options;
+    assertInteger(batchSize, 'batchSize', 1);
+    return sealAll(this.#client, this.options.schema, { batchSize, onProgress });
+  }
+
+  /**
+   * Starts a sealer: it seals the log behind the appends, a batch per transaction, and waits
+   * for more. Run one per store (more are safe: they take turns). Events are tamper-evident
+   * from their seal on; `status()` shows how many are not sealed yet.
+   *
+   * @example
+   * ```ts
+   * const sealer = store.runSealer();
+   * // ... appends ...
+   * await sealer.waitFor(await store.headPosition());
+   * const report = await store.verify();
+   * if (!report.ok) console.error(report.broken[0]?.message);
+   * ```
+   */
+  runSealer(options?: SealerOptions): Sealer {
+    this.#assertOpen();
+    return this.#track(new Sealer(this.#host(), options));
+  }
+
+  /**
+   * Recomputes the seals of the whole store, or of one stream, from the events as stored, and
+   * reports every link that does not hold (the first one first). Sealed events only: seal
+   * first to cover the latest appends.
+   *
+   * @throws {@link StreamNotFoundError} when `streamId` names a stream with no events and no seals.
+   */
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    this.#assertOpen();
+    if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
+    const { streamId, pageSize = 2000, maxBroken = 100, onProgress } = options;
+    if (streamId !== undefined) assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
+    assertInteger(pageSize, 'pageSize', 1);
+    assertInteger(maxBroken, 'maxBroken', 1);
+    if (onProgress !== undefined && typeof onProgress !== 'function') {
+      throw new InvalidInputError('onProgress', 'must be a function');
+    }
+    const report = await verifySeals(this.#client, this.options.schema, { streamId, pageSize, maxBroken, onProgress });
+    if (streamId !== undefined && report.checked === 0 && !(await this.streamExists(streamId))) {
+      throw new StreamNotFoundError(streamId);
+    }
+    return report;
   }
 
   /** Keeps a subscription or runner so that `close` stops it first. */

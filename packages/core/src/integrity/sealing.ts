@@ -1,0 +1,63 @@
+/**
+ * Sealing: the log's tamper evidence, written behind the appends.
+ *
+ * Appends never compute a hash (it would put work inside the log lock, where it serializes
+ * every writer). A sealer walks the log in position order instead, like a projection, and
+ * stores one seal per event in `seals`. One step, in one transaction:
+ * 1. take the seal lock (a second sealer waits, then sees the first one's seals);
+ * 2. read the last sealed position and the next page of events after it, in canonical form;
+ * 3. read the last seal of each stream in the page, chain the page's events onto them in
+ *    position order (so within a stream, in version order), and insert the seals.
+ * Committed events are a gap-free prefix of positions, so "after the last sealed position"
+ * never skips one. An event is unprotected between its append and its seal: with a sealer
+ * running, a fraction of a second.
+ */
+import type { SqlClient } from '../db/sql-client.js';
+import { toAnnalsError } from '../errors.js';
+import { insertSeals, lockSealing, readCanonicalPage, readLastHashes, readLastSealed } from '../queries/seals.js';
+import { genesisHash, sealHash } from './seal-hash.js';
+
+/**
+ * Seals up to `limit` events after the last sealed one; returns how many (0: all sealed) and
+ * the last sealed position after the step.
+ */
+export async function sealStep(
+  client: SqlClient,
+  schema: string,
+  limit: number,
+): Promise<{ sealed: number; upTo: number }> {
+  return client.transaction(async (tx) => {
+    await lockSealing(tx, schema);
+    const after = await readLastSealed(tx, schema);
+    const events = await readCanonicalPage(tx, schema, after, limit);
+    if (events.length === 0) return { sealed: 0, upTo: after };
+    const last = await readLastHashes(tx, schema, [...new Set(events.map((e) => e.streamId))]);
+    const seals = events.map((event) => {
+      const hash = sealHash(event, last.get(event.streamId) ?? genesisHash);
+      last.set(event.streamId, hash);
+      return { position: event.position, streamId: event.streamId, streamVersion: event.streamVersion, hash };
+    });
+    await insertSeals(tx, schema, seals);
+    return { sealed: events.length, upTo: (seals.at(-1) as { position: number }).position };
+  });
+}
+
+/** Seals every event committed so far; returns how many it sealed. */
+export async function sealAll(
+  client: SqlClient,
+  schema: string,
+  options: { batchSize?: number; onProgress?: (sealed: number) => void } = {},
+): Promise<number> {
+  const { batchSize = 2000, onProgress } = options;
+  let total = 0;
+  try {
+    for (;;) {
+      const { sealed } = await sealStep(client, schema, batchSize);
+      if (sealed === 0) return total;
+      total += sealed;
+      onProgress?.(total);
+    }
+  } catch (error) {
+    throw toAnnalsError(error);
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Tamper evidence: seals chained per stream, written behind the appends; `verify` recomputes
+ * them from the stored events and names the first broken link. Tampering goes through a
+ * superuser connection with triggers off — the one way past the immutability trigger.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { InvalidInputError, type SqlQueryable, StreamNotFoundError } from '../src/index.js';
+import { backends, databaseUrl, openTestStore, postgresBackend, useTestStore } from './support/backends.js';
+
+/** Runs `sql` with triggers off, as only a superuser can. */
+async function asSuperuser(db: { transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> }, sql: string) {
+  await db.transaction(async (tx) => {
+    await tx.exec(`set local session_replication_role = replica; ${sql}`);
+  });
+}
+
+describe.each(backends)('seals and verify on $name', (backend) => {
+  const t = useTestStore(backend);
+
+  async function fill() {
+    await t.store.append('account-a', [
+      { type: 'Opened', data: { owner: 'Ada', limit: 1.5 }, metadata: { actor: 'teller' } },
+      { type: 'Deposited', data: { amount: 100 } },
+    ]);
+    await t.store.append('account-b', [{ type: 'Opened', data: { owner: 'Bob' } }]);
+    await t.store.append('account-a', [{ type: 'Withdrawn', data: { amount: 30 } }]);
+    await t.store.append('account-b', [{ type: 'Deposited', data: { amount: 5 } }]);
+  }
+
+  it('an untouched store verifies, and sealing twice seals nothing twice', async () => {
+    await fill();
+    expect(await t.store.seal()).toBe(5);
+    expect(await t.store.seal()).toBe(0);
+    const report = await t.store.verify();
+    expect(report).toMatchObject({ ok: true, checked: 5, sealedUpTo: 5, unsealed: 0, brokenCount: 0, broken: [] });
+    expect(report.headHash).toMatch(/^[0-9a-f]{64}$/);
+    await t.store.append('account-a', [{ type: 'Deposited', data: { amount: 1 } }]);
+    expect(await t.store.verify()).toMatchObject({ ok: true, checked: 5, unsealed: 1 });
+    expect(await t.store.seal({ batchSize: 1 })).toBe(1);
+    expect(await t.store.verify({ streamId: 'account-a' })).toMatchObject({ ok: true, checked: 4 });
+  });
+
+  it('names an event edited past the trigger, and only that one', async () => {
+    await fill();
+    await t.store.seal({ batchSize: 2 });
+    await asSuperuser(t.client, `update "${t.schema}".events set data = '{"amount": 1000000}' where position = 2`);
+    const report = await t.store.verify();
+    expect(report.ok).toBe(false);
+    expect(report.brokenCount).toBe(1);
+    expect(report.broken[0]).toMatchObject({
+      position: 2,
+      streamId: 'account-a',
+      streamVersion: 2,
+      problem: 'event-changed',
+    });
+    expect(report.broken[0]?.message).toContain('position 2');
+    expect((await t.store.verify({ streamId: 'account-b' })).ok).toBe(true);
+    expect((await t.store.verify({ streamId: 'account-a' })).broken[0]?.position).toBe(2);
+  });
+
+  it.each([
+    ['metadata', `update "{s}".events set metadata = '{"actor": "someone-else"}' where position = 1`],
+    ['type', `update "{s}".events set event_type = 'Closed' where position = 1`],
+    ['time', `update "{s}".events set recorded_at = recorded_at - interval '1 microsecond' where position = 1`],
+    [
+      'a number spelled differently',
+      `update "{s}".events set data = '{"limit": 1.50, "owner": "Ada"}' where position = 1`,
+    ],
+  ])('catches a change of %s', async (_, sql) => {
+    await fill();
+    await t.store.seal();
+    await asSuperuser(t.client, sql.replace('{s}', t.schema));
+    const report = await t.store.verify();
+    expect(report.broken[0]).toMatchObject({ position: 1, problem: 'event-changed' });
+  });
+
+  it('catches a deleted event, a reforged seal and a deleted event with its seal', async () => {
+    await fill();
+    await t.store.seal();
+    const s = `"${t.schema}"`;
+    await asSuperuser(t.client, `delete from ${s}.events where position = 4`);
+    expect((await t.store.verify()).broken[0]).toMatchObject({ position: 4, problem: 'event-missing' });
+
+    // The forger recomputes the edited event's own seal, but not the chain after it.
+    await asSuperuser(
+      t.client,
+      `update ${s}.seals set hash = decode(repeat('ab', 32), 'hex') where position = 2;
+       update ${s}.events set data = '{"amount": 7}' where position = 2`,
+    );
+    const forged = await t.store.verify();
+    expect(forged.broken.map((b) => b.position)).toEqual([2, 4]);
+
+    await asSuperuser(
+      t.client,
+      `delete from ${s}.events where position = 3; delete from ${s}.seals where position = 3`,
+    );
+    const gap = await t.store.verify();
+    expect(gap.broken.map((b) => b.problem)).toContain('seal-missing');
+  });
+
+  it('chains per stream: any interleaving of appends seals and verifies', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom('s-a', 's-b', 's-c'), { minLength: 1, maxLength: 25 }),
+        fc.integer({ min: 1, max: 7 }),
+        async (streams, batch) => {
+          const store = await openTestStore(backend);
+          try {
+            for (const [i, stream] of streams.entries()) await store.store.append(stream, [{ type: 'E', data: { i } }]);
+            expect(await store.store.seal({ batchSize: batch })).toBe(streams.length);
+            expect((await store.store.verify({ pageSize: batch })).ok).toBe(true);
+            const victim = (streams.length >> 1) + 1;
+            await asSuperuser(
+              store.client,
+              `update "${store.schema}".events set data = '{"i": -1}' where position = ${victim}`,
+            );
+            const report = await store.store.verify({ pageSize: batch });
+            expect(report.brokenCount).toBe(1);
+            expect(report.broken[0]?.position).toBe(victim);
+          } finally {
+            await store.cleanup();
+          }
+        },
+      ),
+      { numRuns: 15 },
+    );
+  });
+
+  it('a running sealer keeps up with appends and verify passes', async () => {
+    const sealer = t.store.runSealer({ batchSize: 3, pollIntervalMs: 50 });
+    for (let i = 0; i < 10; i++) await t.store.append(`s-${i % 3}`, [{ type: 'E', data: { i } }]);
+    await sealer.waitFor(10);
+    expect(await sealer.status()).toMatchObject({ sealed: 10, head: 10, unsealed: 0 });
+    await sealer.stop();
+    expect((await sealer.status()).state).toBe('stopped');
+    expect(await t.store.verify()).toMatchObject({ ok: true, checked: 10 });
+  });
+
+  it('seals cannot be changed or removed by the application', async () => {
+    await fill();
+    await t.store.seal();
+    for (const sql of [`update "{s}".seals set hash = hash`, `delete from "{s}".seals`, `truncate "{s}".seals`]) {
+      await expect(t.client.query(sql.replace('{s}', t.schema))).rejects.toMatchObject({ code: 'AN001' });
+    }
+    expect((await t.store.verify()).checked).toBe(5);
+  });
+
+  it('refuses bad input to verify', async () => {
+    await expect(t.store.verify({ streamId: 'nope' })).rejects.toBeInstanceOf(StreamNotFoundError);
+    await expect(t.store.verify({ streamId: '' })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(t.store.verify({ pageSize: 0 })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(t.store.verify({ onProgress: 'x' as never })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(t.store.verify(null as never)).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(t.store.seal({ batchSize: -1 })).rejects.toBeInstanceOf(InvalidInputError);
+    expect(() => t.store.runSealer({ batchSize: 1.5 })).toThrow(InvalidInputError);
+  });
+});
+
+describe.skipIf(!databaseUrl)('sealing under concurrency on postgres', () => {
+  const t = useTestStore(postgresBackend);
+
+  it('two sealers racing parallel appenders seal every event once, in one chain per stream', async () => {
+    const sealers = [
+      t.store.runSealer({ batchSize: 7, pollIntervalMs: 20 }),
+      t.store.runSealer({ batchSize: 13, pollIntervalMs: 20 }),
+    ];
+    const writers = Array.from({ length: 8 }, (_, w) =>
+      (async () => {
+        for (let i = 0; i < 40; i++) await t.store.append(`acct-${(w * 7 + i) % 5}`, [{ type: 'E', data: { w, i } }]);
+      })(),
+    );
+    await Promise.all(writers);
+    const head = await t.store.headPosition();
+    expect(head).toBe(320);
+    await Promise.all(sealers.map((s) => s.waitFor(head)));
+    await Promise.all(sealers.map((s) => s.stop()));
+    const report = await t.store.verify({ pageSize: 50 });
+    expect(report).toMatchObject({ ok: true, checked: 320, sealedUpTo: 320, unsealed: 0 });
+  });
+});

@@ -57,6 +57,7 @@ export {
 export { Sealer, type SealerOptions, type SealerStatus } from './integrity/sealer.js';
 export type { BrokenLink, VerifyOptions, VerifyReport } from './integrity/verify.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
+export type { PersonalDataPolicy, PersonalFields } from './personal/personal-data.js';
 export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
 export type { Documents } from './queries/documents.js';
 export type { Snapshot } from './queries/snapshots.js';

@@ -47,6 +47,11 @@ export interface RecordedEvent<Type extends string = string, Data extends JsonVa
   metadata: EventMetadata;
   /** When the event was stored, by the database server's clock. */
   recordedAt: Date;
+  /**
+   * Paths of personal fields that read as `null` because their subject was forgotten
+   * (see `forgetSubject`). Absent when nothing was redacted.
+   */
+  redacted?: string[];
 }
 
 /**

@@ -143,6 +143,12 @@ function prepareEvent(event: unknown, field: string, limits: Limits, ids: Set<st
         throw new InvalidInputError(`${field}.metadata.${name}`, `must be a string, got ${typeName(value)}`);
       }
     }
+    if (Object.hasOwn(metadata, '$personal')) {
+      throw new InvalidInputError(
+        `${field}.metadata.$personal`,
+        'is set by the store for personal data, not by callers',
+      );
+    }
     metadataJson = toJson(metadata, `${field}.metadata`);
   }
   const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);

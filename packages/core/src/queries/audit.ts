@@ -1,7 +1,7 @@
 /** Audit read paths over the events table, each through an index (see sql/0004_audit.sql). */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
-import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
+import { type EventRow, eventColumns, toRecordedEvents } from './rows.js';
 
 /** Events whose metadata `key` ('actor' or 'correlationId') is `value`, after a position, in log order. */
 export async function readByMetadata(
@@ -19,5 +19,5 @@ export async function readByMetadata(
     [value, range.after, range.upTo, range.limit],
     { prepare: true },
   );
-  return rows.map(toRecordedEvent);
+  return toRecordedEvents(db, schema, rows);
 }

@@ -6,7 +6,7 @@
  */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
-import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
+import { type EventRow, eventColumns, toRecordedEvents } from './rows.js';
 
 export interface ReadAllFilter {
   categories?: readonly string[] | undefined;
@@ -51,7 +51,7 @@ export async function readAllPage(
     params,
     { prepare: true },
   );
-  return rows.map(toRecordedEvent);
+  return toRecordedEvents(db, schema, rows);
 }
 
 /** The position of the last committed event: the log's length. One probe of the primary key. */

@@ -1,4 +1,6 @@
 /** Maps rows of the events table to {@link RecordedEvent}; one place for both drivers' types. */
+import type { SqlQueryable } from '../db/sql-client.js';
+import { revealEvents } from '../personal/personal-data.js';
 import type { EventMetadata, JsonValue, RecordedEvent } from '../types.js';
 
 /** The columns every event read selects, in the order {@link toRecordedEvent} expects. */
@@ -27,4 +29,16 @@ export function toRecordedEvent(row: EventRow): RecordedEvent {
     metadata: row.metadata,
     recordedAt: row.recorded_at,
   };
+}
+
+/**
+ * Rows to events, with personal fields decrypted (or redacted once their subject was
+ * forgotten): every read of events goes through here, so no path can skip it.
+ */
+export function toRecordedEvents(
+  db: SqlQueryable,
+  schema: string,
+  rows: readonly EventRow[],
+): Promise<RecordedEvent[]> {
+  return revealEvents(db, schema, rows.map(toRecordedEvent));
 }

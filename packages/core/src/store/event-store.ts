@@ -15,6 +15,7 @@ import { Sealer, type SealerOptions } from '../integrity/sealer.js';
 import { sealAll } from '../integrity/sealing.js';
 import { type VerifyOptions, type VerifyReport, verifySeals } from '../integrity/verify.js';
 import { resolveStoreOptions, type StoreOptions } from '../options.js';
+import { compilePolicy, maxSubjectLength, type PersonalDataPolicy, protectWrites } from '../personal/personal-data.js';
 import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
 import { readByMetadata } from '../queries/audit.js';
 import {
@@ -32,6 +33,7 @@ import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
 import { readSnapshot, type Snapshot, writeSnapshot } from '../queries/snapshots.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
+import { deleteSubject } from '../queries/subject-keys.js';
 import { ConsumerGroupMember, type ConsumerGroupOptions } from '../subscriptions/consumer-group.js';
 import {
   checkProjection,
@@ -80,6 +82,17 @@ export interface OpenEventStoreOptions extends Partial<StoreOptions> {
    * `runProjection` first.
    */
   inlineProjections?: Projection[];
+  /**
+   * Which fields of which event types are personal data: they are stored encrypted with a
+   * key of their subject, and read as `null` once {@link EventStore.forgetSubject} deleted
+   * it. Reads need no policy (events say what they hold), only appends do.
+   *
+   * @example
+   * ```ts
+   * personalData: { CustomerRegistered: { subject: 'customerId', fields: ['name', 'email'] } }
+   * ```
+   */
+  personalData?: PersonalDataPolicy;
 }
 
 /**
@@ -100,8 +113,9 @@ export interface OpenEventStoreOptions extends Partial<StoreOptions> {
  * ```
  */
 export async function openEventStore(options: OpenEventStoreOptions): Promise<EventStore> {
-  const { client, closeClient = true, inlineProjections = [], ...rest } = options;
+  const { client, closeClient = true, inlineProjections = [], personalData, ...rest } = options;
   const resolved = resolveStoreOptions(rest);
+  const policy = compilePolicy(personalData);
   for (const projection of inlineProjections) checkProjection(projection);
   if (!client.capabilities.concurrentConnections) resolved.appendConcurrency = 1;
   try {
@@ -112,7 +126,7 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Ev
     if (closeClient) await client.close();
     throw toAnnalsError(error);
   }
-  return new EventStore(client, resolved, closeClient, inlineProjections);
+  return new EventStore(client, resolved, closeClient, inlineProjections, policy);
 }
 
 /**
@@ -125,6 +139,7 @@ export class EventStore {
   readonly #client: SqlClient;
   readonly #closeClient: boolean;
   readonly #inline: Projection[];
+  readonly #personal: ReturnType<typeof compilePolicy>;
   readonly #batcher: AppendBatcher<AppendResult[]>;
   #closed = false;
   readonly #running = new Set<{ stop(): Promise<void> }>();
@@ -132,9 +147,16 @@ export class EventStore {
   #listener: Promise<Listener> | undefined;
 
   /** @internal Use {@link openEventStore}. */
-  constructor(client: SqlClient, options: StoreOptions, closeClient: boolean, inlineProjections: Projection[] = []) {
+  constructor(
+    client: SqlClient,
+    options: StoreOptions,
+    closeClient: boolean,
+    inlineProjections: Projection[] = [],
+    personalData: ReturnType<typeof compilePolicy> = new Map(),
+  ) {
     this.#client = client;
     this.#inline = inlineProjections;
+    this.#personal = personalData;
     this.options = Object.freeze({ ...options });
     this.#closeClient = closeClient;
     this.#batcher = new AppendBatcher((appends) => this.#runBatch(appends), {
@@ -578,6 +600,56 @@ export class EventStore {
     return report;
   }
 
+  /**
+   * Forgets a data subject (erasure, GDPR article 17): deletes its key, so its personal fields
+   * read as `null` everywhere from now on, drops the snapshots of the streams holding its data,
+   * and records the erasure as a `SubjectForgotten` event in the stream `$subject-<id>` — all
+   * in one transaction. The events themselves are untouched, and their seals still verify.
+   * Read models that copied personal fields must react to `SubjectForgotten` (or be rebuilt).
+   *
+   * Returns `forgotten: false` (and records nothing) when the subject has no key: never
+   * seen, or already forgotten. Personal data appended for it later gets a new key.
+   */
+  async forgetSubject(
+    subjectId: string,
+    context: { actor?: string; reason?: string } = {},
+  ): Promise<{ forgotten: boolean; events: number; snapshotsDropped: number; position: number | null }> {
+    this.#assertOpen();
+    assertStreamId(subjectId, 'subjectId', maxSubjectLength);
+    if (typeof context !== 'object' || context === null) throw new InvalidInputError('context', 'must be an object');
+    const schema = this.options.schema;
+    const [record] = prepareWrites(
+      [
+        {
+          streamId: `$subject-${subjectId}`,
+          events: [
+            {
+              type: 'SubjectForgotten',
+              data: { subjectId },
+              metadata: { ...(context.actor ? { actor: context.actor } : {}), reason: context.reason ?? 'erasure' },
+            },
+          ],
+        },
+      ],
+      this.options,
+    );
+    try {
+      return await this.#client.transaction(async (tx) => {
+        const gone = await deleteSubject(tx, schema, subjectId);
+        if (!gone.existed) return { forgotten: false, events: gone.events, snapshotsDropped: 0, position: null };
+        const [[outcome]] = (await appendEvents(tx, schema, [[record as PreparedWrite]])) as [[WriteOutcome]];
+        return {
+          forgotten: true,
+          events: gone.events,
+          snapshotsDropped: gone.snapshots,
+          position: outcome.firstPosition ?? null,
+        };
+      });
+    } catch (error) {
+      throw toAnnalsError(error);
+    }
+  }
+
   /** Keeps a subscription or runner so that `close` stops it first. */
   #track<T extends { stop(): Promise<void>; done: Promise<void> }>(running: T): T {
     this.#running.add(running);
@@ -639,11 +711,18 @@ export class EventStore {
 
   async #runBatch(appends: readonly (readonly PreparedWrite[])[]): Promise<Settled<AppendResult[]>[]> {
     const schema = this.options.schema;
+    // Stored with personal fields encrypted; inline projections see them plain, like readers.
+    let stored: readonly (readonly PreparedWrite[])[];
+    try {
+      stored = this.#personal.size === 0 ? appends : await protectWrites(this.#client, schema, this.#personal, appends);
+    } catch (error) {
+      throw toAnnalsError(error);
+    }
     const run = () =>
       this.#inline.length === 0
-        ? appendEvents(this.#client, schema, appends)
+        ? appendEvents(this.#client, schema, stored)
         : this.#client.transaction(async (tx) => {
-            const outcomes = await appendEvents(tx, schema, appends);
+            const outcomes = await appendEvents(tx, schema, stored);
             await applyInline(this.#inline, tx, schema, appends, outcomes);
             return outcomes;
           });

@@ -1,0 +1,20 @@
+-- 0006 — erasure without rewriting history (crypto-shredding). Personal fields of an event are
+-- stored encrypted with a key of their data subject (a customer, a user); the event's
+-- metadata names the subject and the encrypted fields under "$personal". Forgetting a subject
+-- deletes its key: the one deliberate DELETE of the schema, in a table of its own. The events
+-- stay as they are (their seals still verify); their personal fields read as redacted.
+--
+-- Backups keep deleted keys until they expire: keep their retention within the erasure deadline.
+
+create table :SCHEMA.subject_keys (
+  subject_id text        not null,
+  key        bytea       not null,
+  created_at timestamptz not null default now(),
+  constraint subject_keys_pkey primary key (subject_id),
+  constraint subject_keys_key_check check (octet_length(key) = 32)
+);
+
+-- Every event holding a subject's personal data, in log order: what forgetting must reach
+-- (snapshots of those streams) and what a subject access request lists.
+create index events_subject_position_idx on :SCHEMA.events ((metadata #>> '{$personal,subject}'), position)
+  where metadata ? '$personal';

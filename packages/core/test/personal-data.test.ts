@@ -1,0 +1,318 @@
+/**
+ * Erasure without rewriting history: personal fields are stored encrypted with a key per
+ * subject; forgetting the subject deletes the key, so they read as null everywhere while the
+ * events (and their seals) stay as they were.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  type EventStore,
+  InvalidInputError,
+  type JsonValue,
+  openEventStore,
+  type PersonalDataPolicy,
+  type RecordedEvent,
+  toArray,
+} from '../src/index.js';
+import {
+  backends,
+  databaseUrl,
+  freshSchema,
+  openTestStore,
+  postgresBackend,
+  type TestBackend,
+} from './support/backends.js';
+
+const policy: PersonalDataPolicy = {
+  CustomerRegistered: { subject: 'customerId', fields: ['name', 'email', 'address.street'] },
+  EmailChanged: { subject: (e) => String((e.data as { customer: string }).customer), fields: ['email'] },
+};
+
+const registered = (customerId: string, name: string) => ({
+  type: 'CustomerRegistered',
+  data: {
+    customerId,
+    name,
+    email: `${name.toLowerCase()}@example.org`,
+    address: { street: '1 Main St', city: 'Oslo' },
+    tier: 'gold',
+  },
+  metadata: { actor: 'signup' },
+});
+
+async function openWithPolicy(
+  backend: TestBackend,
+  extra: Parameters<typeof openEventStore>[0] extends infer O ? Partial<O> : never = {},
+) {
+  const opened = await openTestStore(backend);
+  await opened.store.close();
+  const store = await openEventStore({
+    client: backend.client(),
+    closeClient: false,
+    schema: opened.schema,
+    personalData: policy,
+    ...extra,
+  });
+  return {
+    ...opened,
+    store,
+    cleanup: async () => {
+      await store.close();
+      await opened.cleanup();
+    },
+  };
+}
+
+describe.each(backends)('personal data on $name', (backend) => {
+  it('stores personal fields encrypted and reads them back on every path', async () => {
+    const t = await openWithPolicy(backend);
+    try {
+      await t.store.append('customer-1', [registered('c1', 'Ada')]);
+      await t.store.append('customer-1', [{ type: 'EmailChanged', data: { customer: 'c1', email: 'ada@new.org' } }]);
+      const [raw] = await t.client.query<{ data: string; metadata: string }>(
+        `select data::text as data, metadata::text as metadata from "${t.schema}".events where position = 1`,
+      );
+      expect(raw?.data).not.toMatch(/Ada|example\.org|Main St/);
+      expect(raw?.data).toContain('Oslo');
+      expect(raw?.data).toContain('$encrypted');
+      expect(JSON.parse(raw?.metadata ?? '{}')).toMatchObject({
+        actor: 'signup',
+        $personal: { subject: 'c1', fields: ['name', 'email', 'address.street'] },
+      });
+
+      const expectPlain = (event: RecordedEvent | null | undefined) =>
+        expect(event?.data).toMatchObject({
+          name: 'Ada',
+          email: 'ada@example.org',
+          address: { street: '1 Main St', city: 'Oslo' },
+        });
+      const [first] = await toArray(t.store.readStream('customer-1'));
+      expectPlain(first);
+      expect(first?.redacted).toBeUndefined();
+      expectPlain((await toArray(t.store.readAll()))[0]);
+      expectPlain(await t.store.getEvent(first?.id as string));
+      expectPlain((await toArray(t.store.readByMetadata('actor', 'signup')))[0]);
+      expectPlain((await toArray((await t.store.loadStream('customer-1')).events))[0]);
+      const seen: RecordedEvent[] = [];
+      const subscription = t.store.subscribe({ handler: (events) => void seen.push(...events) });
+      await subscription.waitFor(2);
+      await subscription.stop();
+      expectPlain(seen[0]);
+      expect(seen[1]?.data).toMatchObject({ email: 'ada@new.org' });
+
+      // A process without the policy reads them too: the events say what they hold.
+      const plain = await openEventStore({ client: t.client, closeClient: false, schema: t.schema });
+      expectPlain((await toArray(plain.readStream('customer-1')))[0]);
+      await plain.close();
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('forgetting a subject redacts its fields everywhere, keeps the rest, records it, and verify still passes', async () => {
+    const t = await openWithPolicy(backend);
+    try {
+      await t.store.append('customer-1', [registered('c1', 'Ada')]);
+      await t.store.append('customer-2', [registered('c2', 'Bob')]);
+      await t.store.append('customer-1', [{ type: 'EmailChanged', data: { customer: 'c1', email: 'ada@new.org' } }]);
+      await t.store.saveSnapshot({
+        streamId: 'customer-1',
+        decider: 'customer',
+        modelVersion: 1,
+        streamVersion: 2,
+        state: { name: 'Ada' },
+      });
+      await t.store.saveSnapshot({
+        streamId: 'customer-2',
+        decider: 'customer',
+        modelVersion: 1,
+        streamVersion: 1,
+        state: { name: 'Bob' },
+      });
+      await t.store.seal();
+      const before = await t.client.query<{ data: string }>(
+        `select data::text as data from "${t.schema}".events order by position`,
+      );
+
+      const result = await t.store.forgetSubject('c1', { actor: 'dpo', reason: 'erasure request #7' });
+      expect(result).toMatchObject({ forgotten: true, events: 2, snapshotsDropped: 1, position: 4 });
+
+      const events = await toArray(t.store.readStream('customer-1'));
+      expect(events[0]?.data).toEqual({
+        customerId: 'c1',
+        name: null,
+        email: null,
+        address: { street: null, city: 'Oslo' },
+        tier: 'gold',
+      });
+      expect(events[0]?.redacted).toEqual(['name', 'email', 'address.street']);
+      expect(events[0]?.metadata.actor).toBe('signup');
+      expect(events[1]?.data).toEqual({ customer: 'c1', email: null });
+      expect((await toArray(t.store.readAll({ eventTypes: ['CustomerRegistered'] })))[1]?.data).toMatchObject({
+        name: 'Bob',
+      });
+      expect(await t.store.loadSnapshot('customer-1', 'customer')).toBeNull();
+      expect(await t.store.loadSnapshot('customer-2', 'customer')).not.toBeNull();
+
+      const [record] = await toArray(t.store.readStream('$subject-c1'));
+      expect(record).toMatchObject({
+        type: 'SubjectForgotten',
+        data: { subjectId: 'c1' },
+        metadata: { actor: 'dpo', reason: 'erasure request #7' },
+      });
+
+      const after = await t.client.query<{ data: string }>(
+        `select data::text as data from "${t.schema}".events where position <= 3 order by position`,
+      );
+      expect(after).toEqual(before);
+      await t.store.seal();
+      expect(await t.store.verify()).toMatchObject({ ok: true, checked: 4 });
+
+      expect(await t.store.forgetSubject('c1')).toMatchObject({ forgotten: false, position: null });
+      expect(await t.store.headPosition()).toBe(4);
+
+      // A returning subject starts over with a new key; the old fields stay unreadable.
+      await t.store.append('customer-1', [registered('c1', 'Ada')]);
+      const again = await toArray(t.store.readStream('customer-1'));
+      expect(again[0]?.data).toMatchObject({ name: null });
+      expect(again[2]?.data).toMatchObject({ name: 'Ada' });
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('a retried append with the same event id is still a duplicate', async () => {
+    const t = await openWithPolicy(backend);
+    try {
+      const event = { ...registered('c1', 'Ada'), id: '0190a000-0000-7000-8000-000000000001' };
+      const first = await t.store.append('customer-1', [event]);
+      const retry = await t.store.append('customer-1', [event]);
+      expect(retry).toMatchObject({ duplicate: true, positions: first.positions });
+      await expect(
+        t.store.append('customer-1', [{ ...event, data: { ...event.data, name: 'Eve' } }]),
+      ).rejects.toMatchObject({ code: 'EVENT_ID_REUSED' });
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('inline projections see the plain values', async () => {
+    const names: unknown[] = [];
+    const t = await openWithPolicy(backend, {
+      inlineProjections: [
+        {
+          name: 'names',
+          handlers: {
+            CustomerRegistered: async (e) => {
+              names.push((e.data as { name: string }).name);
+            },
+          },
+        },
+      ],
+    });
+    try {
+      await t.store.append('customer-1', [registered('c1', 'Ada')]);
+      expect(names).toEqual(['Ada']);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('a tampered ciphertext reads as redacted, not as garbage', async () => {
+    const t = await openWithPolicy(backend);
+    try {
+      await t.store.append('customer-1', [registered('c1', 'Ada')]);
+      await t.store.append('customer-2', [registered('c2', 'Bob')]);
+      // Bob's name ciphertext copied into Ada's event: it is bound to its subject, event and field.
+      await t.client.transaction(async (tx) => {
+        await tx.exec(`set local session_replication_role = replica;
+          update "${t.schema}".events a set data = jsonb_set(a.data, '{name}', b.data -> 'name')
+            from "${t.schema}".events b where a.position = 1 and b.position = 2`);
+      });
+      const [event] = await toArray(t.store.readStream('customer-1'));
+      expect(event?.data).toMatchObject({ name: null, email: 'ada@example.org' });
+      expect(event?.redacted).toEqual(['name']);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('refuses bad policies and bad personal events, storing nothing', async () => {
+    const t = await openWithPolicy(backend);
+    try {
+      for (const bad of [
+        'nope',
+        { X: { subject: 'id', fields: [] } },
+        { X: { subject: 'id', fields: ['a..b'] } },
+        { X: { subject: 'name', fields: ['name'] } },
+        { X: { subject: 42, fields: ['name'] } },
+      ]) {
+        await expect(
+          openEventStore({ client: t.client, closeClient: false, schema: t.schema, personalData: bad as never }),
+        ).rejects.toBeInstanceOf(InvalidInputError);
+      }
+      for (const data of [
+        { name: 'Ada' },
+        { customerId: '', name: 'Ada' },
+        { customerId: 7, name: 'Ada' },
+        { customerId: 'x'.repeat(201), name: 'Ada' },
+      ]) {
+        await expect(
+          t.store.append('customer-1', [{ type: 'CustomerRegistered', data: data as JsonValue }]),
+        ).rejects.toBeInstanceOf(InvalidInputError);
+      }
+      await expect(
+        t.store.append('customer-1', [
+          { type: 'Note', data: {}, metadata: { $personal: { subject: 'c1', fields: [] } } },
+        ]),
+      ).rejects.toBeInstanceOf(InvalidInputError);
+      expect(await t.store.headPosition()).toBe(0);
+      await expect(t.store.forgetSubject('')).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(t.store.forgetSubject('a\u0000b')).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(t.store.forgetSubject("c1'; drop table events; --")).resolves.toMatchObject({ forgotten: false });
+      expect(await t.store.headPosition()).toBe(0);
+    } finally {
+      await t.cleanup();
+    }
+  });
+});
+
+describe.skipIf(!databaseUrl)('personal data under concurrency on postgres', () => {
+  it('parallel first appends of one subject share one key; a racing forget leaves nothing readable under its key', async () => {
+    const schema = freshSchema();
+    const open = () =>
+      openEventStore({ client: postgresBackend.client(), closeClient: false, schema, personalData: policy });
+    const stores: EventStore[] = [await open(), await open(), await open()];
+    try {
+      await Promise.all(
+        Array.from({ length: 24 }, (_, i) =>
+          (stores[i % 3] as EventStore).append(`customer-${i}`, [registered('shared', `N${i}`)]),
+        ),
+      );
+      const all = await toArray((stores[0] as EventStore).readAll());
+      expect(all).toHaveLength(24);
+      expect(all.every((e) => (e.data as { name: string }).name.startsWith('N'))).toBe(true);
+      const [{ count } = { count: '0' }] = await postgresBackend
+        .client()
+        .query<{ count: string }>(`select count(*)::text as count from "${schema}".subject_keys`);
+      expect(count).toBe('1');
+
+      const appending = Promise.allSettled(
+        Array.from({ length: 30 }, (_, i) =>
+          (stores[i % 3] as EventStore).append(`customer-x${i}`, [registered('shared', `M${i}`)]),
+        ),
+      );
+      const forgot = await (stores[1] as EventStore).forgetSubject('shared');
+      await appending;
+      expect(forgot.forgotten).toBe(true);
+      // Events committed before the forget are redacted; any after it got a new key.
+      const events = await toArray((stores[2] as EventStore).readAll({ eventTypes: ['CustomerRegistered'] }));
+      for (const event of events) {
+        const readable = (event.data as { name: string | null }).name !== null;
+        if (event.position < (forgot.position as number)) expect(readable).toBe(false);
+      }
+    } finally {
+      for (const store of stores) await store.close();
+      await postgresBackend.client().exec(`drop schema if exists "${schema}" cascade`);
+    }
+  });
+});

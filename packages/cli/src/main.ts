@@ -2,9 +2,12 @@
 /** The `annals` command. */
 import { AnnalsError } from '@annals/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { auditCommand, historyCommand } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
+import { forgetCommand, sealCommand, verifyCommand } from './commands/integrity.js';
 import { migrateCommand } from './commands/migrate.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
+import { replayCommand, stateCommand } from './commands/time-travel.js';
 import { defaultDataDir } from './config.js';
 
 function integer(value: string): number {
@@ -76,6 +79,66 @@ program
   .description('list the events a subscription parked, with their errors')
   .option('--json', 'machine-readable output')
   .action((subscription, options) => parkedCommand(subscription, { ...global(), ...options }));
+
+program
+  .command('history <stream>')
+  .description("a stream's events with who, when and why")
+  .option('--from <version>', 'first version', integer)
+  .option('--limit <n>', 'most events', integer)
+  .option('--json', 'one JSON object per line')
+  .action((stream, options) => historyCommand(stream, { ...global(), ...options }));
+
+program
+  .command('audit')
+  .description('what an actor did, what happened in a time range, or the causal tree of one request')
+  .option('--actor <id>', 'only what this actor did')
+  .option('--from <time>', 'from this ISO-8601 time (inclusive)')
+  .option('--to <time>', 'up to this ISO-8601 time (inclusive)')
+  .option('--type <name>', 'only this event type (repeatable)', collect)
+  .option('--category <name>', 'only this stream category (repeatable)', collect)
+  .option('--correlation <id>', 'the causal tree of the events of this request')
+  .option('--limit <n>', 'most events', integer)
+  .option('--json', 'one JSON object per line (a JSON tree with --correlation)')
+  .action((options) => auditCommand({ ...global(), ...options }));
+
+program
+  .command('state <stream>')
+  .description('the state of a stream as of a version, a global position or a time')
+  .requiredOption('--at <moment>', 'a version (12), a position (position:345) or an ISO-8601 time')
+  .option('--decider <module#export>', "fold with the application's decider (default: merge each event's data)")
+  .option('--json', 'machine-readable output')
+  .action((stream, options) => stateCommand(stream, { ...global(), ...options }));
+
+program
+  .command('replay <stream>')
+  .description('step through a stream: each event with what it changed in the state')
+  .option('--from <version>', 'first version shown', integer)
+  .option('--to <version>', 'last version shown', integer)
+  .option('--decider <module#export>', "fold with the application's decider (default: merge each event's data)")
+  .option('--json', 'one JSON step (before, event, after, changes) per line')
+  .action((stream, options) => replayCommand(stream, { ...global(), ...options }));
+
+program
+  .command('seal')
+  .description('seal the events appended since the last seal (tamper evidence)')
+  .option('--json', 'machine-readable output')
+  .action((options) => sealCommand({ ...global(), ...options }));
+
+program
+  .command('verify')
+  .description('recompute the seals and report the first broken link (exit status 1 if any)')
+  .option('--stream <id>', 'only this stream')
+  .option('--seal', 'seal the latest events first')
+  .option('--json', 'machine-readable output')
+  .action((options) => verifyCommand({ ...global(), ...options }));
+
+program
+  .command('forget <subject>')
+  .description('erase a data subject: its personal fields read as null everywhere from now on')
+  .requiredOption('--reason <text>', 'why (recorded with the erasure)')
+  .option('--actor <id>', 'who asks (recorded with the erasure)')
+  .option('--json', 'machine-readable output')
+  .action((subject, options) => forgetCommand(subject, { ...global(), ...options }));
 
 try {
   await program.parseAsync();

@@ -59,26 +59,44 @@ describe.each(targets)('annals demo on $name', ({ postgres }) => {
     expect(out).toMatch(/TransferCredited on account-bob\w+, caused by [0-9a-f-]{36}/);
     expect(out).toMatch(/refunded \(account-not-active\)/);
     expect(out).toContain('log head before 11, after 11');
-    expect(out).toContain('balance now:              €85.00');
-    expect(out).toContain('as of version 2:          €100.00');
-    expect(out).toContain('projection account-balances: at position 11 of 11, lag 0');
+    expect(out).toMatch(/└─ account-ada\w+ {2}v5 .* TransferDebited {2}by ada/);
+    expect(out).toMatch(/ {3}└─ account-bob\w+ {2}v2 .* TransferCredited {2}by ada/);
+    expect(out).toMatch(/balance now: +€85.00/);
+    expect(out).toMatch(/as of version 2: +€100.00/);
+    expect(out).toMatch(/as of \d{4}-.*Z: +€100.00/);
+    expect(out).toContain('v5 TransferDebited: balance 11500 -> 8500');
+    expect(out).toMatch(/as of version 999: INVALID_INPUT: .*past the end/);
+    expect(out).toMatch(/customer-c\w+ reads: +\{"name":"Ada Lovelace","email":"ada@example.org"/);
+    expect(out).toMatch(
+      /customer-c\w+ now reads: \{"name":null,"email":null,"customerId":"c\w+"\} \(redacted: name, email\)/,
+    );
+    expect(out).toContain('the log is untouched: verify passes over 13 sealed events');
+    expect(out).toContain('projection account-balances: at position 13 of 13, lag 0');
     expect(out).toMatch(/account-eve\w+: Eve, closed, €0.00/);
     expect(out).toContain('closed accounts in the read model: 1');
     expect(out).toContain('money in all 3 accounts: €115.00');
-    expect(out).toContain('The log now holds 11 events.');
+    expect(out).toContain('The log now holds 13 events.');
+    expect(out).toContain('before: verify passes');
+    expect(out).toMatch(
+      /after: +verify fails; first broken link: the event at position 2 \(account-x@2\) does not match its seal/,
+    );
   });
 
   it('runs again on the same database, and its events are in the log', async () => {
     const out = await capture(() => demoCommand(flags));
-    expect(out).toContain('The log holds 11 events before this run.');
-    expect(out).toContain('The log now holds 22 events.');
-    expect(out).toContain('projection account-balances: at position 22 of 22, lag 0');
+    expect(out).toContain('The log holds 13 events before this run.');
+    expect(out).toContain('The log now holds 26 events.');
+    expect(out).toContain('the log is untouched: verify passes over 26 sealed events');
+    expect(out).toContain('projection account-balances: at position 26 of 26, lag 0');
     expect(out).toContain('closed accounts in the read model: 2');
     const log = await capture(() => logCommand({ ...flags, json: true, category: ['account'] }));
     const positions = log.split('\n').map((line) => JSON.parse(line).position);
-    expect(positions).toEqual(Array.from({ length: 22 }, (_, i) => i + 1));
+    expect(positions).toEqual([
+      ...Array.from({ length: 11 }, (_, i) => i + 1),
+      ...Array.from({ length: 11 }, (_, i) => i + 14),
+    ]);
     const checkpoints = JSON.parse(await capture(() => checkpointsCommand({ ...flags, json: true })));
-    expect(checkpoints).toMatchObject([{ name: 'projection:account-balances:v1', position: 22, lag: 0, parked: 0 }]);
+    expect(checkpoints).toMatchObject([{ name: 'projection:account-balances:v1', position: 26, lag: 0, parked: 0 }]);
     expect(await capture(() => parkedCommand('mailer', flags))).toBe('mailer has no parked events');
   });
 });

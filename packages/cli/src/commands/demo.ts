@@ -5,25 +5,46 @@
  * read models. Each run uses new account ids, so it can run again on the same database.
  */
 import { randomBytes } from 'node:crypto';
-import { type AnnalsError, commandHandler, type EventStore, type RecordedEvent, toArray } from '@annals/core';
+import {
+  type AnnalsError,
+  auditTrail,
+  type CausalNode,
+  commandHandler,
+  type EventStore,
+  openEventStore,
+  type RecordedEvent,
+  type SqlClient,
+  timeTravel,
+  toArray,
+  toAuditEntry,
+} from '@annals/core';
 import {
   type AccountSummary,
   balancesCollection,
   balancesProjection,
   bankAccount,
+  bankCustomer,
+  bankPersonalData,
   catchUp,
   transfer,
 } from '@annals/example-bank';
-import { type ConnectionFlags, openStore } from '../config.js';
+import { type ConnectionFlags, connect } from '../config.js';
+import { formatEntry } from './audit.js';
 
 const euros = (cents: number) => `€${(cents / 100).toFixed(2)}`;
 
 export async function demoCommand(flags: ConnectionFlags): Promise<void> {
-  const { store, description } = await openStore(flags);
+  const { client, schema, description } = await connect(flags);
   try {
-    await runDemo(store, description);
+    const store = await openEventStore({ client, schema, closeClient: false, personalData: bankPersonalData });
+    try {
+      await runDemo(store, description);
+      await tamperDemo(client);
+    } finally {
+      await store.close();
+    }
   } finally {
-    await store.close();
+    await client.close();
   }
 }
 
@@ -104,6 +125,8 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
     console.log(`${done.debit.type} on ${ada} (event ${done.debit.id})`);
     console.log(`${done.credit.type} on ${bob}, caused by ${done.credit.metadata.causationId}`);
     console.log(`both in request ${done.credit.metadata.correlationId}`);
+    console.log('the causal tree of that request, from the audit trail:');
+    printTree(await auditTrail(store).causalTree(done.credit.metadata.correlationId as string), 1);
   }
   await accounts.handle(eve, { type: 'CloseAccount', data: {} }, { actor: 'eve', reason: 'moving abroad' });
   const refunded = await transfer(
@@ -137,19 +160,58 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
   for (const event of history) {
     balance = bankAccount.evolve({ status: 'open', owner: null, balance, overdraftLimit: 0 }, event as never).balance;
     console.log(
-      `v${event.streamVersion}  #${String(event.position).padEnd(4)} ${event.type.padEnd(16)} by ${String(event.metadata.actor).padEnd(9)} for ${String(event.metadata.reason).padEnd(24)} -> ${euros(balance)}`,
+      `v${event.streamVersion}  #${String(event.position).padEnd(4)} ${event.type.padEnd(16)} by ${String(event.metadata.actor).padEnd(9)} for ${String(event.metadata.reason ?? '-').padEnd(24)} -> ${euros(balance)}`,
     );
   }
 
   step('Time travel');
-  const at = async (version: number) => euros((await accounts.load(ada, { version })).state.balance);
-  const versionAt = (pick: (e: RecordedEvent) => boolean) => history.filter(pick).at(-1)?.streamVersion ?? 0;
+  const travel = timeTravel(store, bankAccount);
+  const euro = async (at: Parameters<typeof travel.stateAt>[1]) => euros((await travel.stateAt(ada, at)).state.balance);
   const middle = history[Math.floor(history.length / 2)] as RecordedEvent;
-  console.log(`balance now:              ${euros((await accounts.load(ada)).state.balance)}`);
-  console.log(`as of version 2:          ${await at(2)}`);
-  console.log(`as of global position ${middle.position}: ${await at(versionAt((e) => e.position <= middle.position))}`);
-  const firstTime = (history[0] as RecordedEvent).recordedAt;
-  console.log(`as of ${firstTime.toISOString()}: ${await at(versionAt((e) => e.recordedAt <= firstTime))}`);
+  const secondTime = (history[1] as RecordedEvent).recordedAt;
+  console.log(`balance now:                                ${euros((await accounts.load(ada)).state.balance)}`);
+  console.log(`as of version 2:                            ${await euro({ version: 2 })}`);
+  console.log(
+    `as of global position ${String(middle.position).padEnd(21)} ${await euro({ position: middle.position })}`,
+  );
+  console.log(`as of ${secondTime.toISOString()}:            ${await euro({ time: secondTime })}`);
+  console.log('step by step, what the transfer changed:');
+  const debit = history.find((e) => e.type === 'TransferDebited') as RecordedEvent;
+  for await (const { event, changes } of travel.replay(ada, {
+    fromVersion: debit.streamVersion,
+    toVersion: debit.streamVersion,
+  })) {
+    for (const change of changes) {
+      console.log(
+        `  v${event.streamVersion} ${event.type}: ${change.path.join('.')} ${JSON.stringify(change.type === 'CREATE' ? undefined : change.oldValue)} -> ${JSON.stringify(change.type === 'REMOVE' ? undefined : change.value)}`,
+      );
+    }
+  }
+  try {
+    await travel.stateAt(ada, { version: 999 });
+  } catch (error) {
+    console.log(`as of version 999: ${failure(error)}`);
+  }
+
+  step('Personal data: encrypted per customer, erased without rewriting history');
+  const customers = commandHandler(store, bankCustomer, { name: 'customer' });
+  const customerId = `c${run}`;
+  await customers.handle(
+    `customer-${customerId}`,
+    { type: 'RegisterCustomer', data: { customerId, name: 'Ada Lovelace', email: 'ada@example.org' } },
+    { actor: 'teller-1' },
+  );
+  const shown = async () => {
+    const [event] = await toArray(store.readStream(`customer-${customerId}`));
+    return `${JSON.stringify(event?.data)}${event?.redacted ? ` (redacted: ${event.redacted.join(', ')})` : ''}`;
+  };
+  console.log(`customer-${customerId} reads:   ${await shown()}`);
+  const forgotten = await store.forgetSubject(customerId, { actor: 'dpo', reason: 'erasure request' });
+  console.log(`forgotten (key deleted, recorded at position ${forgotten.position} in $subject-${customerId})`);
+  console.log(`customer-${customerId} now reads: ${await shown()}`);
+  await store.seal();
+  const check = await store.verify();
+  console.log(`the log is untouched: verify ${check.ok ? 'passes' : 'FAILS'} over ${check.checked} sealed events`);
 
   step('A read model built by a projection, then queried');
   const built = await store.rebuildProjection(balancesProjection);
@@ -168,4 +230,44 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
     `money in all ${ledger.balances.size} accounts: ${euros(supply)} (only deposits and withdrawals change it)`,
   );
   console.log(`\nThe log now holds ${await store.headPosition()} events. Run again to add more.`);
+}
+
+function printTree(nodes: CausalNode[], depth: number): void {
+  for (const node of nodes) {
+    console.log(`${'   '.repeat(depth - 1)}└─ ${node.event.streamId}  ${formatEntry(toAuditEntry(node.event))}`);
+    printTree(node.children, depth + 1);
+  }
+}
+
+/**
+ * Tamper evidence, in a scratch schema dropped afterwards: someone with superuser rights
+ * edits a stored event past the immutability trigger; verify names it.
+ */
+async function tamperDemo(client: SqlClient): Promise<void> {
+  console.log('\n== Tamper evidence: a superuser edits a sealed event; verify names it');
+  const schema = `annals_demo_tamper_${randomBytes(3).toString('hex')}`;
+  const store = await openEventStore({ client, schema, closeClient: false });
+  try {
+    await store.append('account-x', [
+      { type: 'AccountOpened', data: { owner: 'Mallory', overdraftLimit: 0 } },
+      { type: 'MoneyDeposited', data: { amount: 100 } },
+    ]);
+    await store.append('account-y', [{ type: 'AccountOpened', data: { owner: 'Yves', overdraftLimit: 0 } }]);
+    await store.seal();
+    console.log(`before: verify ${(await store.verify()).ok ? 'passes' : 'fails'}`);
+    try {
+      await client.transaction(async (tx) => {
+        await tx.exec(`set local session_replication_role = replica;
+          update "${schema}".events set data = '{"amount": 1000000}' where position = 2`);
+      });
+    } catch (error) {
+      console.log(`skipped: editing past the trigger needs a superuser (${(error as Error).message})`);
+      return;
+    }
+    const report = await store.verify();
+    console.log(`after:  verify ${report.ok ? 'passes' : 'fails'}; first broken link: ${report.broken[0]?.message}`);
+  } finally {
+    await store.close();
+    await client.exec(`drop schema if exists "${schema}" cascade`);
+  }
 }

@@ -31,6 +31,7 @@ import { readLogHolders } from '../queries/log-holders.js';
 import { type ReadAllFilter, readAllPage, readHeadPosition } from '../queries/read-all.js';
 import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
+import { readLastSealed } from '../queries/seals.js';
 import { readSnapshot, type Snapshot, writeSnapshot } from '../queries/snapshots.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
 import { deleteSubject } from '../queries/subject-keys.js';
@@ -555,6 +556,13 @@ export class EventStore {
     const { batchSize = 2000, onProgress } = options;
     assertInteger(batchSize, 'batchSize', 1);
     return sealAll(this.#client, this.options.schema, { batchSize, onProgress });
+  }
+
+  /** How far sealing has come: the last sealed position, the log's head, and the gap. */
+  async sealStatus(): Promise<{ sealedUpTo: number; head: number; unsealed: number }> {
+    const sealedUpTo = await this.#query((db) => readLastSealed(db, this.options.schema));
+    const head = await this.headPosition();
+    return { sealedUpTo, head, unsealed: Math.max(0, head - sealedUpTo) };
   }
 
   /**

@@ -146,17 +146,27 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
       const fromVersion = range.fromVersion ?? 1;
       assertInteger(fromVersion, 'fromVersion', 1);
       if (range.toVersion !== undefined) assertInteger(range.toVersion, 'toVersion', fromVersion);
+      const end = await store.streamVersion(streamId);
+      if (end === 0) throw new StreamNotFoundError(streamId);
+      for (const [field, version] of [
+        ['fromVersion', fromVersion],
+        ['toVersion', range.toVersion],
+      ] as const) {
+        if (version !== undefined && version > end) {
+          throw new InvalidInputError(
+            field,
+            `${version} is past the end of ${JSON.stringify(streamId)} (version ${end})`,
+          );
+        }
+      }
       let state = decider.initialState();
-      let seen = false;
       for await (const event of store.readStream(streamId)) {
-        seen = true;
         if (range.toVersion !== undefined && event.streamVersion > range.toVersion) return;
         const after = decider.evolve(state, await decode(event));
         if (event.streamVersion >= fromVersion)
           yield { event, before: state, after, changes: stateChanges(state, after) };
         state = after;
       }
-      if (!seen) throw new StreamNotFoundError(streamId);
     },
 
     /** The last position recorded at or before `time` (0 when the log starts later). */

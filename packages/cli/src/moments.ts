@@ -1,0 +1,71 @@
+/** Parsing of the CLI's moments and deciders: the one place command-line text becomes values. */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type Decider, type DomainEvent, InvalidInputError, type PointInTime } from '@annals/core';
+
+const isoTime = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/** An ISO-8601 time (`2026-11-27`, `2026-11-27T10:00:00Z`); anything else is refused. */
+export function parseTime(text: string, field: string): Date {
+  const time = isoTime.test(text) ? new Date(text) : new Date(Number.NaN);
+  if (Number.isNaN(time.getTime())) {
+    throw new InvalidInputError(
+      field,
+      `must be an ISO-8601 time such as 2026-11-27T10:00:00Z, got ${JSON.stringify(text)}`,
+    );
+  }
+  return time;
+}
+
+/**
+ * A moment in a stream: `12` or `version:12` (a stream version), `position:345` (a global
+ * position), or an ISO-8601 time.
+ */
+export function parseMoment(text: string): PointInTime {
+  const match = /^(?:(version|position):)?(\d+)$/.exec(text);
+  if (match) {
+    const value = Number(match[2]);
+    if (!Number.isSafeInteger(value)) throw new InvalidInputError('--at', `${text} is out of range`);
+    return match[1] === 'position' ? { position: value } : { version: value };
+  }
+  if (/^\d{4}-/.test(text)) return { time: parseTime(text, '--at') };
+  throw new InvalidInputError(
+    '--at',
+    `must be a version (12 or version:12), a position (position:345) or an ISO-8601 time, got ${JSON.stringify(text)}`,
+  );
+}
+
+type AnyDecider = Decider<never, DomainEvent, unknown>;
+
+/**
+ * The state the CLI shows without a decider of the application: each event's data merged
+ * over the previous state (a field keeps its last written value), plus the last event type.
+ */
+export const mergeDecider = {
+  initialState: () => ({}) as Record<string, unknown>,
+  evolve: (state: Record<string, unknown>, event: { type: string; data: unknown }) => ({
+    ...state,
+    ...(typeof event.data === 'object' && event.data !== null && !Array.isArray(event.data)
+      ? event.data
+      : { value: event.data }),
+    lastEvent: event.type,
+  }),
+  decide: () => [],
+} as unknown as AnyDecider;
+
+/** `path/to/module.ts#export` (default export when no `#`), or the merging decider when absent. */
+export async function loadDecider(spec: string | undefined): Promise<AnyDecider> {
+  if (spec === undefined) return mergeDecider;
+  const [file, name = 'default'] = spec.split('#');
+  let module: Record<string, unknown>;
+  try {
+    module = await import(pathToFileURL(resolve(file as string)).href);
+  } catch (error) {
+    throw new InvalidInputError('--decider', `cannot load ${file}: ${error instanceof Error ? error.message : error}`);
+  }
+  const decider = module[name] as Partial<AnyDecider> | undefined;
+  if (typeof decider?.evolve !== 'function' || typeof decider.initialState !== 'function') {
+    throw new InvalidInputError('--decider', `${spec} is not a decider (no initialState and evolve)`);
+  }
+  return decider as AnyDecider;
+}

@@ -1,5 +1,5 @@
 import { assertMigrated, type MigrateResult, migrate, notifyChannel } from '../db/migrate.js';
-import type { Listener, SqlClient } from '../db/sql-client.js';
+import type { Listener, SqlClient, SqlQueryable } from '../db/sql-client.js';
 import {
   ConcurrencyError,
   EventIdReusedError,
@@ -44,6 +44,7 @@ import {
   type ProjectionStatus,
 } from '../subscriptions/projection-runner.js';
 import { Subscription, type SubscriptionOptions } from '../subscriptions/subscription.js';
+import { buildProjectionAt } from '../time-travel/projection-at.js';
 import type {
   AppendOptions,
   AppendResult,
@@ -501,6 +502,42 @@ export class EventStore {
       clearInterval(timer);
       await runner.stop();
     }
+  }
+
+  /**
+   * A projection's read model as it was at a global position or time: built from the log into
+   * a scratch schema, handed to `query`, then discarded (one transaction, always rolled back).
+   * The projection's own tables must be named without a schema in its `setup` and handlers:
+   * they then resolve to the scratch schema. Live read models are not touched.
+   *
+   * @example
+   * ```ts
+   * const lastMonth = await store.projectionAt(balancesProjection, { time: new Date('2026-10-31T23:59:59Z') },
+   *   (tx, documents) => documents.find('account-balances', { match: { status: 'closed' } }));
+   * ```
+   * @throws {@link InvalidInputError} for a malformed moment or projection.
+   */
+  async projectionAt<T>(
+    projection: Projection,
+    at: { position: number } | { time: Date },
+    query: (tx: SqlQueryable, documents: Documents) => Promise<T>,
+  ): Promise<{ position: number; result: T }> {
+    this.#assertOpen();
+    checkProjection(projection);
+    if (typeof query !== 'function') throw new InvalidInputError('query', 'must be a function');
+    let position: number;
+    if (typeof at === 'object' && at !== null && 'position' in at) {
+      assertInteger(at.position, 'at.position', 0);
+      position = Math.min(at.position, await this.headPosition());
+    } else if (typeof at === 'object' && at !== null && 'time' in at) {
+      position = await this.positionAt(at.time);
+    } else {
+      throw new InvalidInputError('at', 'must be { position } or { time }');
+    }
+    const result = await this.#query((client) =>
+      buildProjectionAt(client, this.options.schema, projection, position, query, this.options.pageSize),
+    );
+    return { position, result };
   }
 
   /** JSON documents written by projections (document-style read models), to read and query. */

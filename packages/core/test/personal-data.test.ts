@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  auditTrail,
   type EventStore,
   InvalidInputError,
   type JsonValue,
@@ -133,7 +134,17 @@ describe.each(backends)('personal data on $name', (backend) => {
         `select data::text as data from "${t.schema}".events order by position`,
       );
 
+      const held = await toArray(auditTrail(t.store).bySubject('c1'));
+      expect(held.map((e) => [e.position, (e.data as { email: string }).email])).toEqual([
+        [1, 'ada@example.org'],
+        [3, 'ada@new.org'],
+      ]);
+
       const result = await t.store.forgetSubject('c1', { actor: 'dpo', reason: 'erasure request #7' });
+      expect((await toArray(auditTrail(t.store).bySubject('c1'))).map((e) => e.redacted)).toEqual([
+        ['name', 'email', 'address.street'],
+        ['email'],
+      ]);
       expect(result).toMatchObject({ forgotten: true, events: 2, snapshotsDropped: 1, position: 4 });
 
       const events = await toArray(t.store.readStream('customer-1'));

@@ -99,6 +99,14 @@ export function auditTrail(store: EventStore) {
     },
 
     /**
+     * Every event holding a data subject's personal data, in log order (a subject access
+     * request). After `forgetSubject`, the same events with their personal fields redacted.
+     */
+    bySubject(subjectId: string): AsyncIterable<RecordedEvent> {
+      return store.readByMetadata('subject', subjectId);
+    },
+
+    /**
      * The causal tree of one request: every event sharing `correlationId`, each under the
      * event that caused it; events caused by something outside the set (a command) are roots.
      */

@@ -354,16 +354,17 @@ export class EventStore {
   }
 
   /**
-   * Events whose metadata names this actor (or this correlation id), in log order, through
-   * their own index; `after`/`upTo` bound the positions (see {@link EventStore.positionAt}).
+   * Events whose metadata names this actor, this correlation id, or this data subject (events
+   * holding its personal data), in log order, through their own index; `after`/`upTo` bound
+   * the positions (see {@link EventStore.positionAt}).
    */
   readByMetadata(
-    key: 'actor' | 'correlationId',
+    key: 'actor' | 'correlationId' | 'subject',
     value: string,
     range: { after?: number; upTo?: number; pageSize?: number } = {},
   ): AsyncIterable<RecordedEvent> {
-    if (key !== 'actor' && key !== 'correlationId') {
-      throw new InvalidInputError('key', 'must be "actor" or "correlationId"');
+    if (key !== 'actor' && key !== 'correlationId' && key !== 'subject') {
+      throw new InvalidInputError('key', 'must be "actor", "correlationId" or "subject"');
     }
     assertStreamId(value, key, 1000);
     const { after = 0, upTo = Number.MAX_SAFE_INTEGER, pageSize = this.options.pageSize } = range;

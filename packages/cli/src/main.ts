@@ -97,6 +97,7 @@ program
   .option('--type <name>', 'only this event type (repeatable)', collect)
   .option('--category <name>', 'only this stream category (repeatable)', collect)
   .option('--correlation <id>', 'the causal tree of the events of this request')
+  .option('--subject <id>', "every event holding this data subject's personal data")
   .option('--limit <n>', 'most events', integer)
   .option('--json', 'one JSON object per line (a JSON tree with --correlation)')
   .action((options) => auditCommand({ ...global(), ...options }));

@@ -174,6 +174,8 @@ describe('annals seal, verify and forget', () => {
       await capture(() => forgetCommand('c1', { ...flags, reason: 'request 9', actor: 'dpo', json: true })),
     );
     expect(forgot).toMatchObject({ forgotten: true, events: 1, position: 6 });
+    const held = await capture(() => auditCommand({ ...flags, subject: 'c1', json: true }));
+    expect(JSON.parse(held)).toMatchObject({ streamId: 'customer-c1', data: { name: null } });
     const history = await capture(() => historyCommand('customer-c1', { ...flags, json: true }));
     expect(JSON.parse(history).data).toEqual({ customerId: 'c1', name: null, email: null });
     await expect(forgetCommand('c1', { ...flags })).rejects.toBeInstanceOf(InvalidInputError);

@@ -35,7 +35,8 @@ export async function historyCommand(
 
 /**
  * `annals audit`: what one actor did, what happened in a time range (of some types or
- * categories), or the causal tree of one request (`--correlation`).
+ * categories), the causal tree of one request (`--correlation`), or every event holding a
+ * data subject's personal data (`--subject`).
  */
 export async function auditCommand(
   flags: ConnectionFlags &
@@ -46,6 +47,7 @@ export async function auditCommand(
       type?: string[];
       category?: string[];
       correlation?: string;
+      subject?: string;
       limit?: number;
     },
 ): Promise<void> {
@@ -63,12 +65,14 @@ export async function auditCommand(
       return;
     }
     const events: AsyncIterable<RecordedEvent> =
-      flags.actor !== undefined
-        ? trail.byActor(flags.actor, range)
-        : trail.inRange({ ...range, eventTypes: flags.type, categories: flags.category });
+      flags.subject !== undefined
+        ? trail.bySubject(flags.subject)
+        : flags.actor !== undefined
+          ? trail.byActor(flags.actor, range)
+          : trail.inRange({ ...range, eventTypes: flags.type, categories: flags.category });
     let shown = 0;
     for await (const event of events) {
-      if (flags.actor !== undefined && !matches(event, flags)) continue;
+      if ((flags.actor !== undefined || flags.subject !== undefined) && !matches(event, flags)) continue;
       if (flags.limit !== undefined && shown >= flags.limit) break;
       const entry = toAuditEntry(event);
       console.log(flags.json ? JSON.stringify(entry) : `${entry.streamId}  ${formatEntry(entry)}`);
@@ -78,7 +82,7 @@ export async function auditCommand(
   });
 }
 
-/** With `--actor`, types and categories filter the actor's events. */
+/** With `--actor` or `--subject`, types and categories filter their events. */
 function matches(event: RecordedEvent, flags: { type?: string[]; category?: string[] }): boolean {
   const category = event.streamId.split('-')[0] as string;
   return (!flags.type || flags.type.includes(event.type)) && (!flags.category || flags.category.includes(category));

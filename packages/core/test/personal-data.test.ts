@@ -4,8 +4,10 @@
  * events (and their seals) stay as they were.
  */
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import {
   auditTrail,
+  defineEvents,
   type EventStore,
   InvalidInputError,
   type JsonValue,
@@ -186,6 +188,36 @@ describe.each(backends)('personal data on $name', (backend) => {
       const again = await toArray(t.store.readStream('customer-1'));
       expect(again[0]?.data).toMatchObject({ name: null });
       expect(again[2]?.data).toMatchObject({ name: 'Ada' });
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('event schemas accept the nulls of a forgotten subject, and only those', async () => {
+    const t = await openWithPolicy(backend);
+    try {
+      const registry = defineEvents({
+        CustomerRegistered: {
+          schema: z.object({
+            customerId: z.string(),
+            name: z.string(),
+            email: z.string(),
+            address: z.object({ street: z.string(), city: z.string() }),
+            tier: z.string(),
+          }),
+        },
+      });
+      await t.store.append('customer-1', [registered('c1', 'Ada')]);
+      const [event] = await toArray(t.store.readStream('customer-1'));
+      expect(await registry.decode(event as RecordedEvent)).toMatchObject({ data: { name: 'Ada' } });
+      await t.store.forgetSubject('c1');
+      const [forgotten] = await toArray(t.store.readStream('customer-1'));
+      expect(await registry.decode(forgotten as RecordedEvent)).toMatchObject({
+        data: { name: null, email: null, address: { street: null, city: 'Oslo' } },
+      });
+      // A field that is not redacted must still be valid.
+      const broken = { ...(forgotten as RecordedEvent), data: { ...(forgotten?.data as object), tier: 7 } };
+      await expect(registry.decode(broken)).rejects.toMatchObject({ code: 'INVALID_EVENT' });
     } finally {
       await t.cleanup();
     }

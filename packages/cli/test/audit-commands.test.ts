@@ -12,6 +12,7 @@ import { auditCommand, historyCommand } from '../src/commands/audit.js';
 import { forgetCommand, sealCommand, verifyCommand } from '../src/commands/integrity.js';
 import { replayCommand, stateCommand } from '../src/commands/time-travel.js';
 import { type ConnectionFlags, connect } from '../src/config.js';
+import { capture } from './support/capture.js';
 
 let flags: ConnectionFlags;
 let dataDir: string;
@@ -58,19 +59,6 @@ afterAll(async () => {
   vi.unstubAllEnvs();
   await rm(dataDir, { recursive: true, force: true });
 });
-
-async function capture(run: () => Promise<void>): Promise<string> {
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...args) => {
-    lines.push(args.join(' '));
-  });
-  try {
-    await run();
-  } finally {
-    spy.mockRestore();
-  }
-  return lines.join('\n');
-}
 
 describe('annals history and audit', () => {
   it('history shows who, when and why per event', async () => {

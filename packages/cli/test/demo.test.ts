@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { demoCommand } from '../src/commands/demo.js';
 import { checkpointsCommand, logCommand, parkedCommand } from '../src/commands/read.js';
 import type { ConnectionFlags } from '../src/config.js';
+import { capture } from './support/capture.js';
 
 const databaseUrl = process.env.DATABASE_URL;
 const targets = [
@@ -34,19 +35,6 @@ describe.each(targets)('annals demo on $name', ({ postgres }) => {
       await client.close();
     }
   });
-
-  const capture = async (run: () => Promise<void>): Promise<string> => {
-    const lines: string[] = [];
-    const spy = vi.spyOn(console, 'log').mockImplementation((...args) => {
-      lines.push(args.join(' '));
-    });
-    try {
-      await run();
-    } finally {
-      spy.mockRestore();
-    }
-    return lines.join('\n');
-  };
 
   it('handles commands, refuses a rule, dedupes, races, transfers, refuses bad input and travels in time', async () => {
     const out = await capture(() => demoCommand(flags));

@@ -57,13 +57,24 @@ export function ratio(annals: Measurement, raw: Measurement): number {
   return annals.eventsPerSecond / raw.eventsPerSecond;
 }
 
+/** One line of the table (and of bench/results/latest.json). */
+export interface Row {
+  workload: string;
+  raw: Measurement & { name: string };
+  annals: Measurement;
+  ratio: number;
+  target: string;
+}
+
+export function row(workload: string, raw: Measurement & { name: string }, annals: Measurement, target: string): Row {
+  return { workload, raw, annals, ratio: ratio(annals, raw), target };
+}
+
 const fmtRate = (value: number) => (Number.isFinite(value) ? `${Math.round(value).toLocaleString('en-US')}/s` : '-');
 const fmtMs = (value: number) => (Number.isFinite(value) ? `${value.toFixed(2)}` : '-');
 
 /** Prints the side-by-side table. */
-export function printTable(
-  rows: { workload: string; raw: Measurement & { name: string }; annals: Measurement; ratio: number; target: string }[],
-): void {
+export function printTable(rows: Row[]): void {
   const lines = [
     ['workload', 'raw', 'raw p50/p99 ms', 'annals', 'annals p50/p99 ms', 'annals/raw', 'target'],
     ...rows.map((r) => [

@@ -7,13 +7,14 @@
  * Writes the same figures to bench/results/latest.json. Not part of the test suite.
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
- * runs some sections only (append, batch, read, live, stream, commands, state).
+ * runs some sections only (append, batch, read, live, stream, commands, state, audit).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { commandHandler, createPostgresClient, type EventStore, openEventStore } from '@annals/core';
 import { bankAccount } from '@annals/example-bank';
 import pg from 'pg';
-import { type Measurement, measure, printTable, ratio, timeIt } from './measure.js';
+import { auditSection } from './audit.js';
+import { measure, printTable, type Row, row, timeIt } from './measure.js';
 import * as raw from './raw.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -21,14 +22,6 @@ const scale = Number(process.env.BENCH_SCALE ?? 1);
 const only = process.env.BENCH_ONLY?.split(',');
 const n = (count: number) => Math.max(100, Math.round(count * scale));
 const benchDatabase = 'annals_bench';
-
-interface Row {
-  workload: string;
-  raw: Measurement & { name: string };
-  annals: Measurement;
-  ratio: number;
-  target: string;
-}
 
 async function main(): Promise<void> {
   const url = await recreateDatabase();
@@ -260,6 +253,8 @@ async function main(): Promise<void> {
     await store.close();
   }
 
+  if (section('audit')) rows.push(...(await auditSection(url, n)));
+
   printTable(rows);
   await mkdir(new URL('./results/', import.meta.url), { recursive: true });
   await writeFile(
@@ -267,10 +262,6 @@ async function main(): Promise<void> {
     `${JSON.stringify({ at: new Date().toISOString(), scale, rows }, null, 2)}\n`,
   );
   console.log('\nwritten to bench/results/latest.json');
-}
-
-function row(workload: string, rawResult: Measurement & { name: string }, annals: Measurement, target: string): Row {
-  return { workload, raw: rawResult, annals, ratio: ratio(annals, rawResult), target };
 }
 
 /** Seeds `events` events in appends of 1000 from 4 writers. */

@@ -1,4 +1,5 @@
 /** The store's contract, run on every backend. */
+import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   ConcurrencyError,
@@ -280,6 +281,37 @@ describe.each(backends)('event store on $name', (backend) => {
       expect(await read(store, { eventTypes: ['Deposited'] })).toEqual([4, 5]);
       expect(await read(store, { categories: ['account'], eventTypes: ['Opened'], pageSize: 1 })).toEqual([1, 3]);
       expect(await read(store, { categories: ['account'], after: 3 })).toEqual([4, 5]);
+    });
+
+    it('any filter, checkpoint and page size reads exactly the matching events, in order', async () => {
+      // 60 more events over 3 categories and 4 types, some rare, after the 6 above.
+      const streams = ['account-9', 'order-9', 'cart-9'];
+      const types = ['Deposited', 'Placed', 'Rare', 'Opened'];
+      for (let i = 0; i < 60; i++) {
+        const type = i % 17 === 0 ? 'Rare' : (types[i % 3] as string);
+        await store.append(streams[(i * 7) % 3] as string, [{ type, data: { i } }]);
+      }
+      const all = await toArray(store.readAll());
+      await fc.assert(
+        fc.asyncProperty(
+          fc.option(fc.subarray(['account', 'order', 'cart', 'orders', 'none'], { minLength: 1 }), { nil: undefined }),
+          fc.option(fc.subarray([...types, 'Missing'], { minLength: 1 }), { nil: undefined }),
+          fc.integer({ min: 0, max: 70 }),
+          fc.integer({ min: 1, max: 9 }),
+          async (categories, eventTypes, after, pageSize) => {
+            const expected = all
+              .filter(
+                (e) =>
+                  e.position > after &&
+                  (!categories || categories.includes(e.streamId.split('-')[0] as string)) &&
+                  (!eventTypes || eventTypes.includes(e.type)),
+              )
+              .map((e) => e.position);
+            expect(await read(store, { categories, eventTypes, after, pageSize })).toEqual(expected);
+          },
+        ),
+        { numRuns: 40 },
+      );
     });
   });
 

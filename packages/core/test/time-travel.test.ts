@@ -26,7 +26,7 @@ const counter: Decider<Command, Event, Counter> = {
 
 describe.each(backends)('time travel on $name', (backend) => {
   let store: EventStore;
-  useTestStore(backend, (opened) => {
+  const t = useTestStore(backend, (opened) => {
     store = opened.store;
   });
 
@@ -109,6 +109,24 @@ describe.each(backends)('time travel on $name', (backend) => {
     });
     await expect(travel.readModelAt({ position: -1 }, totals)).rejects.toMatchObject({ field: 'at.position' });
     await expect(travel.readModelAt({} as never, totals)).rejects.toMatchObject({ field: 'at' });
+  });
+
+  it('positionAt agrees with a scan of the log at every moment, in one round trip', async () => {
+    expect(await store.positionAt(new Date())).toBe(0);
+    for (let i = 0; i < 12; i++) {
+      await store.append(`s-${i % 3}`, [{ type: 'Added', data: { by: i } }]);
+      if (i % 4 === 0) await sleep(3);
+    }
+    const times = (await toArray(store.readAll())).map((e) => e.recordedAt.getTime());
+    const moments = [times[0] as number, ...times].flatMap((t) => [t - 1, t, t + 1]);
+    for (const moment of moments) {
+      const at = new Date(moment);
+      const [truth] = await t.client.query<{ position: number | null }>(
+        `select coalesce(max(position), 0)::int as position from "${t.schema}".events where recorded_at <= $1`,
+        [at],
+      );
+      expect(await store.positionAt(at)).toBe(truth?.position);
+    }
   });
 
   it('finds positions by time and lists what changed between two moments', async () => {

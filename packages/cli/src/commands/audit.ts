@@ -64,15 +64,18 @@ export async function auditCommand(
       else printTree(tree, 0);
       return;
     }
+    // Types and categories filter an actor's or a subject's events here, after the read.
+    const filtered = (flags.actor !== undefined || flags.subject !== undefined) && (flags.type || flags.category);
+    const limit = filtered ? undefined : flags.limit;
     const events: AsyncIterable<RecordedEvent> =
       flags.subject !== undefined
-        ? trail.bySubject(flags.subject)
+        ? trail.bySubject(flags.subject, { limit })
         : flags.actor !== undefined
-          ? trail.byActor(flags.actor, range)
-          : trail.inRange({ ...range, eventTypes: flags.type, categories: flags.category });
+          ? trail.byActor(flags.actor, { ...range, limit })
+          : trail.inRange({ ...range, limit, eventTypes: flags.type, categories: flags.category });
     let shown = 0;
     for await (const event of events) {
-      if ((flags.actor !== undefined || flags.subject !== undefined) && !matches(event, flags)) continue;
+      if (filtered && !matches(event, flags)) continue;
       if (flags.limit !== undefined && shown >= flags.limit) break;
       const entry = toAuditEntry(event);
       console.log(flags.json ? JSON.stringify(entry) : `${entry.streamId}  ${formatEntry(entry)}`);

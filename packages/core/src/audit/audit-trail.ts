@@ -33,6 +33,8 @@ export interface TimeRange {
   from?: Date;
   /** Up to this time (inclusive). */
   to?: Date;
+  /** Most events to return (pages are sized to it, so a small limit reads little). */
+  limit?: number;
 }
 
 export function toAuditEntry(event: RecordedEvent): AuditEntry {
@@ -49,6 +51,13 @@ export function toAuditEntry(event: RecordedEvent): AuditEntry {
     causationId,
     data: event.data,
   };
+}
+
+/** A limit, and pages no larger than it. */
+function paging(limit: number | undefined): { limit?: number; pageSize?: number } {
+  if (limit === undefined) return {};
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidInputError('limit', 'must be a positive integer');
+  return { limit, pageSize: Math.min(limit, 1000) };
 }
 
 /** Audit queries over one store; see the module comment. */
@@ -79,7 +88,7 @@ export function auditTrail(store: EventStore) {
     /** Everything one actor did in a time range, in log order. */
     async *byActor(actor: string, range: TimeRange = {}): AsyncGenerator<RecordedEvent> {
       const { after, upTo } = await positions(range);
-      yield* store.readByMetadata('actor', actor, { after, upTo });
+      yield* store.readByMetadata('actor', actor, { after, upTo, ...paging(range.limit) });
     },
 
     /** Every event (of some categories or types) in a time range, in log order. */
@@ -92,6 +101,7 @@ export function auditTrail(store: EventStore) {
         after,
         categories: range.categories,
         eventTypes: range.eventTypes,
+        ...paging(range.limit),
       })) {
         if (event.position > upTo) return;
         yield event;
@@ -102,8 +112,8 @@ export function auditTrail(store: EventStore) {
      * Every event holding a data subject's personal data, in log order (a subject access
      * request). After `forgetSubject`, the same events with their personal fields redacted.
      */
-    bySubject(subjectId: string): AsyncIterable<RecordedEvent> {
-      return store.readByMetadata('subject', subjectId);
+    bySubject(subjectId: string, options: { limit?: number } = {}): AsyncIterable<RecordedEvent> {
+      return store.readByMetadata('subject', subjectId, paging(options.limit));
     },
 
     /**

@@ -2,7 +2,8 @@
  * One page of the global log after a checkpoint. Positions are dense and only ever become
  * visible as a prefix (see the ordering note in sql/0001_event_store.sql), so `position > after`
  * is a complete reader: it cannot skip a late commit. Each filter has its own index
- * (pkey, (category, position), (event_type, position)) so a page costs the same at any depth.
+ * (pkey, (category, position), (event_type, position)) so a page costs the same at any depth
+ * (see readAllPage for how the query keeps to them).
  */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
@@ -17,7 +18,17 @@ export interface ReadAllFilter {
   partition?: { count: number; index: number } | undefined;
 }
 
-/** Up to `limit` events with position > `after`, in position order, matching `filter`. */
+/**
+ * Up to `limit` events with position > `after`, in position order, matching `filter`.
+ *
+ * With event types (or else categories), each value is looked up in its own index: a lateral
+ * branch per value takes the first `limit` positions from (event_type, position) — written as
+ * a row comparison with an open lower bound, so the planner cannot turn it back into a walk of
+ * the primary key filtered by type, which it does for `event_type = any(...)` and costs the
+ * whole rest of the log when the types are rare (measured: 175 ms against 0.2 ms on 1M
+ * events). The first `limit` positions of all branches are then fetched by primary key. A
+ * page thus costs at most `limit` index entries per value, however far the next match is.
+ */
 export async function readAllPage(
   db: SqlQueryable,
   schema: string,
@@ -26,14 +37,16 @@ export async function readAllPage(
   filter: ReadAllFilter = {},
 ): Promise<RecordedEvent[]> {
   const params: unknown[] = [after, limit];
-  const where = ['position > $1'];
-  if (filter.categories) {
+  const driver = filter.eventTypes
+    ? { column: 'event_type', values: filter.eventTypes }
+    : filter.categories
+      ? { column: 'category', values: filter.categories }
+      : undefined;
+  if (driver) params.push(driver.values);
+  const where: string[] = [];
+  if (filter.categories && driver?.column !== 'category') {
     params.push(filter.categories);
     where.push(`category = any($${params.length}::text[])`);
-  }
-  if (filter.eventTypes) {
-    params.push(filter.eventTypes);
-    where.push(`event_type = any($${params.length}::text[])`);
   }
   if (filter.streamIds) {
     params.push(filter.streamIds);
@@ -43,14 +56,24 @@ export async function readAllPage(
     params.push(filter.partition.count, filter.partition.index);
     where.push(`mod(hashtext(stream_id)::bigint + 2147483648, $${params.length - 1}) = $${params.length}`);
   }
-  const rows = await db.query<EventRow>(
-    `select ${eventColumns} from "${schema}".events
-      where ${where.join(' and ')}
-      order by position
-      limit $2`,
-    params,
-    { prepare: true },
-  );
+  const text = driver
+    ? `select ${eventColumns} from "${schema}".events
+         join (
+           select p.position from unnest($3::text[]) as d(value)
+           cross join lateral (
+             select position from "${schema}".events
+              where (${driver.column}, position) > (d.value, $1) and ${driver.column} <= d.value
+                    ${where.map((condition) => `and ${condition}`).join(' ')}
+              order by ${driver.column}, position
+              limit $2) as p
+           order by p.position
+           limit $2) as picked using (position)
+        order by position`
+    : `select ${eventColumns} from "${schema}".events
+        where ${['position > $1', ...where].join(' and ')}
+        order by position
+        limit $2`;
+  const rows = await db.query<EventRow>(text, params, { prepare: true });
   return toRecordedEvents(db, schema, rows);
 }
 
@@ -58,6 +81,32 @@ export async function readAllPage(
 export async function readHeadPosition(db: SqlQueryable, schema: string): Promise<number> {
   const rows = await db.query<{ position: string | number | bigint | null }>(
     `select max(position) as position from "${schema}".events`,
+  );
+  return Number(rows[0]?.position ?? 0);
+}
+
+/**
+ * The last position recorded at or before `time` (0 when the log starts later): a binary
+ * search over the primary key, run by the database in one round trip (a recursive query, one
+ * probe per step, about log2(length) steps). Sound because an append takes its time from the
+ * database clock while it holds the log lock, so times never decrease along positions.
+ */
+export async function readPositionAt(db: SqlQueryable, schema: string, time: Date): Promise<number> {
+  const rows = await db.query<{ position: string | number | bigint }>(
+    `with recursive search(low, high) as (
+       select 0::int8, coalesce((select max(position) from "${schema}".events), 0)::int8
+       union all
+       select case when probe.recorded_at <= $1::timestamptz then probe.mid else s.low end,
+              case when probe.recorded_at <= $1::timestamptz then s.high else probe.mid - 1 end
+         from search s
+         cross join lateral (
+           select m.mid, e.recorded_at
+             from (select (s.low + s.high + 1) / 2 as mid) m
+             join "${schema}".events e on e.position = m.mid) probe
+        where s.low < s.high)
+     select low as position from search order by high - low, low limit 1`,
+    [time],
+    { prepare: true },
   );
   return Number(rows[0]?.position ?? 0);
 }

@@ -28,7 +28,7 @@ import {
 import { type Documents, documents } from '../queries/documents.js';
 import { loadStreamPage } from '../queries/load-stream.js';
 import { readLogHolders } from '../queries/log-holders.js';
-import { type ReadAllFilter, readAllPage, readHeadPosition } from '../queries/read-all.js';
+import { type ReadAllFilter, readAllPage, readHeadPosition, readPositionAt } from '../queries/read-all.js';
 import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
 import { readLastSealed } from '../queries/seals.js';
@@ -329,28 +329,15 @@ export class EventStore {
 
   /**
    * The last position recorded at or before `time` (0 when the log starts later): a binary
-   * search over the log, about log2(length) primary-key probes. Sound because an append takes
-   * its time from the database clock while it holds the log lock, so times never decrease
-   * along positions (unless the server clock is set back).
+   * search over the log, done by the database in one round trip. Sound because an append
+   * takes its time from the database clock while it holds the log lock, so times never
+   * decrease along positions (unless the server clock is set back).
    */
   async positionAt(time: Date): Promise<number> {
     if (!(time instanceof Date) || Number.isNaN(time.getTime())) {
       throw new InvalidInputError('time', `must be a valid Date, got ${String(time)}`);
     }
-    const schema = this.options.schema;
-    const at = async (position: number) => {
-      const [event] = await this.#query((db) => readAllPage(db, schema, position - 1, 1));
-      return event ? event.recordedAt.getTime() : Number.POSITIVE_INFINITY;
-    };
-    // Invariant: time(low) <= time (0 stands for "before the log"); above `high`, later.
-    let low = 0;
-    let high = await this.headPosition();
-    while (low < high) {
-      const mid = Math.ceil((low + high) / 2);
-      if ((await at(mid)) <= time.getTime()) low = mid;
-      else high = mid - 1;
-    }
-    return low;
+    return this.#query((db) => readPositionAt(db, this.options.schema, time));
   }
 
   /**
@@ -361,22 +348,23 @@ export class EventStore {
   readByMetadata(
     key: 'actor' | 'correlationId' | 'subject',
     value: string,
-    range: { after?: number; upTo?: number; pageSize?: number } = {},
+    range: { after?: number; upTo?: number; limit?: number; pageSize?: number } = {},
   ): AsyncIterable<RecordedEvent> {
     if (key !== 'actor' && key !== 'correlationId' && key !== 'subject') {
       throw new InvalidInputError('key', 'must be "actor", "correlationId" or "subject"');
     }
     assertStreamId(value, key, 1000);
-    const { after = 0, upTo = Number.MAX_SAFE_INTEGER, pageSize = this.options.pageSize } = range;
+    const { after = 0, upTo = Number.MAX_SAFE_INTEGER, limit, pageSize = this.options.pageSize } = range;
     assertInteger(after, 'after', 0);
     assertInteger(upTo, 'upTo', 0);
+    if (limit !== undefined) assertInteger(limit, 'limit', 0);
     assertInteger(pageSize, 'pageSize', 1);
     return {
       [Symbol.asyncIterator]: () =>
         paged(
           after,
           pageSize,
-          Number.POSITIVE_INFINITY,
+          limit ?? Number.POSITIVE_INFINITY,
           (position, rows) =>
             this.#query((db) =>
               readByMetadata(db, this.options.schema, key, value, { after: position, upTo, limit: rows }),

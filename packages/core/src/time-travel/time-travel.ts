@@ -67,11 +67,14 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
     streamId: string,
     include: (event: RecordedEvent) => boolean,
     seen: (state: S, event: RecordedEvent) => void = () => {},
+    limit?: number,
   ) => {
     let state = decider.initialState();
     let last: RecordedEvent | undefined;
     let first: RecordedEvent | undefined;
-    for await (const event of store.readStream(streamId)) {
+    // Up to a version, read no further than it.
+    const pageSize = limit === undefined ? undefined : Math.min(limit, store.options.pageSize);
+    for await (const event of store.readStream(streamId, { limit, pageSize })) {
       first ??= event;
       if (!include(event)) break;
       state = decider.evolve(state, await decode(event));
@@ -115,7 +118,12 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
       } else {
         throw new InvalidInputError('at', 'must be { version }, { time } or { position }');
       }
-      const { state, last, first } = await foldWhile(streamId, include);
+      const { state, last, first } = await foldWhile(
+        streamId,
+        include,
+        undefined,
+        'version' in at ? at.version : undefined,
+      );
       if (!first) throw new StreamNotFoundError(streamId);
       if (!last) {
         throw new InvalidInputError(

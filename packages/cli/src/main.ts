@@ -130,6 +130,7 @@ program
   .description('recompute the seals and report the first broken link (exit status 1 if any)')
   .option('--stream <id>', 'only this stream')
   .option('--seal', 'seal the latest events first')
+  .option('--anchor <position:hash>', 'also check the log against an anchor printed by an earlier verify')
   .option('--json', 'machine-readable output')
   .action((options) => verifyCommand({ ...global(), ...options }));
 

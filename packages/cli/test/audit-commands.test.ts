@@ -170,6 +170,9 @@ describe('annals seal, verify and forget', () => {
 
     const report = JSON.parse(await capture(() => verifyCommand({ ...flags, seal: true, json: true })));
     expect(report).toMatchObject({ ok: true, checked: 6, unsealed: 0 });
+    const human = await capture(() => verifyCommand({ ...flags, anchor: `6:${report.headHash}` }));
+    expect(human).toContain(`anchor: 6:${report.headHash}`);
+    await expect(verifyCommand({ ...flags, anchor: '6:nothex' })).rejects.toBeInstanceOf(InvalidInputError);
 
     const { client, schema } = await connect(flags);
     await client.transaction(async (tx) => {

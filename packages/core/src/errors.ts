@@ -17,7 +17,8 @@ export type AnnalsErrorCode =
   | 'UNKNOWN_EVENT_TYPE'
   | 'DOMAIN_ERROR'
   | 'PROJECTION_FAILED'
-  | 'STREAM_NOT_FOUND';
+  | 'STREAM_NOT_FOUND'
+  | 'TAMPER_DETECTED';
 
 /** Base class of every error Annals throws on purpose. */
 export class AnnalsError extends Error {
@@ -234,6 +235,20 @@ export class StreamNotFoundError extends AnnalsError {
   constructor(streamId: string) {
     super('STREAM_NOT_FOUND', `stream ${JSON.stringify(streamId)} has no events`);
     this.streamId = streamId;
+  }
+}
+
+/**
+ * Sealing found the seals out of step with the log (a seal where no such event is stored):
+ * someone wrote to `seals` directly. Sealing stops rather than chain onto forged seals; run
+ * `verify` to see where.
+ */
+export class TamperDetectedError extends AnnalsError {
+  readonly position: number;
+
+  constructor(position: number, message: string) {
+    super('TAMPER_DETECTED', message);
+    this.position = position;
   }
 }
 

@@ -51,6 +51,7 @@ export {
   SchemaTooNewError,
   StoreClosedError,
   StreamNotFoundError,
+  TamperDetectedError,
   UnknownEventTypeError,
   type ValidationIssue,
 } from './errors.js';

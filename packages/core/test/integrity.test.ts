@@ -5,7 +5,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError, type SqlQueryable, StreamNotFoundError } from '../src/index.js';
+import { InvalidInputError, type SqlQueryable, StreamNotFoundError, TamperDetectedError } from '../src/index.js';
+import { genesisHash, sealHash } from '../src/integrity/seal-hash.js';
+import { type CanonicalEvent, readCanonicalPage } from '../src/queries/seals.js';
+
+/** The seal of the golden event below, as first computed: it must never change. */
+const GOLDEN = 'cfb472f28cf4f244ea158349550005d0f47a8166a4f690516fe5ee448d918a40';
+
 import { backends, databaseUrl, openTestStore, postgresBackend, useTestStore } from './support/backends.js';
 
 /** Runs `sql` with triggers off, as only a superuser can. */
@@ -89,14 +95,104 @@ describe.each(backends)('seals and verify on $name', (backend) => {
        update ${s}.events set data = '{"amount": 7}' where position = 2`,
     );
     const forged = await t.store.verify();
-    expect(forged.broken.map((b) => b.position)).toEqual([2, 4]);
+    expect(forged.broken.map((b) => [b.position, b.problem])).toEqual([
+      [2, 'event-changed'],
+      [2, 'seal-changed'],
+      [4, 'event-missing'],
+    ]);
 
     await asSuperuser(
       t.client,
       `delete from ${s}.events where position = 3; delete from ${s}.seals where position = 3`,
     );
     const gap = await t.store.verify();
-    expect(gap.broken.map((b) => b.problem)).toContain('seal-missing');
+    expect(gap.broken).toContainEqual(expect.objectContaining({ position: 3, problem: 'seal-missing' }));
+  });
+
+  /** Recomputes the seal of the event at `position` as a forger would: correctly. */
+  async function reseal(position: number) {
+    const [event] = await readCanonicalPage(t.client, t.schema, position - 1, 1);
+    const [prev] = await t.client.query<{ hash: Uint8Array }>(
+      `select hash from "${t.schema}".seals where stream_id = $1 and stream_version = $2`,
+      [event?.streamId, (event?.streamVersion ?? 1) - 1],
+    );
+    const hash = sealHash(event as CanonicalEvent, prev ? Buffer.from(prev.hash) : genesisHash);
+    await asSuperuser(
+      t.client,
+      `update "${t.schema}".seals set hash = '\\x${hash.toString('hex')}' where position = ${position}`,
+    );
+  }
+
+  it('catches an edited event whose stream seal was correctly recomputed: the log chain breaks', async () => {
+    await fill();
+    await t.store.seal();
+    // account-b's last event: no later seal in its stream would show the forgery.
+    await asSuperuser(t.client, `update "${t.schema}".events set data = '{"amount": 5000}' where position = 5`);
+    await reseal(5);
+    expect((await t.store.verify({ streamId: 'account-b' })).ok).toBe(true);
+    expect((await t.store.verify()).broken).toEqual([
+      expect.objectContaining({ position: 5, problem: 'seal-changed' }),
+    ]);
+  });
+
+  it('an anchor kept from an earlier verify catches a rewritten or cut tail', async () => {
+    await fill();
+    await t.store.seal();
+    const { sealedUpTo, headHash } = await t.store.verify();
+    const anchor = { position: sealedUpTo, hash: headHash as string };
+    expect((await t.store.verify({ anchor })).ok).toBe(true);
+    await t.store.append('account-a', [{ type: 'Deposited', data: { amount: 1 } }]);
+    await t.store.seal();
+    expect((await t.store.verify({ anchor })).ok).toBe(true);
+
+    // Remove the newest events with their seals: the chains all hold, only the anchor tells.
+    await asSuperuser(
+      t.client,
+      `delete from "${t.schema}".seals where position >= 5; delete from "${t.schema}".events where position >= 5`,
+    );
+    expect((await t.store.verify()).ok).toBe(true);
+    expect((await t.store.verify({ anchor })).broken).toEqual([
+      expect.objectContaining({ position: 5, problem: 'anchor-mismatch' }),
+    ]);
+  });
+
+  it('a seal written directly stops sealing with TAMPER_DETECTED instead of chaining onto it', async () => {
+    await fill();
+    await t.store.seal();
+    await t.store.append('account-a', [{ type: 'Deposited', data: { amount: 1 } }]);
+    await t.client.query(
+      `insert into "${t.schema}".seals (position, stream_id, stream_version, hash, log_hash)
+       values (1000000000, 'account-a', 99, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))`,
+    );
+    await expect(t.store.seal()).rejects.toBeInstanceOf(TamperDetectedError);
+    expect((await t.store.verify()).ok).toBe(false);
+  });
+
+  it('verify of one stream names a missing newest seal', async () => {
+    await fill();
+    await t.store.seal();
+    await asSuperuser(t.client, `delete from "${t.schema}".seals where position = 4`);
+    expect((await t.store.verify({ streamId: 'account-a' })).broken).toEqual([
+      expect.objectContaining({ position: 4, streamVersion: 3, problem: 'seal-missing' }),
+    ]);
+  });
+
+  it('hashes the stored form the same way on every backend (a changed encoding breaks every seal)', async () => {
+    await t.store.append('golden-1', [
+      {
+        type: 'Golden',
+        data: { b: 1.5, a: [1, 'é', null, true], big: 12345678901234567890, tiny: 5e-324, s: 'line\u2028sep' },
+        metadata: { actor: 'x' },
+        id: '0190a000-0000-7000-8000-00000000a001',
+      },
+    ]);
+    const [event] = await readCanonicalPage(t.client, t.schema, 0, 1);
+    expect(event?.data).toBe(
+      `{"a": [1, "é", null, true], "b": 1.5, "s": "line\u2028sep", "big": 12345678901234567000, "tiny": ${'0.'.padEnd(325, '0')}5}`,
+    );
+    expect(event?.metadata).toBe('{"actor": "x"}');
+    const fixed = { ...(event as CanonicalEvent), recordedAt: '1798761600000000' };
+    expect(sealHash(fixed, genesisHash).toString('hex')).toBe(GOLDEN);
   });
 
   it('chains per stream: any interleaving of appends seals and verifies', async () => {

@@ -46,7 +46,10 @@ export async function sealCommand(flags: Flags): Promise<void> {
 }
 
 /** `annals verify`: recomputes the seals; exits with status 1 when a link is broken. */
-export async function verifyCommand(flags: Flags & { stream?: string; seal?: boolean }): Promise<void> {
+export async function verifyCommand(
+  flags: Flags & { stream?: string; seal?: boolean; anchor?: string },
+): Promise<void> {
+  const anchor = flags.anchor === undefined ? undefined : parseAnchor(flags.anchor);
   const report: VerifyReport = await withStore(flags, async (store) => {
     if (flags.seal) await sealWithProgress(store, flags.json);
     const bar = progressBar(flags.json, 'verifying');
@@ -54,6 +57,7 @@ export async function verifyCommand(flags: Flags & { stream?: string; seal?: boo
     try {
       return await store.verify({
         streamId: flags.stream,
+        anchor,
         onProgress: (checked, total) => bar.update(checked, total),
       });
     } finally {
@@ -70,9 +74,23 @@ export async function verifyCommand(flags: Flags & { stream?: string; seal?: boo
       for (const link of report.broken.slice(0, 10)) console.log(`  ${link.problem}: ${link.message}`);
     }
     if (report.unsealed > 0) console.log(`${report.unsealed} newer events are not sealed yet (run with --seal)`);
-    if (report.headHash) console.log(`head seal: ${report.headHash} (keep it elsewhere to detect a truncated log)`);
+    if (report.headHash && !flags.stream) {
+      console.log(`anchor: ${report.sealedUpTo}:${report.headHash}`);
+      console.log('(keep it outside the database; `annals verify --anchor <it>` later shows any rewrite up to there)');
+    }
   }
   if (!report.ok) process.exitCode = 1;
+}
+
+/** `<position>:<64 hex digits>`, as `verify` prints it. */
+function parseAnchor(text: string): { position: number; hash: string } {
+  const match = /^(\d+):([0-9a-fA-F]{64})$/.exec(text);
+  if (!match)
+    throw new InvalidInputError(
+      '--anchor',
+      `must be <position>:<64 hex digits> as verify prints it, got ${JSON.stringify(text)}`,
+    );
+  return { position: Number(match[1]), hash: match[2] as string };
 }
 
 /** `annals forget <subject>`: erases a data subject's personal fields everywhere. */

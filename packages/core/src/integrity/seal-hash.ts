@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { CanonicalEvent } from '../queries/seals.js';
 
-/** The previous hash of a stream's first event. */
+/** The previous hash of a stream's first event, and the log hash before position 1. */
 export const genesisHash: Buffer = Buffer.alloc(32);
 
 export function sealHash(event: CanonicalEvent, previous: Buffer): Buffer {
@@ -25,4 +25,9 @@ export function sealHash(event: CanonicalEvent, previous: Buffer): Buffer {
       ]),
     )
     .digest();
+}
+
+/** The log chain: each position's log hash covers the previous one and the position's seal. */
+export function logHash(previous: Buffer, hash: Buffer): Buffer {
+  return createHash('sha256').update(previous).update(hash).digest();
 }

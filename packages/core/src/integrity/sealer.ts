@@ -81,7 +81,6 @@ export class Sealer {
     let failures = 0;
     try {
       stopListening = await onAppended(() => this.#wakeup.wake()).catch(() => () => {});
-      this.#progress.reach(await readLastSealed(client, schema));
       while (!this.#stopped) {
         this.#wakeup.clear();
         try {

@@ -7,15 +7,18 @@
  * 1. take the seal lock (a second sealer waits, then sees the first one's seals);
  * 2. read the last sealed position and the next page of events after it, in canonical form;
  * 3. read the last seal of each stream in the page, chain the page's events onto them in
- *    position order (so within a stream, in version order), and insert the seals.
+ *    position order (so within a stream, in version order), extend the log chain (one hash
+ *    over the previous position's log hash and the seal), and insert the seals.
+ * A last seal that matches no stored event means someone wrote seals directly: sealing stops
+ * with {@link TamperDetectedError} rather than chain onto a forgery.
  * Committed events are a gap-free prefix of positions, so "after the last sealed position"
  * never skips one. An event is unprotected between its append and its seal: with a sealer
  * running, a fraction of a second.
  */
 import type { SqlClient } from '../db/sql-client.js';
-import { toAnnalsError } from '../errors.js';
-import { insertSeals, lockSealing, readCanonicalPage, readLastHashes, readLastSealed } from '../queries/seals.js';
-import { genesisHash, sealHash } from './seal-hash.js';
+import { TamperDetectedError, toAnnalsError } from '../errors.js';
+import { insertSeals, lockSealing, readCanonicalPage, readLastHashes, readSealTip } from '../queries/seals.js';
+import { genesisHash, logHash, sealHash } from './seal-hash.js';
 
 /**
  * Seals up to `limit` events after the last sealed one; returns how many (0: all sealed) and
@@ -28,14 +31,29 @@ export async function sealStep(
 ): Promise<{ sealed: number; upTo: number }> {
   return client.transaction(async (tx) => {
     await lockSealing(tx, schema);
-    const after = await readLastSealed(tx, schema);
+    const tip = await readSealTip(tx, schema);
+    if (!tip.matchesEvent) {
+      throw new TamperDetectedError(
+        tip.position,
+        `the seal at position ${tip.position} matches no stored event: seals were written directly; sealing stops (run verify)`,
+      );
+    }
+    const after = tip.position;
     const events = await readCanonicalPage(tx, schema, after, limit);
     if (events.length === 0) return { sealed: 0, upTo: after };
     const last = await readLastHashes(tx, schema, [...new Set(events.map((e) => e.streamId))]);
+    let log = tip.logHash ?? genesisHash;
     const seals = events.map((event) => {
       const hash = sealHash(event, last.get(event.streamId) ?? genesisHash);
       last.set(event.streamId, hash);
-      return { position: event.position, streamId: event.streamId, streamVersion: event.streamVersion, hash };
+      log = logHash(log, hash);
+      return {
+        position: event.position,
+        streamId: event.streamId,
+        streamVersion: event.streamVersion,
+        hash,
+        logHash: log,
+      };
     });
     await insertSeals(tx, schema, seals);
     return { sealed: events.length, upTo: (seals.at(-1) as { position: number }).position };

@@ -1,30 +1,39 @@
 /**
- * `verify`: recomputes every seal from the event stored at its position and the previous
- * seal of its stream, walking seals by (stream, version) through their unique index —
- * constant memory whatever the number of streams.
+ * `verify`: two walks over the seals, each a page at a time in constant memory.
  *
- * What each check catches:
- * - an event edited, or moved to another stream or version: its recomputed hash differs;
- * - an event deleted: its seal finds no event;
- * - a seal edited to match an edited event: the next seal of the stream no longer chains;
- * - an event deleted with its seal: seal positions are no longer dense (1..n).
- * What no chain catches on its own: the newest events removed with their seals. Keep the
- * report's `headHash` somewhere else (a ticket, a log, a notary) and compare later.
+ * 1. By (stream, version), through the unique index: recompute each seal from the event now
+ *    stored at its position and the previous seal of its stream. Catches an event edited or
+ *    moved (its hash differs), deleted (no event at the position), or a stream's seal missing
+ *    (a version is skipped).
+ * 2. By position (whole store only): recompute the log chain, each log hash from the previous
+ *    one and the position's seal. Catches a seal rewritten to match an edited event (its log
+ *    hash, or the next one, no longer follows) and seals missing from the log (a position is
+ *    skipped), and compares the log hash at an anchor the caller kept from an earlier verify.
+ *
+ * Only an anchor catches the newest events removed together with their seals, or a whole
+ * tail of seals recomputed: keep `headHash` outside the database and pass it back as `anchor`.
  */
 import type { SqlClient } from '../db/sql-client.js';
 import { toAnnalsError } from '../errors.js';
 import { readHeadPosition } from '../queries/read-all.js';
-import { readSealChain, readSealedHead, type SealedEvent } from '../queries/seals.js';
-import { genesisHash, sealHash } from './seal-hash.js';
+import {
+  readFirstUnsealedOfStream,
+  readLastSealed,
+  readLogChain,
+  readSealChain,
+  type SealedEvent,
+} from '../queries/seals.js';
+import { genesisHash, logHash, sealHash } from './seal-hash.js';
 
 /** One link of a chain that does not hold. */
 export interface BrokenLink {
   position: number;
+  /** The stream, where known ('' for a break found only in the log chain). */
   streamId: string;
   streamVersion: number;
-  /** The event's id as stored now (null when it is gone). */
+  /** The event's id as stored now (null when it is gone or not known). */
   eventId: string | null;
-  problem: 'event-changed' | 'event-missing' | 'seal-missing';
+  problem: 'event-changed' | 'event-missing' | 'seal-missing' | 'seal-changed' | 'anchor-mismatch';
   message: string;
 }
 
@@ -43,8 +52,8 @@ export interface VerifyReport {
   /** How many broken links there are in all. */
   brokenCount: number;
   /**
-   * The seal of the last sealed event (of the stream, with `streamId`), hex: record it
-   * elsewhere to detect a truncated log later.
+   * The log hash at `sealedUpTo` (for one stream: its last seal), hex. It stands for every
+   * seal up to there: keep it outside the database and pass it later as `anchor`.
    */
   headHash: string | null;
 }
@@ -53,6 +62,8 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** Only this stream's chain. */
   streamId?: string;
+  /** A log hash kept from an earlier verify (`sealedUpTo` and `headHash`): checked too. */
+  anchor?: { position: number; hash: string };
   /** Seals read per round trip. @defaultValue 2000 */
   pageSize?: number;
   /** Broken links kept in the report. @defaultValue 100 */
@@ -66,9 +77,9 @@ export async function verifySeals(
   schema: string,
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
-  const { streamId, pageSize = 2000, maxBroken = 100, onProgress } = options;
+  const { streamId, anchor, pageSize = 2000, maxBroken = 100, onProgress } = options;
   try {
-    const { head: sealedUpTo, count } = await readSealedHead(client, schema);
+    const sealedUpTo = await readLastSealed(client, schema);
     const head = await readHeadPosition(client, schema);
     const broken: BrokenLink[] = [];
     let brokenCount = 0;
@@ -78,19 +89,16 @@ export async function verifySeals(
       broken.sort((a, b) => a.position - b.position);
       if (broken.length > maxBroken) broken.pop();
     };
-    if (!streamId && count !== sealedUpTo) {
-      report({
-        position: sealedUpTo,
-        streamId: '',
-        streamVersion: 0,
-        eventId: null,
-        problem: 'seal-missing',
-        message: `${sealedUpTo - count} seal(s) missing among positions 1..${sealedUpTo}: events were removed with their seals`,
-      });
-    }
+    // Progress counts both walks for the whole store.
+    const total = streamId ? 0 : 2 * sealedUpTo;
+    let done = 0;
+    const progress = (n: number) => {
+      done += n;
+      onProgress?.(done, streamId ? done : Math.max(total, done));
+    };
 
+    // 1. Stream chains.
     let checked = 0;
-    let headHash: string | null = null;
     let previous: SealedEvent | undefined;
     let after = { streamId: streamId ?? '', streamVersion: streamId ? 0 : -1 };
     for (;;) {
@@ -98,6 +106,7 @@ export async function verifySeals(
       for (const seal of page) {
         const sameStream = previous?.streamId === seal.streamId;
         const expectedVersion = sameStream ? (previous as SealedEvent).streamVersion + 1 : 1;
+        const where = `position ${seal.position} (${seal.streamId}@${seal.streamVersion})`;
         const link = (problem: BrokenLink['problem'], message: string) =>
           report({
             position: seal.position,
@@ -108,26 +117,99 @@ export async function verifySeals(
             message,
           });
         if (seal.streamVersion !== expectedVersion) {
-          link('seal-missing', `${seal.streamId}: the seal of version ${expectedVersion} is missing`);
+          link('seal-missing', `${seal.streamId}: the seal of version ${expectedVersion} is missing (before ${where})`);
         } else if (seal.event === null) {
-          link(
-            'event-missing',
-            `the event at position ${seal.position} (${seal.streamId}@${seal.streamVersion}) is gone`,
-          );
+          link('event-missing', `the event at ${where} is gone`);
         } else if (!sealHash(seal.event, sameStream ? (previous as SealedEvent).hash : genesisHash).equals(seal.hash)) {
-          link(
-            'event-changed',
-            `the event at position ${seal.position} (${seal.streamId}@${seal.streamVersion}) does not match its seal`,
-          );
+          link('event-changed', `the event at ${where} does not match its seal (the event, or its seal, was changed)`);
         }
-        if (streamId !== undefined || seal.position === sealedUpTo) headHash = seal.hash.toString('hex');
         previous = seal;
       }
       checked += page.length;
-      onProgress?.(checked, streamId ? checked : count);
+      progress(page.length);
       const last = page.at(-1);
       if (!last || page.length < pageSize) break;
       after = { streamId: last.streamId, streamVersion: last.streamVersion };
+    }
+
+    if (streamId !== undefined) {
+      // A stream's newest seal deleted leaves no gap in its chain: look for its events without one.
+      const unsealed = await readFirstUnsealedOfStream(client, schema, streamId, sealedUpTo);
+      if (unsealed) {
+        report({
+          position: unsealed.position,
+          streamId,
+          streamVersion: unsealed.streamVersion,
+          eventId: unsealed.eventId,
+          problem: 'seal-missing',
+          message: `the seal of ${streamId}@${unsealed.streamVersion} (position ${unsealed.position}) is missing`,
+        });
+      }
+      return {
+        ok: brokenCount === 0,
+        checked,
+        sealedUpTo,
+        unsealed: Math.max(0, head - sealedUpTo),
+        broken,
+        brokenCount,
+        headHash: previous?.hash.toString('hex') ?? null,
+      };
+    }
+
+    // 2. The log chain.
+    let position = 0;
+    let log = genesisHash;
+    let anchorSeen = false;
+    for (;;) {
+      const page = await readLogChain(client, schema, position, pageSize);
+      for (const seal of page) {
+        if (seal.position !== position + 1) {
+          report({
+            position: position + 1,
+            streamId: '',
+            streamVersion: 0,
+            eventId: null,
+            problem: 'seal-missing',
+            message: `the seals of positions ${position + 1}..${seal.position - 1} are missing`,
+          });
+        } else if (!logHash(log, seal.hash).equals(seal.logHash)) {
+          report({
+            position: seal.position,
+            streamId: '',
+            streamVersion: 0,
+            eventId: null,
+            problem: 'seal-changed',
+            message: `the log chain breaks at position ${seal.position}: a seal at or just before it was rewritten`,
+          });
+        }
+        if (anchor && seal.position === anchor.position) {
+          anchorSeen = true;
+          if (seal.logHash.toString('hex') !== anchor.hash.toLowerCase()) {
+            report({
+              position: seal.position,
+              streamId: '',
+              streamVersion: 0,
+              eventId: null,
+              problem: 'anchor-mismatch',
+              message: `the log hash at position ${seal.position} is not the one kept as anchor: seals up to there were rewritten`,
+            });
+          }
+        }
+        position = seal.position;
+        log = seal.logHash;
+      }
+      progress(page.length);
+      if (page.length < pageSize) break;
+    }
+    if (anchor && !anchorSeen) {
+      report({
+        position: anchor.position,
+        streamId: '',
+        streamVersion: 0,
+        eventId: null,
+        problem: 'anchor-mismatch',
+        message: `the anchor's position ${anchor.position} is not sealed any more (sealed up to ${sealedUpTo}): the log was cut short`,
+      });
     }
     return {
       ok: brokenCount === 0,
@@ -136,7 +218,7 @@ export async function verifySeals(
       unsealed: Math.max(0, head - sealedUpTo),
       broken,
       brokenCount,
-      headHash,
+      headHash: sealedUpTo > 0 ? log.toString('hex') : null,
     };
   } catch (error) {
     throw toAnnalsError(error);

@@ -62,18 +62,30 @@ export async function lockSealing(db: SqlQueryable, schema: string): Promise<voi
   await db.query(`select pg_advisory_xact_lock(hashtext('annals.seal'), hashtext($1))`, [schema]);
 }
 
-/** The last sealed position and how many seals there are (equal unless seals were removed). */
-export async function readSealedHead(db: SqlQueryable, schema: string): Promise<{ head: number; count: number }> {
-  const [row] = await db.query<{ head: Int8 | null; count: Int8 }>(
-    `select max(position) as head, count(*) as count from "${schema}".seals`,
-  );
-  return { head: Number(row?.head ?? 0), count: Number(row?.count ?? 0) };
-}
-
 /** The last sealed position: one probe of the primary key. */
 export async function readLastSealed(db: SqlQueryable, schema: string): Promise<number> {
   const [row] = await db.query<{ head: Int8 | null }>(`select max(position) as head from "${schema}".seals`);
   return Number(row?.head ?? 0);
+}
+
+/**
+ * The last seal's position and log hash, and whether an event is stored at its position with
+ * its stream and version (false means the seals were tampered with: sealing must not go on).
+ */
+export async function readSealTip(
+  db: SqlQueryable,
+  schema: string,
+): Promise<{ position: number; logHash: Buffer | null; matchesEvent: boolean }> {
+  const [row] = await db.query<{ position: Int8; log_hash: Uint8Array; matches: boolean }>(
+    `select s.position, s.log_hash,
+            exists (select 1 from "${schema}".events e
+                     where e.position = s.position and e.stream_id = s.stream_id
+                       and e.stream_version = s.stream_version) as matches
+       from "${schema}".seals s order by s.position desc limit 1`,
+  );
+  return row
+    ? { position: Number(row.position), logHash: Buffer.from(row.log_hash), matchesEvent: row.matches }
+    : { position: 0, logHash: null, matchesEvent: true };
 }
 
 /** Up to `limit` events after `after`, in position order, in canonical form. */
@@ -114,16 +126,18 @@ export async function readLastHashes(
 export async function insertSeals(
   db: SqlQueryable,
   schema: string,
-  seals: readonly { position: number; streamId: string; streamVersion: number; hash: Buffer }[],
+  seals: readonly { position: number; streamId: string; streamVersion: number; hash: Buffer; logHash: Buffer }[],
 ): Promise<void> {
   await db.query(
-    `insert into "${schema}".seals (position, stream_id, stream_version, hash)
-     select p, s, v, decode(h, 'hex') from unnest($1::int8[], $2::text[], $3::int8[], $4::text[]) as t(p, s, v, h)`,
+    `insert into "${schema}".seals (position, stream_id, stream_version, hash, log_hash)
+     select p, s, v, decode(h, 'hex'), decode(l, 'hex')
+       from unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[]) as t(p, s, v, h, l)`,
     [
       seals.map((s) => s.position),
       seals.map((s) => s.streamId),
       seals.map((s) => s.streamVersion),
       seals.map((s) => s.hash.toString('hex')),
+      seals.map((s) => s.logHash.toString('hex')),
     ],
     { prepare: true },
   );
@@ -160,4 +174,42 @@ export async function readSealChain(
     hash: Buffer.from(row.hash),
     event: row.position === null ? null : toCanonical(row),
   }));
+}
+
+/** Seals in position order after `after`: the log chain. */
+export async function readLogChain(
+  db: SqlQueryable,
+  schema: string,
+  after: number,
+  limit: number,
+): Promise<{ position: number; hash: Buffer; logHash: Buffer }[]> {
+  const rows = await db.query<{ position: Int8; hash: Uint8Array; log_hash: Uint8Array }>(
+    `select position, hash, log_hash from "${schema}".seals where position > $1 order by position limit $2`,
+    [after, limit],
+    { prepare: true },
+  );
+  return rows.map((row) => ({
+    position: Number(row.position),
+    hash: Buffer.from(row.hash),
+    logHash: Buffer.from(row.log_hash),
+  }));
+}
+
+/** The first event of a stream, up to `upTo`, that has no seal (null when all have one). */
+export async function readFirstUnsealedOfStream(
+  db: SqlQueryable,
+  schema: string,
+  streamId: string,
+  upTo: number,
+): Promise<{ position: number; streamVersion: number; eventId: string } | null> {
+  const [row] = await db.query<{ position: Int8; stream_version: Int8; event_id: string }>(
+    `select e.position, e.stream_version, e.event_id::text as event_id from "${schema}".events e
+      where e.stream_id = $1 and e.position <= $2
+        and not exists (select 1 from "${schema}".seals s where s.position = e.position)
+      order by e.stream_version limit 1`,
+    [streamId, upTo],
+  );
+  return row
+    ? { position: Number(row.position), streamVersion: Number(row.stream_version), eventId: row.event_id }
+    : null;
 }

@@ -620,14 +620,29 @@ export class EventStore {
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     this.#assertOpen();
     if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
-    const { streamId, pageSize = 2000, maxBroken = 100, onProgress } = options;
+    const { streamId, anchor, pageSize = 2000, maxBroken = 100, onProgress } = options;
     if (streamId !== undefined) assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
+    if (anchor !== undefined) {
+      if (typeof anchor !== 'object' || anchor === null)
+        throw new InvalidInputError('anchor', 'must be { position, hash }');
+      assertInteger(anchor.position, 'anchor.position', 1);
+      if (typeof anchor.hash !== 'string' || !/^[0-9a-f]{64}$/i.test(anchor.hash)) {
+        throw new InvalidInputError('anchor.hash', 'must be 64 hexadecimal digits (a headHash)');
+      }
+      if (streamId !== undefined) throw new InvalidInputError('anchor', 'checks the whole log: not with streamId');
+    }
     assertInteger(pageSize, 'pageSize', 1);
     assertInteger(maxBroken, 'maxBroken', 1);
     if (onProgress !== undefined && typeof onProgress !== 'function') {
       throw new InvalidInputError('onProgress', 'must be a function');
     }
-    const report = await verifySeals(this.#client, this.options.schema, { streamId, pageSize, maxBroken, onProgress });
+    const report = await verifySeals(this.#client, this.options.schema, {
+      streamId,
+      anchor,
+      pageSize,
+      maxBroken,
+      onProgress,
+    });
     if (streamId !== undefined && report.checked === 0 && !(await this.streamExists(streamId))) {
       throw new StreamNotFoundError(streamId);
     }

@@ -14,6 +14,16 @@ create table :SCHEMA.subject_keys (
   constraint subject_keys_key_check check (octet_length(key) = 32)
 );
 
+-- Which streams hold a subject's personal data, written with the append. Forgetting drops the
+-- snapshots of those streams; a snapshot is only written while every subject of its stream
+-- still has its key (see queries/snapshots.ts), so none with decrypted data outlives an erasure.
+create table :SCHEMA.subject_streams (
+  subject_id text not null,
+  stream_id  text not null,
+  constraint subject_streams_pkey primary key (subject_id, stream_id)
+);
+create index subject_streams_stream_idx on :SCHEMA.subject_streams (stream_id);
+
 -- Every event holding a subject's personal data, in log order: what forgetting must reach
 -- (snapshots of those streams) and what a subject access request lists.
 create index events_subject_position_idx on :SCHEMA.events ((metadata #>> '{$personal,subject}'), position)

@@ -5,7 +5,7 @@
 import { InvalidInputError, PayloadTooLargeError } from './errors.js';
 import { newEventId } from './event-id.js';
 import type { StoreOptions } from './options.js';
-import type { ExpectedVersion, StreamWrite } from './types.js';
+import type { EventMetadata, ExpectedVersion, JsonValue, StreamWrite } from './types.js';
 
 /** A write checked and ready for the append SQL: ids made, payloads serialized. */
 export interface PreparedWrite {
@@ -23,6 +23,8 @@ export interface PreparedEvent {
   data: string;
   /** JSON text of the metadata. */
   metadata: string;
+  /** Set when the event holds personal data: whose, which fields, and the parsed payload. */
+  personal?: { subject: string; fields: string[]; data: JsonValue; metadata: EventMetadata };
 }
 
 type Limits = Pick<StoreOptions, 'maxEventBytes' | 'maxEventsPerAppend' | 'maxStreamIdLength'>;

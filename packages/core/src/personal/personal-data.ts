@@ -104,66 +104,80 @@ function setPath(data: JsonValue, path: string, value: JsonValue): void {
 }
 
 /**
- * The writes with the personal fields of their events encrypted (new objects; the given
- * ones are untouched, for inline projections to see the plain values).
+ * Finds the events of one append that hold personal data and checks their subjects (before
+ * anything reaches the database: a bad subject fails this append alone). Marks each such
+ * event with what {@link protectWrites} needs later.
  */
-export async function protectWrites(
-  db: SqlQueryable,
-  schema: string,
-  policy: Map<string, CompiledFields>,
-  appends: readonly (readonly PreparedWrite[])[],
-): Promise<PreparedWrite[][]> {
-  const pending: {
-    event: PreparedEvent;
-    data: JsonValue;
-    metadata: EventMetadata;
-    subject: string;
-    fields: string[];
-  }[] = [];
-  const located = new Map<PreparedEvent, (typeof pending)[number]>();
-  appends.forEach((writes, a) => {
-    writes.forEach((write, w) => {
-      write.events.forEach((event, e) => {
-        const entry = policy.get(event.type);
-        if (!entry) return;
-        const data = JSON.parse(event.data) as JsonValue;
-        const metadata = JSON.parse(event.metadata) as EventMetadata;
-        const fields = entry.fields.filter((path) => getPath(data, path) !== undefined);
-        if (fields.length === 0) return;
-        const subject = entry.subject({ type: event.type, data, metadata });
-        const where = `${appends.length > 1 ? `appends[${a}].` : ''}writes[${w}].events[${e}]`;
-        assertStreamId(subject, `${where} subject of ${event.type}`, maxSubjectLength);
-        const item = { event, data, metadata, subject, fields };
-        pending.push(item);
-        located.set(event, item);
-      });
+export function planPersonalData(policy: Map<string, CompiledFields>, writes: readonly PreparedWrite[]): void {
+  writes.forEach((write, w) => {
+    write.events.forEach((event, e) => {
+      const entry = policy.get(event.type);
+      if (!entry) return;
+      const data = JSON.parse(event.data) as JsonValue;
+      const metadata = JSON.parse(event.metadata) as EventMetadata;
+      const fields = entry.fields.filter((path) => getPath(data, path) !== undefined);
+      if (fields.length === 0) return;
+      const subject = entry.subject({ type: event.type, data, metadata });
+      const where = `${writes.length > 1 ? `writes[${w}].` : ''}events[${e}]`;
+      assertStreamId(subject, `${where} subject of ${event.type}`, maxSubjectLength);
+      event.personal = { subject, fields, data, metadata };
     });
   });
-  if (pending.length === 0) return appends as PreparedWrite[][];
-  const keys = await keysFor(db, schema, [...new Set(pending.map((p) => p.subject))]);
+}
+
+/** Whether any event of a batch holds personal data (marked by {@link planPersonalData}). */
+export function holdsPersonalData(appends: readonly (readonly PreparedWrite[])[]): boolean {
+  return appends.some((writes) => writes.some((write) => write.events.some((event) => event.personal)));
+}
+
+/**
+ * The writes with the personal fields of their events encrypted (new objects; the given ones
+ * are untouched, for inline projections to see the plain values). Runs in the append's
+ * transaction: the keys stay locked until it commits (see `keysFor`).
+ */
+export async function protectWrites(
+  tx: SqlQueryable,
+  schema: string,
+  appends: readonly (readonly PreparedWrite[])[],
+): Promise<PreparedWrite[][]> {
+  const holdings = appends.flatMap((writes) =>
+    writes.flatMap((write) =>
+      write.events.flatMap((event) =>
+        event.personal ? [{ subject: event.personal.subject, streamId: write.streamId }] : [],
+      ),
+    ),
+  );
+  const keys = await keysFor(tx, schema, holdings);
   const derived = new Map<string, FieldKeys>();
-  for (const item of pending) {
-    let fieldKeys = derived.get(item.subject);
+  const keysOf = (subject: string): FieldKeys => {
+    let fieldKeys = derived.get(subject);
     if (!fieldKeys) {
-      fieldKeys = deriveKeys(keys.get(item.subject) as Buffer);
-      derived.set(item.subject, fieldKeys);
+      fieldKeys = deriveKeys(keys.get(subject) as Buffer);
+      derived.set(subject, fieldKeys);
     }
-    for (const path of item.fields) {
-      const context = fieldContext(item.subject, item.event.id, path);
-      setPath(item.data, path, encryptValue(fieldKeys, context, getPath(item.data, path) as JsonValue) as never);
-    }
-  }
+    return fieldKeys;
+  };
   return appends.map((writes) =>
     writes.map((write) => ({
       ...write,
       events: write.events.map((event) => {
-        const item = located.get(event);
-        if (!item) return event;
-        const marker: PersonalMarker = { subject: item.subject, fields: item.fields };
+        const personal = event.personal;
+        if (!personal) return event;
+        const data = structuredClone(personal.data);
+        for (const path of personal.fields) {
+          const context = fieldContext(personal.subject, event.id, path);
+          setPath(
+            data,
+            path,
+            encryptValue(keysOf(personal.subject), context, getPath(data, path) as JsonValue) as never,
+          );
+        }
+        const marker: PersonalMarker = { subject: personal.subject, fields: personal.fields };
+        const { personal: _, ...stored } = event;
         return {
-          ...event,
-          data: JSON.stringify(item.data),
-          metadata: JSON.stringify({ ...item.metadata, [personalKey]: marker }),
+          ...stored,
+          data: JSON.stringify(data),
+          metadata: JSON.stringify({ ...personal.metadata, [personalKey]: marker }),
         };
       }),
     })),

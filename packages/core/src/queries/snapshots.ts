@@ -36,12 +36,21 @@ export async function readSnapshot(
 
 /**
  * Stores a snapshot unless the stored one is of the same model version and at least as new
- * (two writers racing never move a snapshot backwards).
+ * (two writers racing never move a snapshot backwards), and only while every data subject of
+ * the stream still has its key, which it holds (FOR KEY SHARE) until the insert commits: an
+ * erasure either waits and then drops this snapshot, or has already deleted the key and this
+ * snapshot — possibly folded from data decrypted before — is not written.
  */
 export async function writeSnapshot(db: SqlQueryable, schema: string, snapshot: Snapshot, stateJson: string) {
   await db.query(
-    `insert into "${schema}".snapshots as s (stream_id, decider, model_version, stream_version, state)
-     values ($1, $2, $3, $4, $5::jsonb)
+    `with held as (
+       select k.subject_id from "${schema}".subject_streams ss
+         join "${schema}".subject_keys k on k.subject_id = ss.subject_id
+        where ss.stream_id = $1
+          for key share of k)
+     insert into "${schema}".snapshots as s (stream_id, decider, model_version, stream_version, state)
+     select $1, $2, $3, $4, $5::jsonb
+      where (select count(*) from held) = (select count(*) from "${schema}".subject_streams where stream_id = $1)
      on conflict (stream_id, decider) do update
        set model_version = excluded.model_version, stream_version = excluded.stream_version,
            state = excluded.state, created_at = now()

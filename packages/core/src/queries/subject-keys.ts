@@ -5,30 +5,40 @@ import type { SqlQueryable } from '../db/sql-client.js';
 type Int8 = string | number | bigint;
 
 /**
- * The keys of `subjects`, creating those that do not exist yet. A subject created by a
- * concurrent call between this statement's snapshot and its insert is read again.
+ * The keys of `subjects`, creating those that do not exist yet, locked (FOR KEY SHARE) until
+ * the transaction ends: an erasure waits for the append using them, so no event is stored
+ * under a key already deleted. Records which streams hold each subject's data. Sorted, so two
+ * appends lock in the same order. Run it in the append's transaction.
  */
 export async function keysFor(
-  db: SqlQueryable,
+  tx: SqlQueryable,
   schema: string,
-  subjects: readonly string[],
+  holdings: readonly { subject: string; streamId: string }[],
 ): Promise<Map<string, Buffer>> {
-  const fresh = subjects.map(() => randomBytes(32).toString('hex'));
-  const run = () =>
-    db.query<{ subject_id: string; key: Uint8Array }>(
-      `with created as (
-         insert into "${schema}".subject_keys (subject_id, key)
-         select s, decode(k, 'hex') from unnest($1::text[], $2::text[]) as t(s, k)
-         on conflict (subject_id) do nothing
-         returning subject_id, key)
-       select subject_id, key from created
-       union all
-       select subject_id, key from "${schema}".subject_keys where subject_id = any($1::text[])`,
-      [subjects, fresh],
-      { prepare: true },
-    );
-  let rows = await run();
-  if (new Set(rows.map((r) => r.subject_id)).size < subjects.length) rows = await run();
+  const subjects = [...new Set(holdings.map((h) => h.subject))].sort();
+  const pairs = [...new Map(holdings.map((h) => [`${h.subject}\u0000${h.streamId}`, h])).values()].sort((a, b) =>
+    a.subject === b.subject ? (a.streamId < b.streamId ? -1 : 1) : a.subject < b.subject ? -1 : 1,
+  );
+  await tx.query(
+    `insert into "${schema}".subject_keys (subject_id, key)
+     select s, decode(k, 'hex') from unnest($1::text[], $2::text[]) as t(s, k)
+     on conflict (subject_id) do nothing`,
+    [subjects, subjects.map(() => randomBytes(32).toString('hex'))],
+    { prepare: true },
+  );
+  await tx.query(
+    `insert into "${schema}".subject_streams (subject_id, stream_id)
+     select * from unnest($1::text[], $2::text[])
+     on conflict do nothing`,
+    [pairs.map((p) => p.subject), pairs.map((p) => p.streamId)],
+    { prepare: true },
+  );
+  const rows = await tx.query<{ subject_id: string; key: Uint8Array }>(
+    `select subject_id, key from "${schema}".subject_keys where subject_id = any($1::text[])
+      order by subject_id for key share`,
+    [subjects],
+    { prepare: true },
+  );
   return new Map(rows.map((row) => [row.subject_id, Buffer.from(row.key)]));
 }
 
@@ -47,32 +57,27 @@ export async function readKeys(
 }
 
 /**
- * Deletes a subject's key and the snapshots of every stream holding its personal data (they
- * may hold it decrypted). Returns whether a key existed, when it was made, and how many
- * snapshots and events were concerned.
+ * Deletes a subject's key, then the snapshots of every stream holding its data (they may hold
+ * it decrypted). Two statements, in this order, in the caller's transaction: the delete waits
+ * for appends and snapshot writes that hold the key (FOR KEY SHARE), and the second statement
+ * then sees what they committed. Nothing is deleted when the subject has no key.
  */
 export async function deleteSubject(
-  db: SqlQueryable,
+  tx: SqlQueryable,
   schema: string,
   subject: string,
-): Promise<{ existed: boolean; keyCreatedAt: Date | null; snapshots: number; events: number }> {
-  const [row] = await db.query<{ created_at: Date | null; snapshots: Int8; events: Int8 }>(
-    `with gone as (
-       delete from "${schema}".subject_keys where subject_id = $1 returning created_at),
-     holding as (
-       select stream_id from "${schema}".events
-        where metadata ? '$personal' and metadata #>> '{$personal,subject}' = $1),
-     dropped as (
-       delete from "${schema}".snapshots where stream_id in (select stream_id from holding) returning 1)
-     select (select created_at from gone) as created_at,
-            (select count(*) from dropped) as snapshots,
-            (select count(*) from holding) as events`,
+): Promise<{ existed: boolean; snapshots: number; events: number }> {
+  const gone = await tx.query(`delete from "${schema}".subject_keys where subject_id = $1 returning 1`, [subject]);
+  if (gone.length === 0) return { existed: false, snapshots: 0, events: 0 };
+  const [row] = await tx.query<{ snapshots: Int8; events: Int8 }>(
+    `with dropped as (
+       delete from "${schema}".snapshots
+        where stream_id in (select stream_id from "${schema}".subject_streams where subject_id = $1)
+       returning 1)
+     select (select count(*) from dropped) as snapshots,
+            (select count(*) from "${schema}".events
+              where metadata ? '$personal' and metadata #>> '{$personal,subject}' = $1) as events`,
     [subject],
   );
-  return {
-    existed: row?.created_at != null,
-    keyCreatedAt: row?.created_at ?? null,
-    snapshots: Number(row?.snapshots ?? 0),
-    events: Number(row?.events ?? 0),
-  };
+  return { existed: true, snapshots: Number(row?.snapshots ?? 0), events: Number(row?.events ?? 0) };
 }

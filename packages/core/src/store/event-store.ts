@@ -15,7 +15,14 @@ import { Sealer, type SealerOptions } from '../integrity/sealer.js';
 import { sealAll } from '../integrity/sealing.js';
 import { type VerifyOptions, type VerifyReport, verifySeals } from '../integrity/verify.js';
 import { resolveStoreOptions, type StoreOptions } from '../options.js';
-import { compilePolicy, maxSubjectLength, type PersonalDataPolicy, protectWrites } from '../personal/personal-data.js';
+import {
+  compilePolicy,
+  holdsPersonalData,
+  maxSubjectLength,
+  type PersonalDataPolicy,
+  planPersonalData,
+  protectWrites,
+} from '../personal/personal-data.js';
 import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
 import { readByMetadata } from '../queries/audit.js';
 import {
@@ -196,6 +203,7 @@ export class EventStore {
   async appendMulti(writes: StreamWrite[]): Promise<AppendResult[]> {
     this.#assertOpen();
     const prepared = prepareWrites(writes, this.options);
+    if (this.#personal.size > 0) planPersonalData(this.#personal, prepared);
     return this.#batcher.append(prepared);
   }
 
@@ -686,7 +694,9 @@ export class EventStore {
       return await this.#client.transaction(async (tx) => {
         const gone = await deleteSubject(tx, schema, subjectId);
         if (!gone.existed) return { forgotten: false, events: gone.events, snapshotsDropped: 0, position: null };
-        const [[outcome]] = (await appendEvents(tx, schema, [[record as PreparedWrite]])) as [[WriteOutcome]];
+        const outcomes = await appendEvents(tx, schema, [[record as PreparedWrite]]);
+        await applyInline(this.#inline, tx, schema, [[record as PreparedWrite]], outcomes);
+        const [[outcome]] = outcomes as [[WriteOutcome]];
         return {
           forgotten: true,
           events: gone.events,
@@ -760,17 +770,14 @@ export class EventStore {
 
   async #runBatch(appends: readonly (readonly PreparedWrite[])[]): Promise<Settled<AppendResult[]>[]> {
     const schema = this.options.schema;
-    // Stored with personal fields encrypted; inline projections see them plain, like readers.
-    let stored: readonly (readonly PreparedWrite[])[];
-    try {
-      stored = this.#personal.size === 0 ? appends : await protectWrites(this.#client, schema, this.#personal, appends);
-    } catch (error) {
-      throw toAnnalsError(error);
-    }
+    // Personal fields are encrypted in the append's transaction, under keys it holds until
+    // commit; inline projections see them plain, like readers.
+    const personal = holdsPersonalData(appends);
     const run = () =>
-      this.#inline.length === 0
-        ? appendEvents(this.#client, schema, stored)
+      this.#inline.length === 0 && !personal
+        ? appendEvents(this.#client, schema, appends)
         : this.#client.transaction(async (tx) => {
+            const stored = personal ? await protectWrites(tx, schema, appends) : appends;
             const outcomes = await appendEvents(tx, schema, stored);
             await applyInline(this.#inline, tx, schema, appends, outcomes);
             return outcomes;

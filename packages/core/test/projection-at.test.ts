@@ -118,6 +118,35 @@ describe.each(backends)('projectionAt on $name', (backend) => {
     },
   );
 
+  it('never reads or writes a live table the projection did not create, even one of the same name', async () => {
+    await fill();
+    await t.client.exec(
+      `create table "${t.schema}".live_totals (n int); insert into "${t.schema}".live_totals values (100)`,
+    );
+    const sneaky: Projection = {
+      name: 'sneaky',
+      handleBatch: async (_events, tx) => {
+        await tx.query('update live_totals set n = n + 1');
+      },
+    };
+    // The live table is not on the scratch search path: the handler fails instead of writing.
+    await expect(store.projectionAt(sneaky, { position: 5 }, async () => 1)).rejects.toThrow(/live_totals/);
+    const [row] = await t.client.query<{ n: number }>(`select n from "${t.schema}".live_totals`);
+    expect(row?.n).toBe(100);
+  });
+
+  it('leaves no scratch schema behind even when the query commits the transaction itself', async () => {
+    await fill();
+    const result = await store
+      .projectionAt(counts, { position: 5 }, async (tx) => {
+        await tx.exec('commit');
+        return 'done';
+      })
+      .catch((error: unknown) => error);
+    expect(result).toBeDefined();
+    expect(await scratchSchemas()).toBe(0);
+  });
+
   it('refuses a malformed projection or query', async () => {
     await expect(store.projectionAt({ name: '' } as never, { position: 1 }, async () => 1)).rejects.toBeInstanceOf(
       InvalidInputError,

@@ -3,8 +3,9 @@
  * transaction that is always rolled back.
  *
  * 1. Create a schema `annals_scratch_<random>` with an empty `documents` table shaped like
- *    the store's, and put it first on the transaction's `search_path`: the projection's own
- *    tables, created by its `setup` and named without a schema, land there.
+ *    the store's, and make it the transaction's only `search_path`: the projection's own
+ *    tables, created by its `setup` and named without a schema, land there, and a table it
+ *    did not create is not found (rather than found among the live ones).
  * 2. Feed the projection the log up to the position, a page at a time, exactly as its runner
  *    would (same filters, same handlers), writing to the scratch tables.
  * 3. Hand the transaction to `query`, keep what it returns, then roll everything back: the
@@ -37,7 +38,7 @@ export async function buildProjectionAt<T>(
     await client.transaction(async (tx) => {
       await tx.exec(`create schema "${scratch}";
         create table "${scratch}".documents (like "${schema}".documents including all);
-        set local search_path = "${scratch}", public`);
+        set local search_path = "${scratch}"`);
       if (setup) await setup(tx);
       const docs = documents(tx, scratch);
       let after = 0;
@@ -55,6 +56,10 @@ export async function buildProjectionAt<T>(
   } catch (error) {
     if (error instanceof Discard) return error.result as T;
     throw error;
+  } finally {
+    // Only if a handler or the query committed the transaction itself: then the scratch
+    // schema (which may hold decrypted personal data) survived the rollback.
+    await client.exec(`drop schema if exists "${scratch}" cascade`).catch(() => {});
   }
   throw new Error('unreachable: the scratch transaction always ends in a rollback');
 }

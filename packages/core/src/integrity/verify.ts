@@ -10,6 +10,9 @@
  *    hash, or the next one, no longer follows) and seals missing from the log (a position is
  *    skipped), and compares the log hash at an anchor the caller kept from an earlier verify.
  *
+ * 3. Personal data (whole store only): every subject whose key is gone has its erasure
+ *    recorded; a key deleted any other way makes data unreadable without a lawful reason.
+ *
  * Only an anchor catches the newest events removed together with their seals, or a whole
  * tail of seals recomputed: keep `headHash` outside the database and pass it back as `anchor`.
  */
@@ -18,6 +21,7 @@ import { toAnnalsError } from '../errors.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import {
   readFirstUnsealedOfStream,
+  readKeysLostWithoutErasure,
   readLastSealed,
   readLogChain,
   readSealChain,
@@ -33,7 +37,7 @@ export interface BrokenLink {
   streamVersion: number;
   /** The event's id as stored now (null when it is gone or not known). */
   eventId: string | null;
-  problem: 'event-changed' | 'event-missing' | 'seal-missing' | 'seal-changed' | 'anchor-mismatch';
+  problem: 'event-changed' | 'event-missing' | 'seal-missing' | 'seal-changed' | 'anchor-mismatch' | 'key-missing';
   message: string;
 }
 
@@ -200,6 +204,17 @@ export async function verifySeals(
       }
       progress(page.length);
       if (page.length < pageSize) break;
+    }
+    // 3. Personal data: a key may only be gone by a recorded erasure.
+    for (const subject of await readKeysLostWithoutErasure(client, schema, maxBroken)) {
+      report({
+        position: 0,
+        streamId: `$subject-${subject}`,
+        streamVersion: 0,
+        eventId: null,
+        problem: 'key-missing',
+        message: `the key of data subject ${JSON.stringify(subject)} is gone but no erasure of it is recorded`,
+      });
     }
     if (anchor && !anchorSeen) {
       report({

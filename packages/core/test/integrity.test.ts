@@ -181,7 +181,7 @@ describe.each(backends)('seals and verify on $name', (backend) => {
     await t.store.append('golden-1', [
       {
         type: 'Golden',
-        data: { b: 1.5, a: [1, 'é', null, true], big: 12345678901234567890, tiny: 5e-324, s: 'line\u2028sep' },
+        data: { b: 1.5, a: [1, 'é', null, true], big: 1.2345678901234567e19, tiny: 5e-324, s: 'line\u2028sep' },
         metadata: { actor: 'x' },
         id: '0190a000-0000-7000-8000-00000000a001',
       },

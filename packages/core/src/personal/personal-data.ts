@@ -14,7 +14,7 @@ import type { SqlQueryable } from '../db/sql-client.js';
 import { InvalidInputError } from '../errors.js';
 import { keysFor, readKeys } from '../queries/subject-keys.js';
 import type { EventMetadata, JsonObject, JsonValue, RecordedEvent } from '../types.js';
-import type { PreparedEvent, PreparedWrite } from '../validation.js';
+import type { PreparedWrite } from '../validation.js';
 import { assertStreamId } from '../validation.js';
 import { decryptValue, deriveKeys, encryptValue, type FieldKeys, fieldContext, isEnvelope } from './cipher.js';
 

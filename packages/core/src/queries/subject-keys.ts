@@ -19,26 +19,44 @@ export async function keysFor(
   const pairs = [...new Map(holdings.map((h) => [`${h.subject}\u0000${h.streamId}`, h])).values()].sort((a, b) =>
     a.subject === b.subject ? (a.streamId < b.streamId ? -1 : 1) : a.subject < b.subject ? -1 : 1,
   );
-  await tx.query(
-    `insert into "${schema}".subject_keys (subject_id, key)
-     select s, decode(k, 'hex') from unnest($1::text[], $2::text[]) as t(s, k)
-     on conflict (subject_id) do nothing`,
-    [subjects, subjects.map(() => randomBytes(32).toString('hex'))],
-    { prepare: true },
-  );
-  await tx.query(
-    `insert into "${schema}".subject_streams (subject_id, stream_id)
-     select * from unnest($1::text[], $2::text[])
-     on conflict do nothing`,
-    [pairs.map((p) => p.subject), pairs.map((p) => p.streamId)],
-    { prepare: true },
-  );
+  // One statement: new keys (locked by their insert), the streams that hold each subject, and
+  // the existing keys locked FOR KEY SHARE. A key inserted meanwhile by a concurrent append is
+  // not in this statement's snapshot: those are read again, locked, by a second statement.
   const rows = await tx.query<{ subject_id: string; key: Uint8Array }>(
-    `select subject_id, key from "${schema}".subject_keys where subject_id = any($1::text[])
-      order by subject_id for key share`,
-    [subjects],
+    `with created as (
+       insert into "${schema}".subject_keys (subject_id, key)
+       select s, decode(k, 'hex') from unnest($1::text[], $2::text[]) as t(s, k)
+       on conflict (subject_id) do nothing
+       returning subject_id, key),
+     held as (
+       insert into "${schema}".subject_streams (subject_id, stream_id)
+       select * from unnest($3::text[], $4::text[])
+       on conflict do nothing),
+     existing as (
+       select subject_id, key from "${schema}".subject_keys
+        where subject_id = any($1::text[]) order by subject_id for key share)
+     select subject_id, key from created
+     union all
+     select subject_id, key from existing`,
+    [
+      subjects,
+      subjects.map(() => randomBytes(32).toString('hex')),
+      pairs.map((p) => p.subject),
+      pairs.map((p) => p.streamId),
+    ],
     { prepare: true },
   );
+  const missing = subjects.filter((subject) => !rows.some((row) => row.subject_id === subject));
+  if (missing.length > 0) {
+    rows.push(
+      ...(await tx.query<{ subject_id: string; key: Uint8Array }>(
+        `select subject_id, key from "${schema}".subject_keys
+          where subject_id = any($1::text[]) order by subject_id for key share`,
+        [missing],
+        { prepare: true },
+      )),
+    );
+  }
   return new Map(rows.map((row) => [row.subject_id, Buffer.from(row.key)]));
 }
 

@@ -223,6 +223,15 @@ describe.each(backends)('personal data on $name', (backend) => {
       // A field that is not redacted must still be valid.
       const broken = { ...(forgotten as RecordedEvent), data: { ...(forgotten?.data as object), tier: 7 } };
       await expect(registry.decode(broken)).rejects.toMatchObject({ code: 'INVALID_EVENT' });
+      // An upcaster that renames a redacted field: its null still passes under the new name.
+      const renamed = defineEvents({
+        CustomerRegistered: {
+          version: 2,
+          upcasters: { 1: (d) => ({ ...(d as object), fullName: (d as { name: JsonValue }).name }) },
+          schema: z.object({ customerId: z.string(), fullName: z.string(), email: z.string() }),
+        },
+      });
+      expect(await renamed.decode(forgotten as RecordedEvent)).toMatchObject({ data: { fullName: null } });
     } finally {
       await t.cleanup();
     }

@@ -113,8 +113,9 @@ export class EventRegistry {
       return { type: event.type, data: await validate(definition.schema, event.type, data, event.position) };
     } catch (error) {
       // Personal fields of a forgotten subject read as null, which the schema of their type
-      // may refuse: those events pass as they are, as long as only redacted fields fail.
-      if (error instanceof EventValidationError && event.redacted && onlyRedacted(error.issues, event.redacted)) {
+      // may refuse: such an event passes as it is when every failing field is a null (so also
+      // after an upcaster moved a redacted field elsewhere), never for any other failure.
+      if (error instanceof EventValidationError && event.redacted && onlyNulls(error.issues, data)) {
         return { type: event.type, data };
       }
       throw error;
@@ -127,13 +128,15 @@ export function defineEvents(definitions: Record<string, EventDefinition>, optio
   return new EventRegistry(definitions, options);
 }
 
-function onlyRedacted(issues: readonly ValidationIssue[], redacted: readonly string[]): boolean {
-  return issues.every((issue) =>
-    redacted.some((path) => {
-      const keys = path.split('.');
-      return keys.every((key, i) => String(issue.path[i]) === key);
-    }),
-  );
+function onlyNulls(issues: readonly ValidationIssue[], data: JsonValue): boolean {
+  return issues.every((issue) => {
+    let value: JsonValue | undefined = data;
+    for (const key of issue.path) {
+      if (typeof value !== 'object' || value === null) return false;
+      value = (value as Record<string | number, JsonValue>)[key];
+    }
+    return issue.path.length > 0 && value === null;
+  });
 }
 
 async function validate(

@@ -7,7 +7,7 @@ import { demoCommand } from './commands/demo.js';
 import { forgetCommand, sealCommand, verifyCommand } from './commands/integrity.js';
 import { migrateCommand } from './commands/migrate.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
-import { replayCommand, stateCommand } from './commands/time-travel.js';
+import { changesCommand, replayCommand, stateCommand } from './commands/time-travel.js';
 import { defaultDataDir } from './config.js';
 
 function integer(value: string): number {
@@ -118,6 +118,16 @@ program
   .option('--decider <module#export>', "fold with the application's decider (default: merge each event's data)")
   .option('--json', 'one JSON step (before, event, after, changes) per line')
   .action((stream, options) => replayCommand(stream, { ...global(), ...options }));
+
+program
+  .command('changes')
+  .description('what changed between two moments: the events, and each stream state before and after')
+  .requiredOption('--from <moment>', 'an ISO-8601 time or position:N (exclusive)')
+  .requiredOption('--to <moment>', 'an ISO-8601 time or position:N (inclusive)')
+  .option('--category <name>', 'only streams of this category (repeatable)', collect)
+  .option('--decider <module#export>', "fold with the application's decider (default: merge each event's data)")
+  .option('--json', 'machine-readable output')
+  .action((options) => changesCommand({ ...global(), ...options }));
 
 program
   .command('seal')

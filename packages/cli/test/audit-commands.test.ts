@@ -10,7 +10,7 @@ import { bankPersonalData } from '@annals/example-bank';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auditCommand, historyCommand } from '../src/commands/audit.js';
 import { forgetCommand, sealCommand, verifyCommand } from '../src/commands/integrity.js';
-import { replayCommand, stateCommand } from '../src/commands/time-travel.js';
+import { changesCommand, replayCommand, stateCommand } from '../src/commands/time-travel.js';
 import { type ConnectionFlags, connect } from '../src/config.js';
 import { capture } from './support/capture.js';
 
@@ -134,6 +134,27 @@ describe('annals state and replay', () => {
     const notDecider = join(import.meta.dirname, '../../../examples/bank/account.ts#AccountNotOpen');
     await expect(stateCommand('account-1', { ...flags, at: '1', decider: notDecider })).rejects.toThrow(
       /is not a decider/,
+    );
+  });
+
+  it('changes between two moments, by position or time', async () => {
+    const decider = join(import.meta.dirname, '../../../examples/bank/account.ts#bankAccount');
+    const out = await capture(() =>
+      changesCommand({ ...flags, from: 'position:1', to: 'position:4', category: ['account'], decider }),
+    );
+    expect(out).toContain('positions 2..4: 3 events in 2 streams');
+    expect(out).toMatch(/account-1\n {4}balance: 0 -> 70/);
+    const json = JSON.parse(
+      await capture(() =>
+        changesCommand({ ...flags, from: (times[0] as Date).toISOString(), to: 'position:2', json: true }),
+      ),
+    );
+    expect(json).toMatchObject({ fromPosition: 1, toPosition: 2 });
+    await expect(changesCommand({ ...flags, from: 'soon', to: 'position:2' })).rejects.toBeInstanceOf(
+      InvalidInputError,
+    );
+    await expect(changesCommand({ ...flags, from: 'position:3', to: 'position:2' })).rejects.toBeInstanceOf(
+      InvalidInputError,
     );
   });
 

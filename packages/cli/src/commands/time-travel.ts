@@ -1,7 +1,7 @@
 /** `annals state` and `annals replay`: a stream as it was, and step by step. */
 import { timeTravel } from '@annals/core';
 import { type ConnectionFlags, withStore } from '../config.js';
-import { loadDecider, parseMoment } from '../moments.js';
+import { loadDecider, parseMoment, parseTime } from '../moments.js';
 
 type Flags = ConnectionFlags & { json?: boolean; decider?: string };
 
@@ -44,6 +44,37 @@ export async function replayCommand(streamId: string, flags: Flags & { from?: nu
         else console.log(`    ~ ${path}: ${JSON.stringify(change.oldValue)} -> ${JSON.stringify(change.value)}`);
       }
       if (step.changes.length === 0) console.log('    (state unchanged)');
+    }
+  });
+}
+
+/** A time, or a global position written `position:N`. */
+function parseInstant(text: string, field: string): Date | number {
+  const match = /^position:(\d+)$/.exec(text);
+  return match ? Number(match[1]) : parseTime(text, field);
+}
+
+/** `annals changes --from <t1> --to <t2>`: the events between two moments and each stream's state diff. */
+export async function changesCommand(flags: Flags & { from: string; to: string; category?: string[] }): Promise<void> {
+  const from = parseInstant(flags.from, '--from');
+  const to = parseInstant(flags.to, '--to');
+  const decider = await loadDecider(flags.decider);
+  await withStore(flags, async (store) => {
+    const changes = await timeTravel(store, decider).changesBetween(from, to, { categories: flags.category });
+    if (flags.json) {
+      console.log(JSON.stringify(changes));
+      return;
+    }
+    console.log(
+      `positions ${changes.fromPosition + 1}..${changes.toPosition}: ${changes.events.length} events in ${changes.streams.length} streams`,
+    );
+    for (const stream of changes.streams) {
+      console.log(stream.streamId);
+      for (const change of stream.changes) {
+        const before = change.type === 'CREATE' ? '(none)' : JSON.stringify(change.oldValue);
+        const after = change.type === 'REMOVE' ? '(none)' : JSON.stringify(change.value);
+        console.log(`    ${change.path.join('.')}: ${before} -> ${after}`);
+      }
     }
   });
 }

@@ -93,6 +93,8 @@ describe('annals history and audit', () => {
     [{ from: '2026-13-45' }],
     [{ to: '2026-02-30T25:00:00Z' }],
     [{ from: '2026-11-28', to: '2026-11-01' }],
+    [{ actor: 'ada', subject: 'c1' }],
+    [{ correlation: 't1', actor: 'ada' }],
   ])('audit refuses %j', async (range) => {
     await expect(auditCommand({ ...flags, ...range })).rejects.toBeInstanceOf(InvalidInputError);
   });
@@ -161,8 +163,8 @@ describe('annals state and replay', () => {
   it('replay shows each step with what it changed', async () => {
     const decider = join(import.meta.dirname, '../../../examples/bank/account.ts#bankAccount');
     const out = await capture(() => replayCommand('account-1', { ...flags, from: 2, to: 3, decider }));
-    expect(out).toMatch(/v2 {2}#2 .* MoneyDeposited by ada\n {4}~ balance: 0 -> 100/);
-    expect(out).toMatch(/v3 {2}#3 .* TransferDebited by ada\n {4}~ balance: 100 -> 70/);
+    expect(out).toMatch(/v2 {2}#2 .* MoneyDeposited by ada\n {4}balance: 0 -> 100/);
+    expect(out).toMatch(/v3 {2}#3 .* TransferDebited by ada\n {4}balance: 100 -> 70/);
     const steps = (await capture(() => replayCommand('account-1', { ...flags, json: true, decider })))
       .split('\n')
       .map((l) => JSON.parse(l));

@@ -52,7 +52,7 @@ describe.each(targets)('annals demo on $name', ({ postgres }) => {
     expect(out).toMatch(/balance now: +€85.00/);
     expect(out).toMatch(/as of version 2: +€100.00/);
     expect(out).toMatch(/as of \d{4}-.*Z: +€100.00/);
-    expect(out).toContain('v5 TransferDebited: balance 11500 -> 8500');
+    expect(out).toContain('v5 TransferDebited: balance: 11500 -> 8500');
     expect(out).toMatch(/as of version 999: INVALID_INPUT: .*past the end/);
     expect(out).toMatch(/customer-c\w+ reads: +\{"name":"Ada Lovelace","email":"ada@example.org"/);
     expect(out).toMatch(

@@ -3,6 +3,7 @@ import {
   type AuditEntry,
   auditTrail,
   type CausalNode,
+  InvalidInputError,
   type RecordedEvent,
   StreamNotFoundError,
   toAuditEntry,
@@ -55,6 +56,10 @@ export async function auditCommand(
     from: flags.from === undefined ? undefined : parseTime(flags.from, '--from'),
     to: flags.to === undefined ? undefined : parseTime(flags.to, '--to'),
   };
+  const modes = [flags.actor, flags.subject, flags.correlation].filter((mode) => mode !== undefined);
+  if (modes.length > 1) {
+    throw new InvalidInputError('--actor', 'give one of --actor, --subject and --correlation');
+  }
   await withStore(flags, async (store) => {
     const trail = auditTrail(store);
     if (flags.correlation !== undefined) {
@@ -69,7 +74,7 @@ export async function auditCommand(
     const limit = filtered ? undefined : flags.limit;
     const events: AsyncIterable<RecordedEvent> =
       flags.subject !== undefined
-        ? trail.bySubject(flags.subject, { limit })
+        ? trail.bySubject(flags.subject, { ...range, limit })
         : flags.actor !== undefined
           ? trail.byActor(flags.actor, { ...range, limit })
           : trail.inRange({ ...range, limit, eventTypes: flags.type, categories: flags.category });
@@ -95,8 +100,8 @@ function plainNode(node: CausalNode): AuditEntry & { caused: unknown[] } {
   return { ...toAuditEntry(node.event), caused: node.children.map(plainNode) };
 }
 
-/** Each event under the one that caused it. */
-function printTree(nodes: CausalNode[], depth: number): void {
+/** Each event under the one that caused it; `depth` 0 prints the roots without a branch. */
+export function printTree(nodes: CausalNode[], depth: number): void {
   const indent = depth === 0 ? '' : `${'   '.repeat(depth - 1)}└─ `;
   for (const node of nodes) {
     console.log(`${indent}${node.event.streamId}  ${formatEntry(toAuditEntry(node.event))}`);

@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import {
   type AnnalsError,
   auditTrail,
-  type CausalNode,
   commandHandler,
   type EventStore,
   openEventStore,
@@ -16,7 +15,6 @@ import {
   type SqlClient,
   timeTravel,
   toArray,
-  toAuditEntry,
 } from '@annals/core';
 import {
   type AccountSummary,
@@ -29,7 +27,8 @@ import {
   transfer,
 } from '@annals/example-bank';
 import { type ConnectionFlags, connect } from '../config.js';
-import { formatEntry } from './audit.js';
+import { printTree } from './audit.js';
+import { formatChange } from './time-travel.js';
 
 const euros = (cents: number) => `€${(cents / 100).toFixed(2)}`;
 
@@ -181,11 +180,7 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
     fromVersion: debit.streamVersion,
     toVersion: debit.streamVersion,
   })) {
-    for (const change of changes) {
-      console.log(
-        `  v${event.streamVersion} ${event.type}: ${change.path.join('.')} ${JSON.stringify(change.type === 'CREATE' ? undefined : change.oldValue)} -> ${JSON.stringify(change.type === 'REMOVE' ? undefined : change.value)}`,
-      );
-    }
+    for (const change of changes) console.log(`  v${event.streamVersion} ${event.type}: ${formatChange(change)}`);
   }
   try {
     await travel.stateAt(ada, { version: 999 });
@@ -230,13 +225,6 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
     `money in all ${ledger.balances.size} accounts: ${euros(supply)} (only deposits and withdrawals change it)`,
   );
   console.log(`\nThe log now holds ${await store.headPosition()} events. Run again to add more.`);
-}
-
-function printTree(nodes: CausalNode[], depth: number): void {
-  for (const node of nodes) {
-    console.log(`${'   '.repeat(depth - 1)}└─ ${node.event.streamId}  ${formatEntry(toAuditEntry(node.event))}`);
-    printTree(node.children, depth + 1);
-  }
 }
 
 /**

@@ -1,9 +1,16 @@
 /** `annals state` and `annals replay`: a stream as it was, and step by step. */
-import { timeTravel } from '@annals/core';
+import { type Changes, timeTravel } from '@annals/core';
 import { type ConnectionFlags, withStore } from '../config.js';
 import { loadDecider, parseMoment, parseTime } from '../moments.js';
 
 type Flags = ConnectionFlags & { json?: boolean; decider?: string };
+
+/** One change of a state diff for people: `path: before -> after`, `(none)` where absent. */
+export function formatChange(change: Changes<unknown>['streams'][number]['changes'][number]): string {
+  const before = change.type === 'CREATE' ? '(none)' : JSON.stringify(change.oldValue);
+  const after = change.type === 'REMOVE' ? '(none)' : JSON.stringify(change.value);
+  return `${change.path.join('.')}: ${before} -> ${after}`;
+}
 
 /** `annals state <stream> --at <moment>`: the state as of a version, position or time. */
 export async function stateCommand(streamId: string, flags: Flags & { at: string }): Promise<void> {
@@ -37,12 +44,7 @@ export async function replayCommand(streamId: string, flags: Flags & { from?: nu
       console.log(
         `v${event.streamVersion}  #${event.position}  ${event.recordedAt.toISOString()}  ${event.type}${who}`,
       );
-      for (const change of step.changes) {
-        const path = change.path.join('.');
-        if (change.type === 'CREATE') console.log(`    + ${path} = ${JSON.stringify(change.value)}`);
-        else if (change.type === 'REMOVE') console.log(`    - ${path} (was ${JSON.stringify(change.oldValue)})`);
-        else console.log(`    ~ ${path}: ${JSON.stringify(change.oldValue)} -> ${JSON.stringify(change.value)}`);
-      }
+      for (const change of step.changes) console.log(`    ${formatChange(change)}`);
       if (step.changes.length === 0) console.log('    (state unchanged)');
     }
   });
@@ -70,11 +72,7 @@ export async function changesCommand(flags: Flags & { from: string; to: string; 
     );
     for (const stream of changes.streams) {
       console.log(stream.streamId);
-      for (const change of stream.changes) {
-        const before = change.type === 'CREATE' ? '(none)' : JSON.stringify(change.oldValue);
-        const after = change.type === 'REMOVE' ? '(none)' : JSON.stringify(change.value);
-        console.log(`    ${change.path.join('.')}: ${before} -> ${after}`);
-      }
+      for (const change of stream.changes) console.log(`    ${formatChange(change)}`);
     }
   });
 }

@@ -33,7 +33,7 @@ export interface TimeRange {
   from?: Date;
   /** Up to this time (inclusive). */
   to?: Date;
-  /** Most events to return (pages are sized to it, so a small limit reads little). */
+  /** Most events to return (a small limit reads little: pages are no larger than it). */
   limit?: number;
 }
 
@@ -51,13 +51,6 @@ export function toAuditEntry(event: RecordedEvent): AuditEntry {
     causationId,
     data: event.data,
   };
-}
-
-/** A limit, and pages no larger than it. */
-function paging(limit: number | undefined): { limit?: number; pageSize?: number } {
-  if (limit === undefined) return {};
-  if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidInputError('limit', 'must be a positive integer');
-  return { limit, pageSize: Math.min(limit, 1000) };
 }
 
 /** Audit queries over one store; see the module comment. */
@@ -88,7 +81,7 @@ export function auditTrail(store: EventStore) {
     /** Everything one actor did in a time range, in log order. */
     async *byActor(actor: string, range: TimeRange = {}): AsyncGenerator<RecordedEvent> {
       const { after, upTo } = await positions(range);
-      yield* store.readByMetadata('actor', actor, { after, upTo, ...paging(range.limit) });
+      yield* store.readByMetadata('actor', actor, { after, upTo, limit: range.limit });
     },
 
     /** Every event (of some categories or types) in a time range, in log order. */
@@ -101,7 +94,7 @@ export function auditTrail(store: EventStore) {
         after,
         categories: range.categories,
         eventTypes: range.eventTypes,
-        ...paging(range.limit),
+        limit: range.limit,
       })) {
         if (event.position > upTo) return;
         yield event;
@@ -109,11 +102,13 @@ export function auditTrail(store: EventStore) {
     },
 
     /**
-     * Every event holding a data subject's personal data, in log order (a subject access
-     * request). After `forgetSubject`, the same events with their personal fields redacted.
+     * Every event holding a data subject's personal data in a time range, in log order (a
+     * subject access request). After `forgetSubject`, the same events with their personal
+     * fields redacted.
      */
-    bySubject(subjectId: string, options: { limit?: number } = {}): AsyncIterable<RecordedEvent> {
-      return store.readByMetadata('subject', subjectId, paging(options.limit));
+    async *bySubject(subjectId: string, range: TimeRange = {}): AsyncGenerator<RecordedEvent> {
+      const { after, upTo } = await positions(range);
+      yield* store.readByMetadata('subject', subjectId, { after, upTo, limit: range.limit });
     },
 
     /**

@@ -73,8 +73,7 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
     let last: RecordedEvent | undefined;
     let first: RecordedEvent | undefined;
     // Up to a version, read no further than it.
-    const pageSize = limit === undefined ? undefined : Math.min(limit, store.options.pageSize);
-    for await (const event of store.readStream(streamId, { limit, pageSize })) {
+    for await (const event of store.readStream(streamId, { limit })) {
       first ??= event;
       if (!include(event)) break;
       state = decider.evolve(state, await decode(event));
@@ -103,10 +102,12 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
         throw new InvalidInputError('at', 'must be { version }, { time } or { position }');
       let include: (event: RecordedEvent) => boolean;
       let field: string;
+      let limit: number | undefined;
       if ('version' in at) {
         assertInteger(at.version, 'at.version', 1);
         include = (event) => event.streamVersion <= at.version;
         field = 'at.version';
+        limit = at.version;
       } else if ('time' in at) {
         const time = checkTime(at.time, 'at.time');
         include = (event) => event.recordedAt.getTime() <= time.getTime();
@@ -118,12 +119,7 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
       } else {
         throw new InvalidInputError('at', 'must be { version }, { time } or { position }');
       }
-      const { state, last, first } = await foldWhile(
-        streamId,
-        include,
-        undefined,
-        'version' in at ? at.version : undefined,
-      );
+      const { state, last, first } = await foldWhile(streamId, include, undefined, limit);
       if (!first) throw new StreamNotFoundError(streamId);
       if (!last) {
         throw new InvalidInputError(

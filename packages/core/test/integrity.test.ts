@@ -63,6 +63,11 @@ describe.each(backends)('seals and verify on $name', (backend) => {
     expect(report.broken[0]?.message).toContain('position 2');
     expect((await t.store.verify({ streamId: 'account-b' })).ok).toBe(true);
     expect((await t.store.verify({ streamId: 'account-a' })).broken[0]?.position).toBe(2);
+    // Keeps the first `maxBroken` links, lowest position first, and counts them all.
+    await asSuperuser(t.client, `update "${t.schema}".events set data = '{}' where position in (3, 5)`);
+    const capped = await t.store.verify({ maxBroken: 1, pageSize: 1 });
+    expect(capped).toMatchObject({ ok: false, brokenCount: 3 });
+    expect(capped.broken.map((b) => b.position)).toEqual([2]);
   });
 
   it.each([

@@ -21,29 +21,30 @@ import { toAnnalsError } from '../errors.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import {
   readFirstUnsealedOfStream,
-  readKeysLostWithoutErasure,
   readLastSealed,
   readLogChain,
   readSealChain,
   type SealedEvent,
 } from '../queries/seals.js';
+import { readKeysLostWithoutErasure } from '../queries/subject-keys.js';
 import { genesisHash, logHash, sealHash } from './seal-hash.js';
 
 /** One link of a chain that does not hold. */
 export interface BrokenLink {
+  /** Where it breaks: the event's position, or the first position of a gap. */
   position: number;
   /** The stream, where known ('' for a break found only in the log chain). */
   streamId: string;
   streamVersion: number;
   /** The event's id as stored now (null when it is gone or not known). */
   eventId: string | null;
-  problem: 'event-changed' | 'event-missing' | 'seal-missing' | 'seal-changed' | 'anchor-mismatch' | 'key-missing';
+  problem: 'event-changed' | 'event-missing' | 'seal-missing' | 'seal-changed' | 'anchor-mismatch';
   message: string;
 }
 
 /** What {@link EventStore.verify} found. */
 export interface VerifyReport {
-  /** True when every sealed event matches its seal and every chain holds. */
+  /** True when every sealed event matches its seal, every chain holds and no key was lost. */
   ok: boolean;
   /** Seals checked. */
   checked: number;
@@ -55,6 +56,11 @@ export interface VerifyReport {
   broken: BrokenLink[];
   /** How many broken links there are in all. */
   brokenCount: number;
+  /**
+   * Data subjects whose key is gone with no erasure of theirs recorded (`SubjectForgotten`):
+   * their personal data became unreadable without a lawful decision (at most `maxBroken`).
+   */
+  lostKeys: string[];
   /**
    * The log hash at `sealedUpTo` (for one stream: its last seal), hex. It stands for every
    * seal up to there: keep it outside the database and pass it later as `anchor`.
@@ -85,20 +91,39 @@ export async function verifySeals(
   try {
     const sealedUpTo = await readLastSealed(client, schema);
     const head = await readHeadPosition(client, schema);
-    const broken: BrokenLink[] = [];
+    let broken: BrokenLink[] = [];
     let brokenCount = 0;
+    // Keeps the lowest `maxBroken` links, sorting now and then rather than on every report.
+    const keepFirst = () => {
+      broken.sort((a, b) => a.position - b.position);
+      broken = broken.slice(0, maxBroken);
+    };
     const report = (link: BrokenLink) => {
       brokenCount++;
       broken.push(link);
-      broken.sort((a, b) => a.position - b.position);
-      if (broken.length > maxBroken) broken.pop();
+      if (broken.length >= 4 * maxBroken) keepFirst();
+    };
+    /** A break found in the log chain, which knows positions only. */
+    const logLink = (position: number, problem: BrokenLink['problem'], message: string) =>
+      report({ position, streamId: '', streamVersion: 0, eventId: null, problem, message });
+    const finish = (headHash: string | null, lostKeys: string[] = []): VerifyReport => {
+      keepFirst();
+      return {
+        ok: brokenCount === 0 && lostKeys.length === 0,
+        checked,
+        sealedUpTo,
+        unsealed: Math.max(0, head - sealedUpTo),
+        broken,
+        brokenCount,
+        lostKeys,
+        headHash,
+      };
     };
     // Progress counts both walks for the whole store.
-    const total = streamId ? 0 : 2 * sealedUpTo;
     let done = 0;
     const progress = (n: number) => {
       done += n;
-      onProgress?.(done, streamId ? done : Math.max(total, done));
+      onProgress?.(done, streamId ? done : Math.max(2 * sealedUpTo, done));
     };
 
     // 1. Stream chains.
@@ -149,15 +174,7 @@ export async function verifySeals(
           message: `the seal of ${streamId}@${unsealed.streamVersion} (position ${unsealed.position}) is missing`,
         });
       }
-      return {
-        ok: brokenCount === 0,
-        checked,
-        sealedUpTo,
-        unsealed: Math.max(0, head - sealedUpTo),
-        broken,
-        brokenCount,
-        headHash: previous?.hash.toString('hex') ?? null,
-      };
+      return finish(previous?.hash.toString('hex') ?? null);
     }
 
     // 2. The log chain.
@@ -168,35 +185,26 @@ export async function verifySeals(
       const page = await readLogChain(client, schema, position, pageSize);
       for (const seal of page) {
         if (seal.position !== position + 1) {
-          report({
-            position: position + 1,
-            streamId: '',
-            streamVersion: 0,
-            eventId: null,
-            problem: 'seal-missing',
-            message: `the seals of positions ${position + 1}..${seal.position - 1} are missing`,
-          });
+          logLink(
+            position + 1,
+            'seal-missing',
+            `the seals of positions ${position + 1}..${seal.position - 1} are missing`,
+          );
         } else if (!logHash(log, seal.hash).equals(seal.logHash)) {
-          report({
-            position: seal.position,
-            streamId: '',
-            streamVersion: 0,
-            eventId: null,
-            problem: 'seal-changed',
-            message: `the log chain breaks at position ${seal.position}: a seal at or just before it was rewritten`,
-          });
+          logLink(
+            seal.position,
+            'seal-changed',
+            `the log chain breaks at position ${seal.position}: a seal at or just before it was rewritten`,
+          );
         }
         if (anchor && seal.position === anchor.position) {
           anchorSeen = true;
           if (seal.logHash.toString('hex') !== anchor.hash.toLowerCase()) {
-            report({
-              position: seal.position,
-              streamId: '',
-              streamVersion: 0,
-              eventId: null,
-              problem: 'anchor-mismatch',
-              message: `the log hash at position ${seal.position} is not the one kept as anchor: seals up to there were rewritten`,
-            });
+            logLink(
+              seal.position,
+              'anchor-mismatch',
+              `the log hash at position ${seal.position} is not the one kept as anchor: seals up to there were rewritten`,
+            );
           }
         }
         position = seal.position;
@@ -205,36 +213,17 @@ export async function verifySeals(
       progress(page.length);
       if (page.length < pageSize) break;
     }
-    // 3. Personal data: a key may only be gone by a recorded erasure.
-    for (const subject of await readKeysLostWithoutErasure(client, schema, maxBroken)) {
-      report({
-        position: 0,
-        streamId: `$subject-${subject}`,
-        streamVersion: 0,
-        eventId: null,
-        problem: 'key-missing',
-        message: `the key of data subject ${JSON.stringify(subject)} is gone but no erasure of it is recorded`,
-      });
-    }
     if (anchor && !anchorSeen) {
-      report({
-        position: anchor.position,
-        streamId: '',
-        streamVersion: 0,
-        eventId: null,
-        problem: 'anchor-mismatch',
-        message: `the anchor's position ${anchor.position} is not sealed any more (sealed up to ${sealedUpTo}): the log was cut short`,
-      });
+      logLink(
+        anchor.position,
+        'anchor-mismatch',
+        `the anchor's position ${anchor.position} is not sealed any more (sealed up to ${sealedUpTo}): the log was cut short`,
+      );
     }
-    return {
-      ok: brokenCount === 0,
-      checked,
-      sealedUpTo,
-      unsealed: Math.max(0, head - sealedUpTo),
-      broken,
-      brokenCount,
-      headHash: sealedUpTo > 0 ? log.toString('hex') : null,
-    };
+
+    // 3. Personal data: a key may only be gone by a recorded erasure.
+    const lostKeys = await readKeysLostWithoutErasure(client, schema, maxBroken);
+    return finish(sealedUpTo > 0 ? log.toString('hex') : null, lostKeys);
   } catch (error) {
     throw toAnnalsError(error);
   }

@@ -99,3 +99,20 @@ export async function deleteSubject(
   );
   return { existed: true, snapshots: Number(row?.snapshots ?? 0), events: Number(row?.events ?? 0) };
 }
+
+/**
+ * Subjects whose key is gone although no erasure of theirs is recorded (`SubjectForgotten` in
+ * `$subject-<id>`): their data is unreadable, and not by anyone's lawful decision.
+ */
+export async function readKeysLostWithoutErasure(db: SqlQueryable, schema: string, limit: number): Promise<string[]> {
+  const rows = await db.query<{ subject_id: string }>(
+    `select distinct ss.subject_id from "${schema}".subject_streams ss
+      where not exists (select 1 from "${schema}".subject_keys k where k.subject_id = ss.subject_id)
+        and not exists (select 1 from "${schema}".events e
+                         where e.stream_id = '$subject-' || ss.subject_id and e.event_type = 'SubjectForgotten')
+      order by ss.subject_id
+      limit $1`,
+    [limit],
+  );
+  return rows.map((row) => row.subject_id);
+}

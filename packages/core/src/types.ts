@@ -48,8 +48,9 @@ export interface RecordedEvent<Type extends string = string, Data extends JsonVa
   /** When the event was stored, by the database server's clock. */
   recordedAt: Date;
   /**
-   * Paths of personal fields that read as `null` because their subject was forgotten
-   * (see `forgetSubject`). Absent when nothing was redacted.
+   * Paths of personal fields that read as `null`: their subject was forgotten (see
+   * `forgetSubject`), or their stored ciphertext does not authenticate (it was tampered
+   * with; `verify` names the event). Absent when nothing was redacted.
    */
   redacted?: string[];
 }

@@ -7,7 +7,7 @@ type Flags = ConnectionFlags & { json?: boolean };
 
 /** A progress bar on stderr, only for a person watching (a terminal, no --json). */
 function progressBar(json: boolean | undefined, label: string) {
-  if (json || !process.stderr.isTTY) return { start() {}, update() {}, stop() {} };
+  if (json || !process.stderr.isTTY) return undefined;
   const bar = new cliProgress.SingleBar(
     { format: `${label} [{bar}] {percentage}% | {value}/{total} events | ETA {eta}s`, stream: process.stderr },
     cliProgress.Presets.shades_classic,
@@ -24,6 +24,7 @@ function progressBar(json: boolean | undefined, label: string) {
 
 async function sealWithProgress(store: EventStore, json?: boolean): Promise<number> {
   const bar = progressBar(json, 'sealing');
+  if (!bar) return store.seal();
   bar.start((await store.sealStatus()).unsealed);
   try {
     return await store.seal({ onProgress: (sealed) => bar.update(sealed) });
@@ -53,25 +54,28 @@ export async function verifyCommand(
   const report: VerifyReport = await withStore(flags, async (store) => {
     if (flags.seal) await sealWithProgress(store, flags.json);
     const bar = progressBar(flags.json, 'verifying');
-    bar.start(0);
+    bar?.start(0);
     try {
       return await store.verify({
         streamId: flags.stream,
         anchor,
-        onProgress: (checked, total) => bar.update(checked, total),
+        onProgress: bar ? (checked, total) => bar.update(checked, total) : undefined,
       });
     } finally {
-      bar.stop();
+      bar?.stop();
     }
   });
   if (flags.json) {
     console.log(JSON.stringify(report));
   } else {
     const scope = flags.stream ? `stream ${flags.stream}` : 'the store';
-    if (report.ok) console.log(`ok: ${report.checked} sealed events of ${scope} match their seals`);
+    if (report.brokenCount === 0) console.log(`ok: ${report.checked} sealed events of ${scope} match their seals`);
     else {
       console.log(`TAMPERED: ${report.brokenCount} broken link(s) in ${scope}; the first:`);
       for (const link of report.broken.slice(0, 10)) console.log(`  ${link.problem}: ${link.message}`);
+    }
+    if (report.lostKeys.length > 0) {
+      console.log(`KEYS LOST without a recorded erasure, for data subjects: ${report.lostKeys.join(', ')}`);
     }
     if (report.unsealed > 0) console.log(`${report.unsealed} newer events are not sealed yet (run with --seal)`);
     if (report.headHash && !flags.stream) {

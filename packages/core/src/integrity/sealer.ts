@@ -23,6 +23,7 @@ export interface SealerOptions {
 
 /** Where a sealer is. */
 export interface SealerStatus {
+  /** `sealing` while catching up, `live` when all was sealed at its last look. */
   state: 'starting' | 'sealing' | 'live' | 'stopped';
   /** Last sealed position. */
   sealed: number;
@@ -69,9 +70,10 @@ export class Sealer {
     return this.#progress.waitFor(position);
   }
 
+  /** Where this sealer is, with the log's head and the last sealed position as stored now. */
   async status(): Promise<SealerStatus> {
     const { client, schema } = this.#host;
-    const [head, sealed] = [await readHeadPosition(client, schema), await readLastSealed(client, schema)];
+    const [head, sealed] = await Promise.all([readHeadPosition(client, schema), readLastSealed(client, schema)]);
     return { state: this.#state, sealed, head, unsealed: Math.max(0, head - sealed), lastError: this.#lastError };
   }
 

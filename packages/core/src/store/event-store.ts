@@ -351,7 +351,7 @@ export class EventStore {
   /**
    * Events whose metadata names this actor, this correlation id, or this data subject (events
    * holding its personal data), in log order, through their own index; `after`/`upTo` bound
-   * the positions (see {@link EventStore.positionAt}).
+   * the positions (see {@link EventStore.positionAt}), `limit` the number of events.
    */
   readByMetadata(
     key: 'actor' | 'correlationId' | 'subject',
@@ -620,8 +620,9 @@ export class EventStore {
 
   /**
    * Recomputes the seals of the whole store, or of one stream, from the events as stored, and
-   * reports every link that does not hold (the first one first). Sealed events only: seal
-   * first to cover the latest appends.
+   * reports every link that does not hold (the first one first); for the whole store, also
+   * checks the log chain (and `anchor`, when given) and lists subject keys lost without a
+   * recorded erasure. Sealed events only: seal first to cover the latest appends.
    *
    * @throws {@link StreamNotFoundError} when `streamId` names a stream with no events and no seals.
    */
@@ -772,7 +773,7 @@ export class EventStore {
     const schema = this.options.schema;
     // Personal fields are encrypted in the append's transaction, under keys it holds until
     // commit; inline projections see them plain, like readers.
-    const personal = holdsPersonalData(appends);
+    const personal = this.#personal.size > 0 && holdsPersonalData(appends);
     const run = () =>
       this.#inline.length === 0 && !personal
         ? appendEvents(this.#client, schema, appends)

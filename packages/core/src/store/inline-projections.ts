@@ -6,7 +6,7 @@ import type { SqlQueryable } from '../db/sql-client.js';
 import { InlineProjectionError } from '../errors.js';
 import type { WriteOutcome } from '../queries/append-events.js';
 import { documents } from '../queries/documents.js';
-import type { Projection } from '../subscriptions/projection-runner.js';
+import { applyProjection, type Projection, projectionEventTypes } from '../subscriptions/projection-runner.js';
 import type { RecordedEvent } from '../types.js';
 import type { PreparedWrite } from '../validation.js';
 
@@ -42,17 +42,15 @@ export async function applyInline(
   if (stored.length === 0) return;
   stored.sort((x, y) => x.position - y.position);
   for (const projection of projections) {
-    const types = projection.eventTypes ?? (projection.handlers ? Object.keys(projection.handlers) : undefined);
+    const types = projectionEventTypes(projection);
     const events = stored.filter(
       (event) =>
         (!projection.categories || projection.categories.includes(event.streamId.split('-')[0] as string)) &&
         (!types || types.includes(event.type)),
     );
     if (events.length === 0) continue;
-    const docs = documents(tx, schema);
     try {
-      if (projection.handleBatch) await projection.handleBatch(events, tx, docs);
-      else for (const event of events) await projection.handlers?.[event.type]?.(event, tx, docs);
+      await applyProjection(projection, events, tx, documents(tx, schema));
     } catch (error) {
       throw new InlineProjectionError(projection.name, error);
     }

@@ -52,6 +52,23 @@ export interface Projection {
   setup?: (tx: SqlQueryable) => Promise<void>;
 }
 
+/** The event types a projection reads: its own list, else those it has handlers for (else all). */
+export function projectionEventTypes(projection: Projection): string[] | undefined {
+  return projection.eventTypes ?? (projection.handlers ? Object.keys(projection.handlers) : undefined);
+}
+
+/** Applies events to a projection: its batch handler, or each event's handler in turn. */
+export async function applyProjection(
+  projection: Projection,
+  events: RecordedEvent[],
+  tx: SqlQueryable,
+  docs: Documents,
+): Promise<void> {
+  if (events.length === 0) return;
+  if (projection.handleBatch) await projection.handleBatch(events, tx, docs);
+  else for (const event of events) await projection.handlers?.[event.type]?.(event, tx, docs);
+}
+
 /** Checks a projection's shape: a name, and either handlers per type or a batch handler. */
 export function checkProjection(projection: Projection): void {
   if (typeof projection !== 'object' || projection === null)
@@ -284,8 +301,7 @@ export class ProjectionRunner {
   /** One batch in one transaction; returns how many events it applied. */
   async #batch(): Promise<number> {
     const { client, schema } = this.#host;
-    const { handlers, handleBatch } = this.#projection;
-    const eventTypes = this.#projection.eventTypes ?? (handlers ? Object.keys(handlers) : undefined);
+    const eventTypes = projectionEventTypes(this.#projection);
     const [count, last] = await client.transaction(async (tx) => {
       const position = await lockCheckpoint(tx, schema, this.#checkpoint);
       // Read first: every event up to this head is visible to the page read below.
@@ -294,15 +310,7 @@ export class ProjectionRunner {
         categories: this.#projection.categories,
         eventTypes,
       });
-      const docs = documents(tx, schema);
-      if (handleBatch) {
-        if (events.length > 0) await handleBatch(events, tx, docs);
-      } else {
-        for (const event of events) {
-          const handler = handlers?.[event.type];
-          if (handler) await handler(event, tx, docs);
-        }
-      }
+      await applyProjection(this.#projection, events, tx, documents(tx, schema));
       // A short page saw every matching event up to the head: the events between that it
       // skipped by filter need no second look, so the checkpoint moves to the head.
       const end = Math.max(events.at(-1)?.position ?? position, events.length < this.#options.batchSize ? head : 0);

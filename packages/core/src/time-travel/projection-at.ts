@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
 import { type Documents, documents } from '../queries/documents.js';
 import { readAllPage } from '../queries/read-all.js';
-import type { Projection } from '../subscriptions/projection-runner.js';
+import { applyProjection, type Projection, projectionEventTypes } from '../subscriptions/projection-runner.js';
 
 class Discard<T> {
   constructor(readonly result: T) {}
@@ -32,14 +32,13 @@ export async function buildProjectionAt<T>(
   pageSize: number,
 ): Promise<T> {
   const scratch = `annals_scratch_${randomBytes(6).toString('hex')}`;
-  const { handlers, handleBatch, setup } = projection;
-  const eventTypes = projection.eventTypes ?? (handlers ? Object.keys(handlers) : undefined);
+  const eventTypes = projectionEventTypes(projection);
   try {
     await client.transaction(async (tx) => {
       await tx.exec(`create schema "${scratch}";
         create table "${scratch}".documents (like "${schema}".documents including all);
         set local search_path = "${scratch}"`);
-      if (setup) await setup(tx);
+      if (projection.setup) await projection.setup(tx);
       const docs = documents(tx, scratch);
       let after = 0;
       while (after < upTo) {
@@ -47,8 +46,7 @@ export async function buildProjectionAt<T>(
           await readAllPage(tx, schema, after, pageSize, { categories: projection.categories, eventTypes })
         ).filter((event) => event.position <= upTo);
         if (page.length === 0) break;
-        if (handleBatch) await handleBatch(page, tx, docs);
-        else for (const event of page) await handlers?.[event.type]?.(event, tx, docs);
+        await applyProjection(projection, page, tx, docs);
         after = (page.at(-1) as { position: number }).position;
       }
       throw new Discard(await query(tx, docs));
@@ -57,8 +55,8 @@ export async function buildProjectionAt<T>(
     if (error instanceof Discard) return error.result as T;
     throw error;
   } finally {
-    // Only if a handler or the query committed the transaction itself: then the scratch
-    // schema (which may hold decrypted personal data) survived the rollback.
+    // Needed only if a handler or the query committed the transaction itself: then the
+    // scratch schema (which may hold decrypted personal data) survived the rollback.
     await client.exec(`drop schema if exists "${scratch}" cascade`).catch(() => {});
   }
   throw new Error('unreachable: the scratch transaction always ends in a rollback');

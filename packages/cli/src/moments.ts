@@ -41,7 +41,7 @@ type AnyDecider = Decider<never, DomainEvent, unknown>;
  * The state the CLI shows without a decider of the application: each event's data merged
  * over the previous state (a field keeps its last written value), plus the last event type.
  */
-export const mergeDecider = {
+const mergeDecider = {
   initialState: () => ({}) as Record<string, unknown>,
   evolve: (state: Record<string, unknown>, event: { type: string; data: unknown }) => ({
     ...state,

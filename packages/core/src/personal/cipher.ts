@@ -12,7 +12,7 @@ import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import type { JsonValue } from '../types.js';
 
 /** The property that marks an encrypted value in stored event data. */
-export const envelopeProperty = '$encrypted';
+const envelopeProperty = '$encrypted';
 
 /** An encrypted field value as stored: `{ "$encrypted": "v1.<base64url(iv | ciphertext | tag)>" }`. */
 export interface Envelope {

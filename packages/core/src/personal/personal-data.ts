@@ -19,7 +19,10 @@ import { assertStreamId } from '../validation.js';
 import { decryptValue, deriveKeys, encryptValue, type FieldKeys, fieldContext, isEnvelope } from './cipher.js';
 
 /** The metadata key under which an event names its subject and encrypted fields. */
-export const personalKey = '$personal';
+const personalKey = '$personal';
+
+/** The stream recording a subject's erasure. */
+export const subjectStream = (subjectId: string): string => `$subject-${subjectId}`;
 
 /** Longest subject id (its erasure record lives in the stream `$subject-<id>`). */
 export const maxSubjectLength = 200;
@@ -39,7 +42,7 @@ export interface PersonalFields {
 export type PersonalDataPolicy = Record<string, PersonalFields>;
 
 /** What the metadata of an event with personal data holds under {@link personalKey}. */
-export interface PersonalMarker {
+interface PersonalMarker {
   subject: string;
   fields: string[];
 }

@@ -22,6 +22,7 @@ import {
   type PersonalDataPolicy,
   planPersonalData,
   protectWrites,
+  subjectStream,
 } from '../personal/personal-data.js';
 import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
 import { readByMetadata } from '../queries/audit.js';
@@ -679,7 +680,7 @@ export class EventStore {
     const [record] = prepareWrites(
       [
         {
-          streamId: `$subject-${subjectId}`,
+          streamId: subjectStream(subjectId),
           events: [
             {
               type: 'SubjectForgotten',

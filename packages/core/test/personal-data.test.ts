@@ -12,6 +12,7 @@ import {
   InvalidInputError,
   type JsonValue,
   openEventStore,
+  PayloadTooLargeError,
   type PersonalDataPolicy,
   type RecordedEvent,
   toArray,
@@ -352,6 +353,18 @@ describe.each(backends)('personal data on $name', (backend) => {
           { type: 'Note', data: {}, metadata: { $personal: { subject: 'c1', fields: [] } } },
         ]),
       ).rejects.toBeInstanceOf(InvalidInputError);
+      // Under the limit as plain text, over it once encrypted: refused before anything is stored.
+      const small = await openEventStore({
+        client: t.client,
+        closeClient: false,
+        schema: t.schema,
+        personalData: policy,
+        maxEventBytes: 400,
+      });
+      await expect(
+        small.append('customer-1', [{ type: 'CustomerRegistered', data: { customerId: 'c9', name: 'x'.repeat(250) } }]),
+      ).rejects.toBeInstanceOf(PayloadTooLargeError);
+      await small.close();
       expect(await t.store.headPosition()).toBe(0);
       await expect(t.store.forgetSubject('')).rejects.toBeInstanceOf(InvalidInputError);
       await expect(t.store.forgetSubject('a\u0000b')).rejects.toBeInstanceOf(InvalidInputError);

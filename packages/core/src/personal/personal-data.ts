@@ -11,7 +11,7 @@
  * as `null`, listed in `event.redacted`, once the subject is forgotten.
  */
 import type { SqlQueryable } from '../db/sql-client.js';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, PayloadTooLargeError } from '../errors.js';
 import { keysFor, readKeys } from '../queries/subject-keys.js';
 import type { EventMetadata, JsonObject, JsonValue, RecordedEvent } from '../types.js';
 import type { PreparedWrite } from '../validation.js';
@@ -111,7 +111,11 @@ function setPath(data: JsonValue, path: string, value: JsonValue): void {
  * anything reaches the database: a bad subject fails this append alone). Marks each such
  * event with what {@link protectWrites} needs later.
  */
-export function planPersonalData(policy: Map<string, CompiledFields>, writes: readonly PreparedWrite[]): void {
+export function planPersonalData(
+  policy: Map<string, CompiledFields>,
+  writes: readonly PreparedWrite[],
+  maxEventBytes: number,
+): void {
   writes.forEach((write, w) => {
     write.events.forEach((event, e) => {
       const entry = policy.get(event.type);
@@ -123,6 +127,17 @@ export function planPersonalData(policy: Map<string, CompiledFields>, writes: re
       const subject = entry.subject({ type: event.type, data, metadata });
       const where = `${writes.length > 1 ? `writes[${w}].` : ''}events[${e}]`;
       assertStreamId(subject, `${where} subject of ${event.type}`, maxSubjectLength);
+      // The size as stored: each field becomes an envelope of a known length.
+      const sized = structuredClone(data);
+      for (const path of fields) {
+        const plain = Buffer.byteLength(JSON.stringify(getPath(sized, path)));
+        setPath(sized, path, { $encrypted: `v1.${'x'.repeat(Math.ceil(((12 + plain + 16) * 4) / 3))}` });
+      }
+      const marker: PersonalMarker = { subject, fields };
+      const bytes =
+        Buffer.byteLength(JSON.stringify(sized)) +
+        Buffer.byteLength(JSON.stringify({ ...metadata, [personalKey]: marker }));
+      if (bytes > maxEventBytes) throw new PayloadTooLargeError(`${where} encrypted`, maxEventBytes, bytes);
       event.personal = { subject, fields, data, metadata };
     });
   });

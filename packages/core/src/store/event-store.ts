@@ -204,7 +204,7 @@ export class EventStore {
   async appendMulti(writes: StreamWrite[]): Promise<AppendResult[]> {
     this.#assertOpen();
     const prepared = prepareWrites(writes, this.options);
-    if (this.#personal.size > 0) planPersonalData(this.#personal, prepared);
+    if (this.#personal.size > 0) planPersonalData(this.#personal, prepared, this.options.maxEventBytes);
     return this.#batcher.append(prepared);
   }
 

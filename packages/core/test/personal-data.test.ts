@@ -264,6 +264,36 @@ describe.each(backends)('personal data on $name', (backend) => {
     }
   });
 
+  it('forgetting blanks the errors of parked events that may quote the personal data', async () => {
+    const t = await openWithPolicy(backend);
+    try {
+      await t.store.append('customer-1', [registered('c1', 'Ada')]);
+      await t.store.append('other-1', [{ type: 'Note', data: {} }]);
+      const subscription = t.store.subscribe({
+        name: 'mailer',
+        retry: { attempts: 1, backoffMs: 1 },
+        handler: (events) => {
+          const [event] = events as [RecordedEvent];
+          const name = (event.data as { name?: string }).name;
+          throw new Error(`cannot mail ${name ?? 'nobody'}`);
+        },
+      });
+      await subscription.waitFor(2);
+      await subscription.stop();
+      expect((await t.store.parkedEvents('mailer')).map((p) => p.error)).toEqual([
+        'cannot mail Ada',
+        'cannot mail nobody',
+      ]);
+      await t.store.forgetSubject('c1');
+      expect((await t.store.parkedEvents('mailer')).map((p) => p.error)).toEqual([
+        '(erased with its data subject)',
+        'cannot mail nobody',
+      ]);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
   it('a retried append with the same event id is still a duplicate', async () => {
     const t = await openWithPolicy(backend);
     try {

@@ -76,7 +76,7 @@ export async function readKeys(
 
 /**
  * Deletes a subject's key, then the snapshots of every stream holding its data (they may hold
- * it decrypted). Two statements, in this order, in the caller's transaction: the delete waits
+ * it decrypted) and the error texts of its parked events. Two statements, in this order, in the caller's transaction: the delete waits
  * for appends and snapshot writes that hold the key (FOR KEY SHARE), and the second statement
  * then sees what they committed. Nothing is deleted when the subject has no key.
  */
@@ -87,14 +87,22 @@ export async function deleteSubject(
 ): Promise<{ existed: boolean; snapshots: number; events: number }> {
   const gone = await tx.query(`delete from "${schema}".subject_keys where subject_id = $1 returning 1`, [subject]);
   if (gone.length === 0) return { existed: false, snapshots: 0, events: 0 };
+  // Parked events keep the error their handler threw, which may quote personal data.
   const [row] = await tx.query<{ snapshots: Int8; events: Int8 }>(
-    `with dropped as (
+    `with held as (
+       select position from "${schema}".events
+        where metadata ? '$personal' and metadata #>> '{$personal,subject}' = $1),
+     dropped as (
        delete from "${schema}".snapshots
         where stream_id in (select stream_id from "${schema}".subject_streams where subject_id = $1)
+       returning 1),
+     blanked as (
+       update "${schema}".parked_events set error = '(erased with its data subject)'
+        where position in (select position from held)
        returning 1)
      select (select count(*) from dropped) as snapshots,
-            (select count(*) from "${schema}".events
-              where metadata ? '$personal' and metadata #>> '{$personal,subject}' = $1) as events`,
+            (select count(*) from held) as events,
+            (select count(*) from blanked) as parked`,
     [subject],
   );
   return { existed: true, snapshots: Number(row?.snapshots ?? 0), events: Number(row?.events ?? 0) };

@@ -23,6 +23,8 @@ import {
   freshSchema,
   openTestStore,
   postgresBackend,
+  rawConnection,
+  sleep,
   type TestBackend,
 } from './support/backends.js';
 
@@ -407,6 +409,33 @@ describe.each(backends)('personal data on $name', (backend) => {
 });
 
 describe.skipIf(!databaseUrl)('personal data under concurrency on postgres', () => {
+  it('an erasure waits for a snapshot write holding the key, then drops that snapshot', async () => {
+    const t = await openWithPolicy(postgresBackend);
+    const raw = await rawConnection();
+    try {
+      await t.store.append('customer-1', [registered('c1', 'Ada')]);
+      // A snapshot write in flight: it holds the key (FOR KEY SHARE) until it commits.
+      await raw.query('begin');
+      await raw.query(`select 1 from "${t.schema}".subject_keys where subject_id = 'c1' for key share`);
+      let settled = false;
+      const forgetting = t.store.forgetSubject('c1').finally(() => {
+        settled = true;
+      });
+      await sleep(200);
+      expect(settled).toBe(false);
+      await raw.query(
+        `insert into "${t.schema}".snapshots (stream_id, decider, model_version, stream_version, state)
+         values ('customer-1', 'd', 1, 1, '{"name": "Ada"}')`,
+      );
+      await raw.query('commit');
+      expect(await forgetting).toMatchObject({ forgotten: true, snapshotsDropped: 1 });
+      expect(await t.store.loadSnapshot('customer-1', 'd')).toBeNull();
+    } finally {
+      await raw.end();
+      await t.cleanup();
+    }
+  });
+
   it('parallel first appends of one subject share one key; a racing forget leaves nothing readable under its key', async () => {
     const schema = freshSchema();
     const open = () =>

@@ -4,7 +4,7 @@
  * failure is retried with backoff (sealing is idempotent: a step either committed its seals
  * or not), so a sealer stops only when told.
  */
-import { toAnnalsError } from '../errors.js';
+import { TamperDetectedError, toAnnalsError } from '../errors.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import { readLastSealed } from '../queries/seals.js';
 import { PositionWaiters } from '../subscriptions/position-waiters.js';
@@ -23,8 +23,11 @@ export interface SealerOptions {
 
 /** Where a sealer is. */
 export interface SealerStatus {
-  /** `sealing` while catching up, `live` when all was sealed at its last look. */
-  state: 'starting' | 'sealing' | 'live' | 'stopped';
+  /**
+   * `sealing` while catching up, `live` when all was sealed at its last look, `blocked` when it
+   * found forged seals (see `lastError`; run `verify`).
+   */
+  state: 'starting' | 'sealing' | 'live' | 'blocked' | 'stopped';
   /** Last sealed position. */
   sealed: number;
   /** Last position in the log. */
@@ -97,7 +100,10 @@ export class Sealer {
           this.#state = 'live';
           await this.#wakeup.sleep(this.#pollIntervalMs);
         } catch (error) {
-          this.#lastError = toAnnalsError(error).message;
+          const failure = toAnnalsError(error);
+          this.#lastError = failure.message;
+          // Forged seals need a person; a database failure only needs time. Both are retried.
+          if (failure instanceof TamperDetectedError) this.#state = 'blocked';
           await this.#wakeup.sleep(Math.min(5000, 100 * 2 ** ++failures));
         }
       }

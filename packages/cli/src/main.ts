@@ -90,7 +90,9 @@ program
 
 program
   .command('audit')
-  .description('what an actor did, what happened in a time range, or the causal tree of one request')
+  .description(
+    'what an actor did, what happened in a time range, what is held about a data subject, or the causal tree of one request',
+  )
   .option('--actor <id>', 'only what this actor did')
   .option('--from <time>', 'from this ISO-8601 time (inclusive)')
   .option('--to <time>', 'up to this ISO-8601 time (inclusive)')

@@ -19,6 +19,7 @@ import {
   createPostgresClient,
   type Decider,
   type EventStore,
+  integrity,
   type JsonObject,
   type NewEvent,
   openEventStore,
@@ -354,12 +355,12 @@ export async function auditSection(url: string, n: (count: number) => number): P
   const ceiling = await raw.hashAll(url, { table, events, pageSize: 2000 });
   let sealed = 0;
   const seal = await timeIt(events, async () => {
-    sealed = await store.seal();
+    sealed = await integrity(store).seal();
   });
   if (sealed !== events) throw new Error(`sealed ${sealed} of ${events}`);
   let checked = 0;
   const verify = await timeIt(events, async () => {
-    const report = await store.verify();
+    const report = await integrity(store).verify();
     if (!report.ok) throw new Error(`verify: ${report.broken[0]?.message}`);
     checked = report.checked;
   });

@@ -10,7 +10,15 @@
  * runs some sections only (append, batch, read, live, stream, commands, state, audit).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { commandHandler, createPostgresClient, type EventStore, openEventStore } from '@annals/core';
+import {
+  commandHandler,
+  createPostgresClient,
+  type EventStore,
+  openEventStore,
+  projections,
+  snapshots,
+  subscriptions,
+} from '@annals/core';
 import { bankAccount } from '@annals/example-bank';
 import pg from 'pg';
 import { auditSection } from './audit.js';
@@ -92,13 +100,13 @@ async function main(): Promise<void> {
       for await (const _ of store.readAll({ after: tail, pageSize: 1000 })) count++;
     });
     // Catch-up delivery to a no-op handler, through a subscription.
-    const subscription = store.subscribe({ batchSize: 1000, handler: () => {} });
+    const subscription = subscriptions(store).subscribe({ batchSize: 1000, handler: () => {} });
     const delivered = await timeIt(events, () => subscription.waitFor(events));
     await subscription.stop();
     // A projection rebuilt into a table with one set-based statement per batch.
     const client = createPostgresClient({ connectionString: url });
     await client.exec('create table bench_read.rm_counts (stream_id text primary key, events bigint not null)');
-    const runner = store.runProjection(
+    const runner = projections(store).run(
       {
         name: 'counts',
         handleBatch: async (page, tx) => {
@@ -129,7 +137,7 @@ async function main(): Promise<void> {
     const store = await open('bench_live');
     const sent = new Map<string, number>();
     const latencies: number[] = [];
-    const subscription = store.subscribe({
+    const subscription = subscriptions(store).subscribe({
       from: 'end',
       batchSize: 1000,
       pollIntervalMs: 1000,
@@ -236,7 +244,7 @@ async function main(): Promise<void> {
     // The latest snapshot lies up to `every` events behind: leave 999 events to replay.
     const behind = Math.max(1, streamVersion - 999);
     const older = await plain.load(id, { version: behind });
-    await store.saveSnapshot({
+    await snapshots(store).save({
       streamId: id,
       decider: 'account',
       modelVersion: 1,

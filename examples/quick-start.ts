@@ -43,5 +43,5 @@ for await (const event of store.readStream('account-42', { direction: 'backward'
 const deposits = await toArray(store.readAll({ after: 0, categories: ['account'], eventTypes: ['MoneyDeposited'] }));
 console.log(deposits.map((e) => e.position)); // [2, 3, 5]
 
-console.log(await store.streamVersion('account-42'), await store.headPosition()); // 4 5
+console.log((await store.getStream('account-42'))?.version ?? 0, await store.headPosition()); // 4 5
 await store.close();

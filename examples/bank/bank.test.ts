@@ -1,6 +1,6 @@
 /** The bank example: rules as specifications, then accounts and transfers on every backend. */
 
-import { type CommandHandler, commandHandler, type EventStore, toArray } from '@annals/core';
+import { type CommandHandler, commandHandler, type EventStore, projections, toArray } from '@annals/core';
 import { deciderSpecification } from '@annals/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backends, openTestStore, type TestStore } from '../../packages/core/test/support/backends.js';
@@ -205,10 +205,13 @@ describe.each(backends)('the bank on $name', (backend) => {
     const total = [...ledger.balances.values()].reduce((sum, b) => sum + b, 0);
     expect(total).toBe(accountCount * initial);
     // The projected read model agrees, account by account.
-    await store.rebuildProjection(balancesProjection);
-    const summaries = await store.documents.find<AccountSummary & Record<string, string | number>>(balancesCollection, {
-      limit: 10_000,
-    });
+    await projections(store).rebuild(balancesProjection);
+    const summaries = await projections(store).documents.find<AccountSummary & Record<string, string | number>>(
+      balancesCollection,
+      {
+        limit: 10_000,
+      },
+    );
     expect(summaries).toHaveLength(accountCount);
     for (const { id, data } of summaries) expect(data.balance, id).toBe(ledger.balances.get(id));
     // Every balance: as the decider folds it, as the ledger sums it, as its events add up.

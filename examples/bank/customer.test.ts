@@ -1,5 +1,5 @@
 /** Customers: personal data encrypted per customer, and a forgotten customer on every backend. */
-import { commandHandler, openEventStore, toArray } from '@annals/core';
+import { commandHandler, openEventStore, personalData, toArray } from '@annals/core';
 import { describe, expect, it } from 'vitest';
 import { backends, openTestStore } from '../../packages/core/test/support/backends.js';
 import { bankCustomer, bankPersonalData, InvalidEmail } from './customer.js';
@@ -26,7 +26,10 @@ describe.each(backends)('bank customers on $name', (backend) => {
       const changed = await customers.handle('customer-c7', { type: 'ChangeEmail', data: { email: 'ada@new.org' } });
       expect(changed.state).toEqual({ customerId: 'c7', name: 'Ada Lovelace', email: 'ada@new.org' });
 
-      const { snapshotsDropped, forgotten } = await store.forgetSubject('c7', { actor: 'dpo', reason: 'request 12' });
+      const { snapshotsDropped, forgotten } = await personalData(store).forget('c7', {
+        actor: 'dpo',
+        reason: 'request 12',
+      });
       expect({ forgotten, snapshotsDropped }).toEqual({ forgotten: true, snapshotsDropped: 1 });
       expect((await customers.load('customer-c7')).state).toEqual({ customerId: 'c7', name: null, email: null });
       const events = await toArray(store.readStream('customer-c7'));

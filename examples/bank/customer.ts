@@ -1,7 +1,7 @@
 /**
  * Bank customers: who holds the accounts. Their name and email are personal data: a store
  * opened with {@link bankPersonalData} keeps them encrypted under the customer's own key, and
- * `store.forgetSubject(customerId)` erases them everywhere without touching the log.
+ * `personalData(store).forget(customerId)` erases them everywhere without touching the log.
  */
 import { type Decider, DomainError, type PersonalDataPolicy } from '@annals/core';
 

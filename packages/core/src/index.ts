@@ -1,12 +1,20 @@
 /**
  * Annals: event sourcing on PostgreSQL. The public API of `@annals/core`; the embedded PGlite
- * backend is a separate entry point, `@annals/core/pglite`.
+ * backend is a separate entry point, `@annals/core/pglite`, and the test helpers another,
+ * `@annals/core/testing`.
+ *
+ * The shape: {@link openEventStore} returns the event store itself (append, read, stream
+ * heads, the log's head). Everything else is a facet, a function of a store:
+ * `subscriptions(store)`, `projections(store)`, `snapshots(store)`, `integrity(store)`,
+ * `personalData(store)`, `auditTrail(store)`, `timeTravel(store, decider)` and
+ * `commandHandler(store, decider, options)`.
  */
 
 export {
   type AuditEntry,
   auditTrail,
   type CausalNode,
+  type IndexedMetadataKey,
   type TimeRange,
   toAuditEntry,
 } from './audit/audit-trail.js';
@@ -55,26 +63,31 @@ export {
   UnknownEventTypeError,
   type ValidationIssue,
 } from './errors.js';
+export { type Integrity, integrity, type SealStatus } from './integrity/integrity.js';
 export { Sealer, type SealerOptions, type SealerStatus } from './integrity/sealer.js';
 export type { BrokenLink, VerifyOptions, VerifyReport } from './integrity/verify.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
+export { type ForgetResult, type PersonalData, personalData } from './personal/erasure.js';
 export type { PersonalDataPolicy, PersonalFields } from './personal/personal-data.js';
-export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
-export type { Documents } from './queries/documents.js';
-export type { Snapshot } from './queries/snapshots.js';
-export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
-export { ConsumerGroupMember, type ConsumerGroupOptions } from './subscriptions/consumer-group.js';
+export type { Projection } from './projections/projection.js';
 export {
-  type Projection,
   ProjectionRunner,
   type ProjectionRunnerOptions,
   type ProjectionStatus,
-} from './subscriptions/projection-runner.js';
+} from './projections/projection-runner.js';
+export { type Projections, projections, type RebuildOptions } from './projections/projections.js';
+export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
+export type { Documents } from './queries/documents.js';
+export type { Snapshot } from './queries/snapshots.js';
+export { type LoadedStream, type Snapshots, snapshots } from './snapshots/snapshots.js';
+export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
+export { ConsumerGroupMember, type ConsumerGroupOptions } from './subscriptions/consumer-group.js';
 export {
   Subscription,
   type SubscriptionOptions,
   type SubscriptionStatus,
 } from './subscriptions/subscription.js';
+export { type Subscriptions, subscriptions } from './subscriptions/subscriptions.js';
 export {
   type Changes,
   type PointInTime,

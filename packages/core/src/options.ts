@@ -36,6 +36,16 @@ export interface StoreOptions {
    * @defaultValue 2 (1 on a backend without concurrent connections)
    */
   appendConcurrency: number;
+  /**
+   * Longest time the inline projections of one append batch may take. They run inside the
+   * append's transaction, while it holds the log lock that every other append waits for, so
+   * a slow handler would stall every writer: past this budget the batch is rolled back and
+   * its appends fail with `PROJECTION_FAILED` (each statement of a handler is also cut off
+   * by a `statement_timeout` of the same length). Keep handlers to a few set-based
+   * statements; anything slower belongs in an async projection.
+   * @defaultValue 1000
+   */
+  inlineProjectionTimeoutMs: number;
 }
 
 /** The defaults of {@link StoreOptions}. */
@@ -48,6 +58,7 @@ export const defaultStoreOptions: Readonly<StoreOptions> = Object.freeze({
   pageSize: 1000,
   batchMaxEvents: 2000,
   appendConcurrency: 2,
+  inlineProjectionTimeoutMs: 1000,
 });
 
 const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -77,11 +88,16 @@ export function resolveStoreOptions(given: Partial<StoreOptions> = {}): StoreOpt
     'pageSize',
     'batchMaxEvents',
     'appendConcurrency',
+    'inlineProjectionTimeoutMs',
   ] as const) {
     const value = options[key];
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new InvalidInputError(key, `must be a positive integer; got ${String(value)}`);
     }
+  }
+  // Node's timers hold at most 2^31 - 1 ms; a longer one fires at once.
+  if (options.inlineProjectionTimeoutMs > 2_147_483_647) {
+    throw new InvalidInputError('inlineProjectionTimeoutMs', 'must be at most 2147483647 (about 24 days)');
   }
   return options;
 }

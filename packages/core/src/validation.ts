@@ -4,6 +4,7 @@
  */
 import { InvalidInputError, PayloadTooLargeError } from './errors.js';
 import { newEventId } from './event-id.js';
+import { expectedVersionCode } from './expected-version.js';
 import type { StoreOptions } from './options.js';
 import type { EventMetadata, ExpectedVersion, JsonValue, StreamWrite } from './types.js';
 
@@ -11,7 +12,7 @@ import type { EventMetadata, ExpectedVersion, JsonValue, StreamWrite } from './t
 export interface PreparedWrite {
   streamId: string;
   expected: ExpectedVersion;
-  /** The expected version as the SQL function encodes it: -1 any, -2 no stream, -3 exists. */
+  /** The expected version as the SQL function takes it (see expected-version.ts). */
   expectedCode: number;
   events: PreparedEvent[];
 }
@@ -67,15 +68,8 @@ export function assertInteger(value: unknown, field: string, min: number): asser
 
 /** Encodes an expected version for the SQL function, rejecting anything unknown. */
 export function encodeExpectedVersion(value: unknown, field: string): number {
-  switch (value) {
-    case undefined:
-    case 'any':
-      return -1;
-    case 'no-stream':
-      return -2;
-    case 'stream-exists':
-      return -3;
-  }
+  if (value === undefined) return expectedVersionCode.any;
+  if (value === 'any' || value === 'no-stream' || value === 'stream-exists') return expectedVersionCode[value];
   if (typeof value === 'number') {
     assertInteger(value, field, 0);
     return value;

@@ -9,6 +9,7 @@ import {
   type EventStore,
   openEventStore,
   type RecordedEvent,
+  subscriptions,
 } from '../src/index.js';
 import { databaseUrl, openTestStore, postgresBackend, sleep, type TestStore } from './support/backends.js';
 
@@ -30,7 +31,7 @@ describe.skipIf(!databaseUrl)('consumer groups on PostgreSQL', () => {
       schema: t.schema,
     });
     stores.push(store);
-    return store.joinGroup({
+    return subscriptions(store).joinGroup({
       group: 'mailers',
       partitions: 8,
       heartbeatMs: 100,

@@ -8,6 +8,7 @@ import {
   type NewEvent,
   openEventStore,
   StoreClosedError,
+  snapshots,
   toArray,
 } from '../src/index.js';
 import { backends, freshSchema, useTestStore } from './support/backends.js';
@@ -87,7 +88,7 @@ describe.each(backends)('event store on $name', (backend) => {
       expect(error).toBeInstanceOf(ConcurrencyError);
       expect(error).toMatchObject({ code: 'CONCURRENCY_CONFLICT', streamId: 'acc-1', expected, actual });
       expect(error.message).toContain(`actual version ${actual}`);
-      expect(await store.streamVersion('acc-1')).toBe(2);
+      expect((await store.getStream('acc-1'))?.version ?? 0).toBe(2);
       expect(await store.headPosition()).toBe(2);
     });
 
@@ -101,9 +102,9 @@ describe.each(backends)('event store on $name', (backend) => {
       await store.append('new-1', opened('E', 1), { expectedVersion: 'no-stream' });
       await store.append('new-1', opened('E', 1), { expectedVersion: 'stream-exists' });
       await store.append('new-1', opened('E', 1), { expectedVersion: 'any' });
-      expect(await store.streamVersion('new-1')).toBe(3);
+      expect((await store.getStream('new-1'))?.version ?? 0).toBe(3);
       await store.append('new-2', opened('E', 1), { expectedVersion: 0 });
-      expect(await store.streamVersion('new-2')).toBe(1);
+      expect((await store.getStream('new-2'))?.version ?? 0).toBe(1);
     });
 
     it('returns the original result for a retried append and stores nothing twice', async () => {
@@ -162,8 +163,8 @@ describe.each(backends)('event store on $name', (backend) => {
         ])
         .catch((e) => e);
       expect(error).toMatchObject({ code: 'CONCURRENCY_CONFLICT', streamId: 'acct-b', expected: 1, actual: 2 });
-      expect(await store.streamVersion('acct-a')).toBe(3);
-      expect(await store.streamVersion('acct-b')).toBe(2);
+      expect((await store.getStream('acct-a'))?.version ?? 0).toBe(3);
+      expect((await store.getStream('acct-b'))?.version ?? 0).toBe(2);
       expect(await store.getStream('acct-c')).toBeNull();
       expect(await store.headPosition()).toBe(5);
     });
@@ -222,10 +223,10 @@ describe.each(backends)('event store on $name', (backend) => {
     });
 
     it('reports version, existence and metadata', async () => {
-      expect(await store.streamVersion('r-1')).toBe(25);
-      expect(await store.streamExists('r-1')).toBe(true);
-      expect(await store.streamExists('nope-1')).toBe(false);
-      expect(await store.streamVersion('nope-1')).toBe(0);
+      expect((await store.getStream('r-1'))?.version ?? 0).toBe(25);
+      expect((await store.getStream('r-1'))?.exists ?? false).toBe(true);
+      expect((await store.getStream('nope-1'))?.exists ?? false).toBe(false);
+      expect((await store.getStream('nope-1'))?.version ?? 0).toBe(0);
       await store.setStreamMetadata('r-1', { owner: 'ada', tags: ['vip'] });
       const info = await store.getStream('r-1');
       expect(info).toMatchObject({
@@ -324,22 +325,28 @@ describe.each(backends)('event store on $name', (backend) => {
     });
     try {
       await small.append('fold-1', opened('E', 7));
-      const all = await small.loadStream('fold-1');
+      const all = await snapshots(small).loadStream('fold-1');
       expect(all.snapshot).toBeNull();
       expect((await toArray(all.events)).map((e) => e.streamVersion)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-      await small.saveSnapshot({
+      await snapshots(small).save({
         streamId: 'fold-1',
         decider: 'd',
         modelVersion: 3,
         streamVersion: 2,
         state: { n: 2 },
       });
-      const after = await small.loadStream('fold-1', { snapshotOf: { decider: 'd', modelVersion: 3 }, toVersion: 6 });
+      const after = await snapshots(small).loadStream('fold-1', {
+        snapshotOf: { decider: 'd', modelVersion: 3 },
+        toVersion: 6,
+      });
       expect(after.snapshot).toMatchObject({ streamVersion: 2, state: { n: 2 } });
       expect((await toArray(after.events)).map((e) => e.streamVersion)).toEqual([3, 4, 5, 6]);
-      const otherModel = await small.loadStream('fold-1', { snapshotOf: { decider: 'd', modelVersion: 4 } });
+      const otherModel = await snapshots(small).loadStream('fold-1', { snapshotOf: { decider: 'd', modelVersion: 4 } });
       expect(otherModel.snapshot).toBeNull();
-      const below = await small.loadStream('fold-1', { snapshotOf: { decider: 'd', modelVersion: 3 }, toVersion: 1 });
+      const below = await snapshots(small).loadStream('fold-1', {
+        snapshotOf: { decider: 'd', modelVersion: 3 },
+        toVersion: 1,
+      });
       expect(below.snapshot).toBeNull();
       expect((await toArray(below.events)).map((e) => e.streamVersion)).toEqual([1]);
     } finally {

@@ -5,7 +5,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError, type SqlQueryable, StreamNotFoundError, TamperDetectedError } from '../src/index.js';
+import {
+  InvalidInputError,
+  integrity,
+  type SqlQueryable,
+  StreamNotFoundError,
+  TamperDetectedError,
+} from '../src/index.js';
 import { genesisHash, sealHash } from '../src/integrity/seal-hash.js';
 import { type CanonicalEvent, readCanonicalPage } from '../src/queries/seals.js';
 
@@ -36,22 +42,22 @@ describe.each(backends)('seals and verify on $name', (backend) => {
 
   it('an untouched store verifies, and sealing twice seals nothing twice', async () => {
     await fill();
-    expect(await t.store.seal()).toBe(5);
-    expect(await t.store.seal()).toBe(0);
-    const report = await t.store.verify();
+    expect(await integrity(t.store).seal()).toBe(5);
+    expect(await integrity(t.store).seal()).toBe(0);
+    const report = await integrity(t.store).verify();
     expect(report).toMatchObject({ ok: true, checked: 5, sealedUpTo: 5, unsealed: 0, brokenCount: 0, broken: [] });
     expect(report.headHash).toMatch(/^[0-9a-f]{64}$/);
     await t.store.append('account-a', [{ type: 'Deposited', data: { amount: 1 } }]);
-    expect(await t.store.verify()).toMatchObject({ ok: true, checked: 5, unsealed: 1 });
-    expect(await t.store.seal({ batchSize: 1 })).toBe(1);
-    expect(await t.store.verify({ streamId: 'account-a' })).toMatchObject({ ok: true, checked: 4 });
+    expect(await integrity(t.store).verify()).toMatchObject({ ok: true, checked: 5, unsealed: 1 });
+    expect(await integrity(t.store).seal({ batchSize: 1 })).toBe(1);
+    expect(await integrity(t.store).verify({ streamId: 'account-a' })).toMatchObject({ ok: true, checked: 4 });
   });
 
   it('names an event edited past the trigger, and only that one', async () => {
     await fill();
-    await t.store.seal({ batchSize: 2 });
+    await integrity(t.store).seal({ batchSize: 2 });
     await asSuperuser(t.client, `update "${t.schema}".events set data = '{"amount": 1000000}' where position = 2`);
-    const report = await t.store.verify();
+    const report = await integrity(t.store).verify();
     expect(report.ok).toBe(false);
     expect(report.brokenCount).toBe(1);
     expect(report.broken[0]).toMatchObject({
@@ -61,11 +67,11 @@ describe.each(backends)('seals and verify on $name', (backend) => {
       problem: 'event-changed',
     });
     expect(report.broken[0]?.message).toContain('position 2');
-    expect((await t.store.verify({ streamId: 'account-b' })).ok).toBe(true);
-    expect((await t.store.verify({ streamId: 'account-a' })).broken[0]?.position).toBe(2);
+    expect((await integrity(t.store).verify({ streamId: 'account-b' })).ok).toBe(true);
+    expect((await integrity(t.store).verify({ streamId: 'account-a' })).broken[0]?.position).toBe(2);
     // Keeps the first `maxBroken` links, lowest position first, and counts them all.
     await asSuperuser(t.client, `update "${t.schema}".events set data = '{}' where position in (3, 5)`);
-    const capped = await t.store.verify({ maxBroken: 1, pageSize: 1 });
+    const capped = await integrity(t.store).verify({ maxBroken: 1, pageSize: 1 });
     expect(capped).toMatchObject({ ok: false, brokenCount: 3 });
     expect(capped.broken.map((b) => b.position)).toEqual([2]);
   });
@@ -80,18 +86,18 @@ describe.each(backends)('seals and verify on $name', (backend) => {
     ],
   ])('catches a change of %s', async (_, sql) => {
     await fill();
-    await t.store.seal();
+    await integrity(t.store).seal();
     await asSuperuser(t.client, sql.replace('{s}', t.schema));
-    const report = await t.store.verify();
+    const report = await integrity(t.store).verify();
     expect(report.broken[0]).toMatchObject({ position: 1, problem: 'event-changed' });
   });
 
   it('catches a deleted event, a reforged seal and a deleted event with its seal', async () => {
     await fill();
-    await t.store.seal();
+    await integrity(t.store).seal();
     const s = `"${t.schema}"`;
     await asSuperuser(t.client, `delete from ${s}.events where position = 4`);
-    expect((await t.store.verify()).broken[0]).toMatchObject({ position: 4, problem: 'event-missing' });
+    expect((await integrity(t.store).verify()).broken[0]).toMatchObject({ position: 4, problem: 'event-missing' });
 
     // The forger recomputes the edited event's own seal, but not the chain after it.
     await asSuperuser(
@@ -99,7 +105,7 @@ describe.each(backends)('seals and verify on $name', (backend) => {
       `update ${s}.seals set hash = decode(repeat('ab', 32), 'hex') where position = 2;
        update ${s}.events set data = '{"amount": 7}' where position = 2`,
     );
-    const forged = await t.store.verify();
+    const forged = await integrity(t.store).verify();
     expect(forged.broken.map((b) => [b.position, b.problem])).toEqual([
       [2, 'event-changed'],
       [2, 'seal-changed'],
@@ -110,7 +116,7 @@ describe.each(backends)('seals and verify on $name', (backend) => {
       t.client,
       `delete from ${s}.events where position = 3; delete from ${s}.seals where position = 3`,
     );
-    const gap = await t.store.verify();
+    const gap = await integrity(t.store).verify();
     expect(gap.broken).toContainEqual(expect.objectContaining({ position: 3, problem: 'seal-missing' }));
   });
 
@@ -130,48 +136,48 @@ describe.each(backends)('seals and verify on $name', (backend) => {
 
   it('catches an edited event whose stream seal was correctly recomputed: the log chain breaks', async () => {
     await fill();
-    await t.store.seal();
+    await integrity(t.store).seal();
     // account-b's last event: no later seal in its stream would show the forgery.
     await asSuperuser(t.client, `update "${t.schema}".events set data = '{"amount": 5000}' where position = 5`);
     await reseal(5);
-    expect((await t.store.verify({ streamId: 'account-b' })).ok).toBe(true);
-    expect((await t.store.verify()).broken).toEqual([
+    expect((await integrity(t.store).verify({ streamId: 'account-b' })).ok).toBe(true);
+    expect((await integrity(t.store).verify()).broken).toEqual([
       expect.objectContaining({ position: 5, problem: 'seal-changed' }),
     ]);
   });
 
   it('an anchor kept from an earlier verify catches a rewritten or cut tail', async () => {
     await fill();
-    await t.store.seal();
-    const { sealedUpTo, headHash } = await t.store.verify();
+    await integrity(t.store).seal();
+    const { sealedUpTo, headHash } = await integrity(t.store).verify();
     const anchor = { position: sealedUpTo, hash: headHash as string };
-    expect((await t.store.verify({ anchor })).ok).toBe(true);
+    expect((await integrity(t.store).verify({ anchor })).ok).toBe(true);
     await t.store.append('account-a', [{ type: 'Deposited', data: { amount: 1 } }]);
-    await t.store.seal();
-    expect((await t.store.verify({ anchor })).ok).toBe(true);
+    await integrity(t.store).seal();
+    expect((await integrity(t.store).verify({ anchor })).ok).toBe(true);
 
     // Remove the newest events with their seals: the chains all hold, only the anchor tells.
     await asSuperuser(
       t.client,
       `delete from "${t.schema}".seals where position >= 5; delete from "${t.schema}".events where position >= 5`,
     );
-    expect((await t.store.verify()).ok).toBe(true);
-    expect((await t.store.verify({ anchor })).broken).toEqual([
+    expect((await integrity(t.store).verify()).ok).toBe(true);
+    expect((await integrity(t.store).verify({ anchor })).broken).toEqual([
       expect.objectContaining({ position: 5, problem: 'anchor-mismatch' }),
     ]);
   });
 
   it('a seal written directly stops sealing with TAMPER_DETECTED instead of chaining onto it', async () => {
     await fill();
-    await t.store.seal();
+    await integrity(t.store).seal();
     await t.store.append('account-a', [{ type: 'Deposited', data: { amount: 1 } }]);
     await t.client.query(
       `insert into "${t.schema}".seals (position, stream_id, stream_version, hash, log_hash)
        values (1000000000, 'account-a', 99, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))`,
     );
-    await expect(t.store.seal()).rejects.toBeInstanceOf(TamperDetectedError);
-    expect((await t.store.verify()).ok).toBe(false);
-    const sealer = t.store.runSealer({ pollIntervalMs: 10 });
+    await expect(integrity(t.store).seal()).rejects.toBeInstanceOf(TamperDetectedError);
+    expect((await integrity(t.store).verify()).ok).toBe(false);
+    const sealer = integrity(t.store).runSealer({ pollIntervalMs: 10 });
     await sleep(100);
     expect(await sealer.status()).toMatchObject({ state: 'blocked', lastError: expect.stringContaining('1000000000') });
     await sealer.stop();
@@ -179,9 +185,9 @@ describe.each(backends)('seals and verify on $name', (backend) => {
 
   it('verify of one stream names a missing newest seal', async () => {
     await fill();
-    await t.store.seal();
+    await integrity(t.store).seal();
     await asSuperuser(t.client, `delete from "${t.schema}".seals where position = 4`);
-    expect((await t.store.verify({ streamId: 'account-a' })).broken).toEqual([
+    expect((await integrity(t.store).verify({ streamId: 'account-a' })).broken).toEqual([
       expect.objectContaining({ position: 4, streamVersion: 3, problem: 'seal-missing' }),
     ]);
   });
@@ -213,14 +219,14 @@ describe.each(backends)('seals and verify on $name', (backend) => {
           const store = await openTestStore(backend);
           try {
             for (const [i, stream] of streams.entries()) await store.store.append(stream, [{ type: 'E', data: { i } }]);
-            expect(await store.store.seal({ batchSize: batch })).toBe(streams.length);
-            expect((await store.store.verify({ pageSize: batch })).ok).toBe(true);
+            expect(await integrity(store.store).seal({ batchSize: batch })).toBe(streams.length);
+            expect((await integrity(store.store).verify({ pageSize: batch })).ok).toBe(true);
             const victim = (streams.length >> 1) + 1;
             await asSuperuser(
               store.client,
               `update "${store.schema}".events set data = '{"i": -1}' where position = ${victim}`,
             );
-            const report = await store.store.verify({ pageSize: batch });
+            const report = await integrity(store.store).verify({ pageSize: batch });
             expect(report.brokenCount).toBe(1);
             expect(report.broken[0]?.position).toBe(victim);
           } finally {
@@ -233,32 +239,32 @@ describe.each(backends)('seals and verify on $name', (backend) => {
   });
 
   it('a running sealer keeps up with appends and verify passes', async () => {
-    const sealer = t.store.runSealer({ batchSize: 3, pollIntervalMs: 50 });
+    const sealer = integrity(t.store).runSealer({ batchSize: 3, pollIntervalMs: 50 });
     for (let i = 0; i < 10; i++) await t.store.append(`s-${i % 3}`, [{ type: 'E', data: { i } }]);
     await sealer.waitFor(10);
     expect(await sealer.status()).toMatchObject({ sealed: 10, head: 10, unsealed: 0 });
     await sealer.stop();
     expect((await sealer.status()).state).toBe('stopped');
-    expect(await t.store.verify()).toMatchObject({ ok: true, checked: 10 });
+    expect(await integrity(t.store).verify()).toMatchObject({ ok: true, checked: 10 });
   });
 
   it('seals cannot be changed or removed by the application', async () => {
     await fill();
-    await t.store.seal();
+    await integrity(t.store).seal();
     for (const sql of [`update "{s}".seals set hash = hash`, `delete from "{s}".seals`, `truncate "{s}".seals`]) {
       await expect(t.client.query(sql.replace('{s}', t.schema))).rejects.toMatchObject({ code: 'AN001' });
     }
-    expect((await t.store.verify()).checked).toBe(5);
+    expect((await integrity(t.store).verify()).checked).toBe(5);
   });
 
   it('refuses bad input to verify', async () => {
-    await expect(t.store.verify({ streamId: 'nope' })).rejects.toBeInstanceOf(StreamNotFoundError);
-    await expect(t.store.verify({ streamId: '' })).rejects.toBeInstanceOf(InvalidInputError);
-    await expect(t.store.verify({ pageSize: 0 })).rejects.toBeInstanceOf(InvalidInputError);
-    await expect(t.store.verify({ onProgress: 'x' as never })).rejects.toBeInstanceOf(InvalidInputError);
-    await expect(t.store.verify(null as never)).rejects.toBeInstanceOf(InvalidInputError);
-    await expect(t.store.seal({ batchSize: -1 })).rejects.toBeInstanceOf(InvalidInputError);
-    expect(() => t.store.runSealer({ batchSize: 1.5 })).toThrow(InvalidInputError);
+    await expect(integrity(t.store).verify({ streamId: 'nope' })).rejects.toBeInstanceOf(StreamNotFoundError);
+    await expect(integrity(t.store).verify({ streamId: '' })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(integrity(t.store).verify({ pageSize: 0 })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(integrity(t.store).verify({ onProgress: 'x' as never })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(integrity(t.store).verify(null as never)).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(integrity(t.store).seal({ batchSize: -1 })).rejects.toBeInstanceOf(InvalidInputError);
+    expect(() => integrity(t.store).runSealer({ batchSize: 1.5 })).toThrow(InvalidInputError);
   });
 });
 
@@ -267,8 +273,8 @@ describe.skipIf(!databaseUrl)('sealing under concurrency on postgres', () => {
 
   it('two sealers racing parallel appenders seal every event once, in one chain per stream', async () => {
     const sealers = [
-      t.store.runSealer({ batchSize: 7, pollIntervalMs: 20 }),
-      t.store.runSealer({ batchSize: 13, pollIntervalMs: 20 }),
+      integrity(t.store).runSealer({ batchSize: 7, pollIntervalMs: 20 }),
+      integrity(t.store).runSealer({ batchSize: 13, pollIntervalMs: 20 }),
     ];
     const writers = Array.from({ length: 8 }, (_, w) =>
       (async () => {
@@ -280,7 +286,7 @@ describe.skipIf(!databaseUrl)('sealing under concurrency on postgres', () => {
     expect(head).toBe(320);
     await Promise.all(sealers.map((s) => s.waitFor(head)));
     await Promise.all(sealers.map((s) => s.stop()));
-    const report = await t.store.verify({ pageSize: 50 });
+    const report = await integrity(t.store).verify({ pageSize: 50 });
     expect(report).toMatchObject({ ok: true, checked: 320, sealedUpTo: 320, unsealed: 0 });
   });
 });

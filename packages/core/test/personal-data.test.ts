@@ -10,11 +10,15 @@ import {
   defineEvents,
   type EventStore,
   InvalidInputError,
+  integrity,
   type JsonValue,
   openEventStore,
   PayloadTooLargeError,
   type PersonalDataPolicy,
+  personalData,
   type RecordedEvent,
+  snapshots,
+  subscriptions,
   toArray,
 } from '../src/index.js';
 import {
@@ -96,10 +100,10 @@ describe.each(backends)('personal data on $name', (backend) => {
       expect(first?.redacted).toBeUndefined();
       expectPlain((await toArray(t.store.readAll()))[0]);
       expectPlain(await t.store.getEvent(first?.id as string));
-      expectPlain((await toArray(t.store.readByMetadata('actor', 'signup')))[0]);
-      expectPlain((await toArray((await t.store.loadStream('customer-1')).events))[0]);
+      expectPlain((await toArray(auditTrail(t.store).byMetadata('actor', 'signup')))[0]);
+      expectPlain((await toArray((await snapshots(t.store).loadStream('customer-1')).events))[0]);
       const seen: RecordedEvent[] = [];
-      const subscription = t.store.subscribe({ handler: (events) => void seen.push(...events) });
+      const subscription = subscriptions(t.store).subscribe({ handler: (events) => void seen.push(...events) });
       await subscription.waitFor(2);
       await subscription.stop();
       expectPlain(seen[0]);
@@ -120,21 +124,21 @@ describe.each(backends)('personal data on $name', (backend) => {
       await t.store.append('customer-1', [registered('c1', 'Ada')]);
       await t.store.append('customer-2', [registered('c2', 'Bob')]);
       await t.store.append('customer-1', [{ type: 'EmailChanged', data: { customer: 'c1', email: 'ada@new.org' } }]);
-      await t.store.saveSnapshot({
+      await snapshots(t.store).save({
         streamId: 'customer-1',
         decider: 'customer',
         modelVersion: 1,
         streamVersion: 2,
         state: { name: 'Ada' },
       });
-      await t.store.saveSnapshot({
+      await snapshots(t.store).save({
         streamId: 'customer-2',
         decider: 'customer',
         modelVersion: 1,
         streamVersion: 1,
         state: { name: 'Bob' },
       });
-      await t.store.seal();
+      await integrity(t.store).seal();
       const before = await t.client.query<{ data: string }>(
         `select data::text as data from "${t.schema}".events order by position`,
       );
@@ -145,7 +149,7 @@ describe.each(backends)('personal data on $name', (backend) => {
         [3, 'ada@new.org'],
       ]);
 
-      const result = await t.store.forgetSubject('c1', { actor: 'dpo', reason: 'erasure request #7' });
+      const result = await personalData(t.store).forget('c1', { actor: 'dpo', reason: 'erasure request #7' });
       expect((await toArray(auditTrail(t.store).bySubject('c1'))).map((e) => e.redacted)).toEqual([
         ['name', 'email', 'address.street'],
         ['email'],
@@ -166,8 +170,8 @@ describe.each(backends)('personal data on $name', (backend) => {
       expect((await toArray(t.store.readAll({ eventTypes: ['CustomerRegistered'] })))[1]?.data).toMatchObject({
         name: 'Bob',
       });
-      expect(await t.store.loadSnapshot('customer-1', 'customer')).toBeNull();
-      expect(await t.store.loadSnapshot('customer-2', 'customer')).not.toBeNull();
+      expect(await snapshots(t.store).load('customer-1', 'customer')).toBeNull();
+      expect(await snapshots(t.store).load('customer-2', 'customer')).not.toBeNull();
 
       const [record] = await toArray(t.store.readStream('$subject-c1'));
       expect(record).toMatchObject({
@@ -180,13 +184,13 @@ describe.each(backends)('personal data on $name', (backend) => {
         `select data::text as data from "${t.schema}".events where position <= 3 order by position`,
       );
       expect(after).toEqual(before);
-      await t.store.seal();
-      expect(await t.store.verify()).toMatchObject({ ok: true, checked: 4 });
+      await integrity(t.store).seal();
+      expect(await integrity(t.store).verify()).toMatchObject({ ok: true, checked: 4 });
       // A key deleted without an erasure record is not a lawful erasure: verify says so.
       await t.client.query(`delete from "${t.schema}".subject_keys where subject_id = 'c2'`);
-      expect(await t.store.verify()).toMatchObject({ ok: false, broken: [], lostKeys: ['c2'] });
+      expect(await integrity(t.store).verify()).toMatchObject({ ok: false, broken: [], lostKeys: ['c2'] });
 
-      expect(await t.store.forgetSubject('c1')).toMatchObject({ forgotten: false, position: null });
+      expect(await personalData(t.store).forget('c1')).toMatchObject({ forgotten: false, position: null });
       expect(await t.store.headPosition()).toBe(4);
 
       // A returning subject starts over with a new key; the old fields stay unreadable.
@@ -216,7 +220,7 @@ describe.each(backends)('personal data on $name', (backend) => {
       await t.store.append('customer-1', [registered('c1', 'Ada')]);
       const [event] = await toArray(t.store.readStream('customer-1'));
       expect(await registry.decode(event as RecordedEvent)).toMatchObject({ data: { name: 'Ada' } });
-      await t.store.forgetSubject('c1');
+      await personalData(t.store).forget('c1');
       const [forgotten] = await toArray(t.store.readStream('customer-1'));
       expect(await registry.decode(forgotten as RecordedEvent)).toMatchObject({
         data: { name: null, email: null, address: { street: null, city: 'Oslo' } },
@@ -250,17 +254,17 @@ describe.each(backends)('personal data on $name', (backend) => {
         streamVersion: 1,
         state: { name: 'Ada' },
       });
-      await t.store.saveSnapshot(snapshot('customer-1'));
-      expect(await t.store.loadSnapshot('customer-1', 'd')).not.toBeNull();
-      expect(await t.store.forgetSubject('c2')).toMatchObject({ forgotten: true, snapshotsDropped: 1 });
+      await snapshots(t.store).save(snapshot('customer-1'));
+      expect(await snapshots(t.store).load('customer-1', 'd')).not.toBeNull();
+      expect(await personalData(t.store).forget('c2')).toMatchObject({ forgotten: true, snapshotsDropped: 1 });
       // A state folded before the erasure, saved after it, is refused.
-      await t.store.saveSnapshot(snapshot('customer-1'));
-      expect(await t.store.loadSnapshot('customer-1', 'd')).toBeNull();
-      await t.store.saveSnapshot(snapshot('plain-1'));
-      expect(await t.store.loadSnapshot('plain-1', 'd')).not.toBeNull();
+      await snapshots(t.store).save(snapshot('customer-1'));
+      expect(await snapshots(t.store).load('customer-1', 'd')).toBeNull();
+      await snapshots(t.store).save(snapshot('plain-1'));
+      expect(await snapshots(t.store).load('plain-1', 'd')).not.toBeNull();
       // Forgetting a subject without a key touches no snapshot.
-      expect(await t.store.forgetSubject('c2')).toMatchObject({ forgotten: false, snapshotsDropped: 0 });
-      expect(await t.store.loadSnapshot('plain-1', 'd')).not.toBeNull();
+      expect(await personalData(t.store).forget('c2')).toMatchObject({ forgotten: false, snapshotsDropped: 0 });
+      expect(await snapshots(t.store).load('plain-1', 'd')).not.toBeNull();
     } finally {
       await t.cleanup();
     }
@@ -271,7 +275,7 @@ describe.each(backends)('personal data on $name', (backend) => {
     try {
       await t.store.append('customer-1', [registered('c1', 'Ada')]);
       await t.store.append('other-1', [{ type: 'Note', data: {} }]);
-      const subscription = t.store.subscribe({
+      const subscription = subscriptions(t.store).subscribe({
         name: 'mailer',
         retry: { attempts: 1, backoffMs: 1 },
         handler: (events) => {
@@ -282,12 +286,12 @@ describe.each(backends)('personal data on $name', (backend) => {
       });
       await subscription.waitFor(2);
       await subscription.stop();
-      expect((await t.store.parkedEvents('mailer')).map((p) => p.error)).toEqual([
+      expect((await subscriptions(t.store).parked('mailer')).map((p) => p.error)).toEqual([
         'cannot mail Ada',
         'cannot mail nobody',
       ]);
-      await t.store.forgetSubject('c1');
-      expect((await t.store.parkedEvents('mailer')).map((p) => p.error)).toEqual([
+      await personalData(t.store).forget('c1');
+      expect((await subscriptions(t.store).parked('mailer')).map((p) => p.error)).toEqual([
         '(erased with its data subject)',
         'cannot mail nobody',
       ]);
@@ -330,7 +334,7 @@ describe.each(backends)('personal data on $name', (backend) => {
     });
     try {
       await t.store.append('customer-1', [registered('c1', 'Ada')]);
-      await t.store.forgetSubject('c1');
+      await personalData(t.store).forget('c1');
       expect(names).toEqual(['Ada', 'forgot c1']);
     } finally {
       await t.cleanup();
@@ -398,9 +402,11 @@ describe.each(backends)('personal data on $name', (backend) => {
       ).rejects.toBeInstanceOf(PayloadTooLargeError);
       await small.close();
       expect(await t.store.headPosition()).toBe(0);
-      await expect(t.store.forgetSubject('')).rejects.toBeInstanceOf(InvalidInputError);
-      await expect(t.store.forgetSubject('a\u0000b')).rejects.toBeInstanceOf(InvalidInputError);
-      await expect(t.store.forgetSubject("c1'; drop table events; --")).resolves.toMatchObject({ forgotten: false });
+      await expect(personalData(t.store).forget('')).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(personalData(t.store).forget('a\u0000b')).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(personalData(t.store).forget("c1'; drop table events; --")).resolves.toMatchObject({
+        forgotten: false,
+      });
       expect(await t.store.headPosition()).toBe(0);
     } finally {
       await t.cleanup();
@@ -418,9 +424,11 @@ describe.skipIf(!databaseUrl)('personal data under concurrency on postgres', () 
       await raw.query('begin');
       await raw.query(`select 1 from "${t.schema}".subject_keys where subject_id = 'c1' for key share`);
       let settled = false;
-      const forgetting = t.store.forgetSubject('c1').finally(() => {
-        settled = true;
-      });
+      const forgetting = personalData(t.store)
+        .forget('c1')
+        .finally(() => {
+          settled = true;
+        });
       await sleep(200);
       expect(settled).toBe(false);
       await raw.query(
@@ -429,7 +437,7 @@ describe.skipIf(!databaseUrl)('personal data under concurrency on postgres', () 
       );
       await raw.query('commit');
       expect(await forgetting).toMatchObject({ forgotten: true, snapshotsDropped: 1 });
-      expect(await t.store.loadSnapshot('customer-1', 'd')).toBeNull();
+      expect(await snapshots(t.store).load('customer-1', 'd')).toBeNull();
     } finally {
       await raw.end();
       await t.cleanup();
@@ -460,7 +468,7 @@ describe.skipIf(!databaseUrl)('personal data under concurrency on postgres', () 
           (stores[i % 3] as EventStore).append(`customer-x${i}`, [registered('shared', `M${i}`)]),
         ),
       );
-      const forgot = await (stores[1] as EventStore).forgetSubject('shared');
+      const forgot = await personalData(stores[1] as EventStore).forget('shared');
       await appending;
       expect(forgot.forgotten).toBe(true);
       // Events committed before the forget are redacted; any after it got a new key.

@@ -3,7 +3,7 @@
  * is rolled back, so the live read model and the database are left exactly as they were.
  */
 import { describe, expect, it } from 'vitest';
-import { type EventStore, InvalidInputError, type Projection, type SqlQueryable } from '../src/index.js';
+import { type EventStore, InvalidInputError, type Projection, projections, type SqlQueryable } from '../src/index.js';
 import { backends, sleep, useTestStore } from './support/backends.js';
 
 /** A table of its own, created by setup and named without a schema. */
@@ -62,7 +62,7 @@ describe.each(backends)('projectionAt on $name', (backend) => {
 
   it('builds a table projection as of a position or a time, queries it, and leaves nothing behind', async () => {
     const between = await fill();
-    const atThree = await store.projectionAt(totals, { position: 3 }, selectTotals);
+    const atThree = await projections(store).at(totals, { position: 3 }, selectTotals);
     expect(atThree).toEqual({
       position: 3,
       result: [
@@ -70,9 +70,9 @@ describe.each(backends)('projectionAt on $name', (backend) => {
         { stream_id: 'c-2', total: 10 },
       ],
     });
-    const atTime = await store.projectionAt(totals, { time: between }, selectTotals);
+    const atTime = await projections(store).at(totals, { time: between }, selectTotals);
     expect(atTime.position).toBe(3);
-    const now = await store.projectionAt(totals, { position: 99 }, selectTotals);
+    const now = await projections(store).at(totals, { position: 99 }, selectTotals);
     expect(now.position).toBe(5);
     expect(now.result).toHaveLength(3);
     expect(await scratchSchemas()).toBe(0);
@@ -81,22 +81,22 @@ describe.each(backends)('projectionAt on $name', (backend) => {
 
   it('builds document projections beside a live one without touching it', async () => {
     await fill();
-    await store.rebuildProjection(counts);
-    const past = await store.projectionAt(counts, { position: 1 }, (_tx, documents) => documents.find('counts'));
+    await projections(store).rebuild(counts);
+    const past = await projections(store).at(counts, { position: 1 }, (_tx, documents) => documents.find('counts'));
     expect(past.result).toEqual([{ id: 'c-1', data: { adds: 1 } }]);
-    expect(await store.documents.find('counts')).toEqual([
+    expect(await projections(store).documents.find('counts')).toEqual([
       { id: 'c-1', data: { adds: 2 } },
       { id: 'c-2', data: { adds: 1 } },
       { id: 'c-3', data: { adds: 1 } },
     ]);
-    const empty = await store.projectionAt(counts, { position: 0 }, (_tx, documents) => documents.find('counts'));
+    const empty = await projections(store).at(counts, { position: 0 }, (_tx, documents) => documents.find('counts'));
     expect(empty).toEqual({ position: 0, result: [] });
   });
 
   it('a failing query or handler rolls everything back and reports the error', async () => {
     await fill();
     await expect(
-      store.projectionAt(totals, { position: 5 }, async () => {
+      projections(store).at(totals, { position: 5 }, async () => {
         throw new Error('query broke');
       }),
     ).rejects.toThrow('query broke');
@@ -106,7 +106,7 @@ describe.each(backends)('projectionAt on $name', (backend) => {
         await tx.query('select * from nowhere');
       },
     };
-    await expect(store.projectionAt(broken, { position: 5 }, async () => 1)).rejects.toThrow();
+    await expect(projections(store).at(broken, { position: 5 }, async () => 1)).rejects.toThrow();
     expect(await scratchSchemas()).toBe(0);
     expect(await store.headPosition()).toBe(5);
   });
@@ -114,7 +114,7 @@ describe.each(backends)('projectionAt on $name', (backend) => {
   it.each([[{ position: -1 }], [{ position: 1.5 }], [{ time: new Date('nope') }], [{ when: 3 }], [null]])(
     'refuses the moment %j',
     async (at) => {
-      await expect(store.projectionAt(totals, at as never, async () => 1)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(projections(store).at(totals, at as never, async () => 1)).rejects.toBeInstanceOf(InvalidInputError);
     },
   );
 
@@ -130,15 +130,15 @@ describe.each(backends)('projectionAt on $name', (backend) => {
       },
     };
     // The live table is not on the scratch search path: the handler fails instead of writing.
-    await expect(store.projectionAt(sneaky, { position: 5 }, async () => 1)).rejects.toThrow(/live_totals/);
+    await expect(projections(store).at(sneaky, { position: 5 }, async () => 1)).rejects.toThrow(/live_totals/);
     const [row] = await t.client.query<{ n: number }>(`select n from "${t.schema}".live_totals`);
     expect(row?.n).toBe(100);
   });
 
   it('leaves no scratch schema behind even when the query commits the transaction itself', async () => {
     await fill();
-    const result = await store
-      .projectionAt(counts, { position: 5 }, async (tx) => {
+    const result = await projections(store)
+      .at(counts, { position: 5 }, async (tx) => {
         await tx.exec('commit');
         return 'done';
       })
@@ -148,10 +148,10 @@ describe.each(backends)('projectionAt on $name', (backend) => {
   });
 
   it('refuses a malformed projection or query', async () => {
-    await expect(store.projectionAt({ name: '' } as never, { position: 1 }, async () => 1)).rejects.toBeInstanceOf(
+    await expect(projections(store).at({ name: '' } as never, { position: 1 }, async () => 1)).rejects.toBeInstanceOf(
       InvalidInputError,
     );
-    await expect(store.projectionAt(totals, { position: 1 }, 'select 1' as never)).rejects.toBeInstanceOf(
+    await expect(projections(store).at(totals, { position: 1 }, 'select 1' as never)).rejects.toBeInstanceOf(
       InvalidInputError,
     );
   });

@@ -9,7 +9,10 @@ import {
   openEventStore,
   type Projection,
   type ProjectionRunner,
+  type ProjectionRunnerOptions,
+  projections,
   type SqlQueryable,
+  subscriptions,
 } from '../src/index.js';
 import {
   backends,
@@ -66,8 +69,8 @@ describe.each(backends)('projections on $name', (backend) => {
     await Promise.all(runners.splice(0).map((r) => r.stop()));
     await t.cleanup();
   });
-  const run = (projection: Projection, options?: Parameters<EventStore['runProjection']>[1]) => {
-    const runner = store.runProjection(projection, options);
+  const run = (projection: Projection, options?: ProjectionRunnerOptions) => {
+    const runner = projections(store).run(projection, options);
     runners.push(runner);
     return runner;
   };
@@ -123,16 +126,18 @@ describe.each(backends)('projections on $name', (backend) => {
       },
     });
     await runner.waitFor(4);
-    expect(await store.documents.get('account-summaries', 'account-1')).toEqual({
+    expect(await projections(store).documents.get('account-summaries', 'account-1')).toEqual({
       owner: 'Ada',
       tier: 'gold',
       balance: 10,
     });
-    expect(await store.documents.find('account-summaries', { match: { tier: 'basic' } })).toEqual([
+    expect(await projections(store).documents.find('account-summaries', { match: { tier: 'basic' } })).toEqual([
       { id: 'account-2', data: { owner: 'Bob', tier: 'basic', balance: 0 } },
     ]);
-    expect(await store.documents.get('account-summaries', 'nobody')).toBeNull();
-    await expect(store.documents.find('account-summaries', { limit: 0 })).rejects.toMatchObject({ field: 'limit' });
+    expect(await projections(store).documents.get('account-summaries', 'nobody')).toBeNull();
+    await expect(projections(store).documents.find('account-summaries', { limit: 0 })).rejects.toMatchObject({
+      field: 'limit',
+    });
   });
 
   it('stops as faulted after too many failures in a row', async () => {
@@ -165,7 +170,7 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
 
   it('counts exactly 100k events appended by concurrent writers while it runs', async () => {
     const runnerProcess = await process('annals_projection_a');
-    const runner = runnerProcess.runProjection(countingProjection(t.schema), { batchSize: 1000 });
+    const runner = projections(runnerProcess).run(countingProjection(t.schema), { batchSize: 1000 });
     const writers = await Promise.all([1, 2, 3, 4].map((i) => process(`annals_writer_${i}`)));
     await Promise.all(
       writers.map(async (writer, w) => {
@@ -192,7 +197,7 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
       await deposited(event, tx, docs);
       if (slow && event.position % 500 === 0) await sleep(50);
     };
-    const runner = a.runProjection(projection, { batchSize: 1000, leaseRetryMs: 100 });
+    const runner = projections(a).run(projection, { batchSize: 1000, leaseRetryMs: 100 });
     await sleep(150);
     // Kill every backend of that process: the open batch transaction and the lease with it.
     const admin = await rawConnection();
@@ -208,9 +213,9 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
   it('runs on one of two processes at a time, and the other takes over within seconds when it stops', async () => {
     const [a, b] = [await process('annals_runner_a'), await process('annals_runner_b')];
     await t.store.append('account-1', deposits(100));
-    const first = a.runProjection(countingProjection(t.schema), { leaseRetryMs: 200, pollIntervalMs: 200 });
+    const first = projections(a).run(countingProjection(t.schema), { leaseRetryMs: 200, pollIntervalMs: 200 });
     await first.waitFor(100);
-    const second = b.runProjection(countingProjection(t.schema), { leaseRetryMs: 200, pollIntervalMs: 200 });
+    const second = projections(b).run(countingProjection(t.schema), { leaseRetryMs: 200, pollIntervalMs: 200 });
     await sleep(500);
     expect((await first.status()).leader).toBe(true);
     expect(await second.status()).toMatchObject({ leader: false, state: 'standby' });
@@ -257,7 +262,7 @@ describe.each(backends)('inline projections on $name', (backend) => {
         code: 'PROJECTION_FAILED',
         projection: 'balances',
       });
-      expect(await store.streamExists('account-3')).toBe(false);
+      expect((await store.getStream('account-3'))?.exists ?? false).toBe(false);
       expect(await readModel(backend.client(), schema)).toEqual({ deposits: 6, total: 24, accounts: 3 });
       expect(await store.headPosition()).toBe(7);
     } finally {
@@ -273,7 +278,7 @@ describe.each(backends)('rebuilding a projection on $name', (backend) => {
     try {
       const { store, schema } = t;
       await store.append('account-1', deposits(300, 2));
-      const v1 = store.runProjection(countingProjection(schema), { batchSize: 50 });
+      const v1 = projections(store).run(countingProjection(schema), { batchSize: 50 });
       await v1.waitFor(300);
       // Version 2 counts into a table of its own.
       const v2: Projection = {
@@ -295,7 +300,7 @@ describe.each(backends)('rebuilding a projection on $name', (backend) => {
       };
       const progress: number[] = [];
       const appending = store.append('account-2', deposits(10, 1));
-      const done = await store.rebuildProjection(v2, {
+      const done = await projections(store).rebuild(v2, {
         batchSize: 20,
         progressIntervalMs: 5,
         onProgress: (s) => progress.push(s.position),
@@ -311,7 +316,7 @@ describe.each(backends)('rebuilding a projection on $name', (backend) => {
       expect(progress.at(-1)).toBe(done.position);
       // What version 2 wrote matches its checkpoint exactly (it may have gone on past the target).
       const [v2Rows] = await t.client.query<{ n: string }>(`select sum(deposits) as n from "${schema}".rm_balances_v2`);
-      const checkpoints = await store.checkpoints();
+      const checkpoints = await subscriptions(store).checkpoints();
       expect(checkpoints.map((c) => c.name)).toEqual(['projection:balances:v1', 'projection:balances:v2']);
       expect(Number(v2Rows?.n)).toBe(checkpoints[1]?.position);
       await v1.stop();
@@ -354,7 +359,10 @@ describe.skipIf(!databaseUrl)('a projection process killed mid-batch (SIGKILL)',
         if (Number(row?.position ?? 0) >= 1000 || Date.now() > until) break;
         await sleep(20);
       }
-      const standby = standbyStore.runProjection(countingProjection(t.schema), { leaseRetryMs: 100, batchSize: 500 });
+      const standby = projections(standbyStore).run(countingProjection(t.schema), {
+        leaseRetryMs: 100,
+        batchSize: 500,
+      });
       await sleep(200);
       expect((await standby.status()).leader).toBe(false);
       // Kill it while it has a batch transaction open.

@@ -1,6 +1,12 @@
 /** Subscriptions on every backend: catch-up then live, filters, backpressure, checkpoints, parking. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { EventStore, RecordedEvent, Subscription } from '../src/index.js';
+import {
+  type EventStore,
+  type RecordedEvent,
+  type Subscription,
+  type SubscriptionOptions,
+  subscriptions,
+} from '../src/index.js';
 import { backends, databaseUrl, openTestStore, rawConnection, sleep, type TestStore } from './support/backends.js';
 
 const events = (n: number, type = 'E') => Array.from({ length: n }, (_, i) => ({ type, data: { i } }));
@@ -17,8 +23,8 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     await Promise.all(running.splice(0).map((s) => s.stop()));
     await t.cleanup();
   });
-  const subscribe = (options: Parameters<EventStore['subscribe']>[0]) => {
-    const subscription = store.subscribe(options);
+  const subscribe = (options: SubscriptionOptions) => {
+    const subscription = subscriptions(store).subscribe(options);
     running.push(subscription);
     return subscription;
   };
@@ -139,24 +145,24 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     await subscription.waitFor(6);
     expect(delivered).toEqual([1, 2, 3, 5, 6]);
     expect(calls).toBeGreaterThanOrEqual(6);
-    const parked = await store.parkedEvents('parker');
+    const parked = await subscriptions(store).parked('parker');
     expect(parked).toMatchObject([{ position: 4, attempts: 3, error: 'cannot handle 4' }]);
     const status = await subscription.status();
     expect(status).toMatchObject({ position: 6, lag: 0, parked: 1, lastError: 'cannot handle 4' });
     await subscription.stop();
     await store.append('p-2', events(2));
-    const [stored] = await store.checkpoints();
+    const [stored] = await subscriptions(store).checkpoints();
     expect(stored).toMatchObject({ name: 'parker', position: 6, lag: 2, parked: 1 });
     expect(stored?.lagSeconds).toBeGreaterThanOrEqual(0);
     expect(stored?.lagSeconds).toBeLessThan(60);
 
     const replayedEvents: number[] = [];
-    expect(await store.replayParked('parker', (e) => void replayedEvents.push(e.position))).toEqual({
+    expect(await subscriptions(store).replayParked('parker', (e) => void replayedEvents.push(e.position))).toEqual({
       replayed: 1,
       failed: 0,
     });
     expect(replayedEvents).toEqual([4]);
-    expect(await store.parkedEvents('parker')).toEqual([]);
+    expect(await subscriptions(store).parked('parker')).toEqual([]);
   });
 
   it('stops as faulted when told not to park, without moving past the failing event', async () => {
@@ -175,18 +181,18 @@ describe.each(backends)('subscriptions on $name', (backend) => {
   });
 
   it('refuses bad options', () => {
-    expect(() => store.subscribe({ handler: 'x' as never })).toThrow(/handler/);
-    expect(() => store.subscribe({ handler: () => {}, batchSize: 0 })).toThrow(/batchSize/);
-    expect(() => store.subscribe({ handler: () => {}, onFailure: 'park' })).toThrow(/name/);
-    expect(() => store.subscribe({ handler: () => {}, name: '' })).toThrow(/name/);
-    expect(() => store.subscribe({ handler: () => {}, categories: [] })).toThrow(/categories/);
-    expect(() => store.subscribe({ handler: () => {}, streamIds: [''] })).toThrow(/streamIds/);
+    expect(() => subscriptions(store).subscribe({ handler: 'x' as never })).toThrow(/handler/);
+    expect(() => subscriptions(store).subscribe({ handler: () => {}, batchSize: 0 })).toThrow(/batchSize/);
+    expect(() => subscriptions(store).subscribe({ handler: () => {}, onFailure: 'park' })).toThrow(/name/);
+    expect(() => subscriptions(store).subscribe({ handler: () => {}, name: '' })).toThrow(/name/);
+    expect(() => subscriptions(store).subscribe({ handler: () => {}, categories: [] })).toThrow(/categories/);
+    expect(() => subscriptions(store).subscribe({ handler: () => {}, streamIds: [''] })).toThrow(/streamIds/);
     for (const from of [{ after: -1 }, { after: 1.5 }, 'bogus', { after: '3' }]) {
-      expect(() => store.subscribe({ handler: () => {}, from: from as never })).toThrow(/from/);
+      expect(() => subscriptions(store).subscribe({ handler: () => {}, from: from as never })).toThrow(/from/);
     }
-    expect(() => store.joinGroup({ group: 'g', handler: 'x' as never })).toThrow(/handler/);
-    expect(() => store.joinGroup({ group: 'g', handler: () => {}, batchSize: -1 })).toThrow(/batchSize/);
-    expect(() => store.joinGroup({ group: '', handler: () => {} })).toThrow(/group/);
+    expect(() => subscriptions(store).joinGroup({ group: 'g', handler: 'x' as never })).toThrow(/handler/);
+    expect(() => subscriptions(store).joinGroup({ group: 'g', handler: () => {}, batchSize: -1 })).toThrow(/batchSize/);
+    expect(() => subscriptions(store).joinGroup({ group: '', handler: () => {} })).toThrow(/group/);
   });
 });
 
@@ -195,7 +201,7 @@ describe.skipIf(!databaseUrl)('subscriptions on PostgreSQL, when the LISTEN conn
     const { postgresBackend } = await import('./support/backends.js');
     const t = await openTestStore(postgresBackend);
     const seen: number[] = [];
-    const subscription = t.store.subscribe({
+    const subscription = subscriptions(t.store).subscribe({
       pollIntervalMs: 120_000,
       handler: (p) => void seen.push(...p.map((e) => e.position)),
     });

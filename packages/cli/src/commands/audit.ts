@@ -27,7 +27,7 @@ export async function historyCommand(
   flags: ConnectionFlags & Output & { from?: number; limit?: number },
 ): Promise<void> {
   await withStore(flags, async (store) => {
-    if (!(await store.streamExists(streamId))) throw new StreamNotFoundError(streamId);
+    if (!((await store.getStream(streamId))?.exists ?? false)) throw new StreamNotFoundError(streamId);
     for await (const entry of auditTrail(store).history(streamId, { fromVersion: flags.from, limit: flags.limit })) {
       console.log(flags.json ? JSON.stringify(entry) : `${entry.streamId}  ${formatEntry(entry)}`);
     }

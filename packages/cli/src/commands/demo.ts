@@ -10,7 +10,10 @@ import {
   auditTrail,
   commandHandler,
   type EventStore,
+  integrity,
   openEventStore,
+  personalData,
+  projections,
   type RecordedEvent,
   type SqlClient,
   timeTravel,
@@ -82,7 +85,7 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
   } catch (error) {
     console.log(`withdraw ${euros(20_000)}: ${failure(error)}`);
   }
-  console.log(`${ada} is still at version ${await store.streamVersion(ada)}`);
+  console.log(`${ada} is still at version ${(await store.getStream(ada))?.version ?? 0}`);
 
   step('The same command sent twice is handled once');
   const deposit = { type: 'Deposit' as const, data: { amount: 2_500 }, id: `deposit-${run}` };
@@ -201,23 +204,29 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
     return `${JSON.stringify(event?.data)}${event?.redacted ? ` (redacted: ${event.redacted.join(', ')})` : ''}`;
   };
   console.log(`customer-${customerId} reads:   ${await shown()}`);
-  const forgotten = await store.forgetSubject(customerId, { actor: 'dpo', reason: 'erasure request' });
+  const forgotten = await personalData(store).forget(customerId, { actor: 'dpo', reason: 'erasure request' });
   console.log(`forgotten (key deleted, recorded at position ${forgotten.position} in $subject-${customerId})`);
   console.log(`customer-${customerId} now reads: ${await shown()}`);
-  await store.seal();
-  const check = await store.verify();
+  await integrity(store).seal();
+  const check = await integrity(store).verify();
   console.log(`the log is untouched: verify ${check.ok ? 'passes' : 'FAILS'} over ${check.checked} sealed events`);
 
   step('A read model built by a projection, then queried');
-  const built = await store.rebuildProjection(balancesProjection);
+  const built = await projections(store).rebuild(balancesProjection);
   console.log(`projection ${built.name}: at position ${built.position} of ${built.head}, lag ${built.lag}`);
   for (const id of [ada, bob, eve]) {
-    const summary = await store.documents.get<AccountSummary & Record<string, string | number>>(balancesCollection, id);
+    const summary = await projections(store).documents.get<AccountSummary & Record<string, string | number>>(
+      balancesCollection,
+      id,
+    );
     console.log(
       `${id}: ${summary?.owner}, ${summary?.status}, ${euros(summary?.balance ?? 0)} after ${summary?.movements} movements`,
     );
   }
-  const closed = await store.documents.find(balancesCollection, { match: { status: 'closed' }, limit: 1000 });
+  const closed = await projections(store).documents.find(balancesCollection, {
+    match: { status: 'closed' },
+    limit: 1000,
+  });
   console.log(`closed accounts in the read model: ${closed.length}`);
   const ledger = await catchUp(store);
   const supply = [...ledger.balances.values()].reduce((sum, b) => sum + b, 0);
@@ -241,8 +250,8 @@ async function tamperDemo(client: SqlClient): Promise<void> {
       { type: 'MoneyDeposited', data: { amount: 100 } },
     ]);
     await store.append('account-y', [{ type: 'AccountOpened', data: { owner: 'Yves', overdraftLimit: 0 } }]);
-    await store.seal();
-    console.log(`before: verify ${(await store.verify()).ok ? 'passes' : 'fails'}`);
+    await integrity(store).seal();
+    console.log(`before: verify ${(await integrity(store).verify()).ok ? 'passes' : 'fails'}`);
     try {
       await client.transaction(async (tx) => {
         await tx.exec(`set local session_replication_role = replica;
@@ -252,7 +261,7 @@ async function tamperDemo(client: SqlClient): Promise<void> {
       console.log(`skipped: editing past the trigger needs a superuser (${(error as Error).message})`);
       return;
     }
-    const report = await store.verify();
+    const report = await integrity(store).verify();
     console.log(`after:  verify ${report.ok ? 'passes' : 'fails'}; first broken link: ${report.broken[0]?.message}`);
   } finally {
     await store.close();

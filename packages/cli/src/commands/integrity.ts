@@ -1,5 +1,5 @@
 /** `annals seal`, `annals verify` and `annals forget`: tamper evidence and erasure. */
-import { type EventStore, InvalidInputError, type VerifyReport } from '@annals/core';
+import { type EventStore, InvalidInputError, integrity, personalData, type VerifyReport } from '@annals/core';
 import cliProgress from 'cli-progress';
 import { type ConnectionFlags, withStore } from '../config.js';
 
@@ -24,10 +24,10 @@ function progressBar(json: boolean | undefined, label: string) {
 
 async function sealWithProgress(store: EventStore, json?: boolean): Promise<number> {
   const bar = progressBar(json, 'sealing');
-  if (!bar) return store.seal();
-  bar.start((await store.sealStatus()).unsealed);
+  if (!bar) return integrity(store).seal();
+  bar.start((await integrity(store).status()).unsealed);
   try {
-    return await store.seal({ onProgress: (sealed) => bar.update(sealed) });
+    return await integrity(store).seal({ onProgress: (sealed) => bar.update(sealed) });
   } finally {
     bar.stop();
   }
@@ -37,7 +37,7 @@ async function sealWithProgress(store: EventStore, json?: boolean): Promise<numb
 export async function sealCommand(flags: Flags): Promise<void> {
   await withStore(flags, async (store) => {
     const sealed = await sealWithProgress(store, flags.json);
-    const { sealedUpTo } = await store.sealStatus();
+    const { sealedUpTo } = await integrity(store).status();
     console.log(
       flags.json
         ? JSON.stringify({ sealed, sealedUpTo })
@@ -56,7 +56,7 @@ export async function verifyCommand(
     const bar = progressBar(flags.json, 'verifying');
     bar?.start(0);
     try {
-      return await store.verify({
+      return await integrity(store).verify({
         streamId: flags.stream,
         anchor,
         onProgress: bar ? (checked, total) => bar.update(checked, total) : undefined,
@@ -104,7 +104,7 @@ export async function forgetCommand(
 ): Promise<void> {
   if (!flags.reason) throw new InvalidInputError('--reason', 'is required: an erasure is recorded with why');
   await withStore(flags, async (store) => {
-    const result = await store.forgetSubject(subject, { actor: flags.actor, reason: flags.reason });
+    const result = await personalData(store).forget(subject, { actor: flags.actor, reason: flags.reason });
     if (flags.json) console.log(JSON.stringify(result));
     else if (!result.forgotten) console.log(`${subject} has no key: never seen, or already forgotten`);
     else {

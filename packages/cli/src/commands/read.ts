@@ -1,4 +1,5 @@
 import type { RecordedEvent } from '@annals/core';
+import { subscriptions } from '@annals/core';
 import { type ConnectionFlags, withStore } from '../config.js';
 
 type Output = { json?: boolean };
@@ -68,7 +69,7 @@ export async function holdersCommand(flags: ConnectionFlags & Output): Promise<v
 /** `annals checkpoints`: every durable subscription and projection, with its lag. */
 export async function checkpointsCommand(flags: ConnectionFlags & Output): Promise<void> {
   await withStore(flags, async (store) => {
-    const checkpoints = await store.checkpoints();
+    const checkpoints = await subscriptions(store).checkpoints();
     if (flags.json) {
       console.log(JSON.stringify(checkpoints));
     } else if (checkpoints.length === 0) {
@@ -86,7 +87,7 @@ export async function checkpointsCommand(flags: ConnectionFlags & Output): Promi
 /** `annals parked <subscription>`: the events a subscription parked, with their errors. */
 export async function parkedCommand(subscription: string, flags: ConnectionFlags & Output): Promise<void> {
   await withStore(flags, async (store) => {
-    const parked = await store.parkedEvents(subscription);
+    const parked = await subscriptions(store).parked(subscription);
     if (flags.json) {
       console.log(JSON.stringify(parked));
     } else if (parked.length === 0) {

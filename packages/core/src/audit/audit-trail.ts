@@ -4,8 +4,12 @@
  * as a position range found by binary search — so each answers in milliseconds at any log size.
  */
 import { InvalidInputError } from '../errors.js';
+import { readEventsByMetadata } from '../store/event-reads.js';
 import type { EventStore } from '../store/event-store.js';
+import { paged } from '../store/paging.js';
+import { contextOf } from '../store/store-context.js';
 import type { JsonValue, RecordedEvent } from '../types.js';
+import { assertInteger, assertStreamId } from '../validation.js';
 
 /** One event as the audit trail shows it. */
 export interface AuditEntry {
@@ -53,8 +57,61 @@ export function toAuditEntry(event: RecordedEvent): AuditEntry {
   };
 }
 
-/** Audit queries over one store; see the module comment. */
+/** The metadata keys with an index of their own, for {@link auditTrail}'s `byMetadata`. */
+export type IndexedMetadataKey = 'actor' | 'correlationId' | 'subject';
+
+/**
+ * Audit queries over one store; see the module comment.
+ *
+ * @example
+ * ```ts
+ * import { auditTrail } from '@annals/core';
+ *
+ * const audit = auditTrail(store);
+ * for await (const event of audit.byActor('ada', { from: new Date('2026-11-01'), limit: 100 })) {
+ *   console.log(event.recordedAt, event.streamId, event.type, event.metadata.reason);
+ * }
+ * const tree = await audit.causalTree('request-42');
+ * console.log(tree.length);
+ * ```
+ */
 export function auditTrail(store: EventStore) {
+  const context = contextOf(store);
+  const { schema, options } = context;
+
+  /**
+   * Events whose metadata names this actor, this correlation id, or this data subject (events
+   * holding its personal data), in log order, through their own index; `after`/`upTo` bound
+   * the positions (see `store.positionAt`), `limit` the number of events.
+   */
+  const byMetadata = (
+    key: IndexedMetadataKey,
+    value: string,
+    range: { after?: number; upTo?: number; limit?: number; pageSize?: number } = {},
+  ): AsyncIterable<RecordedEvent> => {
+    if (key !== 'actor' && key !== 'correlationId' && key !== 'subject') {
+      throw new InvalidInputError('key', 'must be "actor", "correlationId" or "subject"');
+    }
+    assertStreamId(value, key, 1000);
+    if (typeof range !== 'object' || range === null) throw new InvalidInputError('range', 'must be an object');
+    const { after = 0, upTo = Number.MAX_SAFE_INTEGER, limit, pageSize = options.pageSize } = range;
+    assertInteger(after, 'after', 0);
+    assertInteger(upTo, 'upTo', 0);
+    if (limit !== undefined) assertInteger(limit, 'limit', 0);
+    assertInteger(pageSize, 'pageSize', 1);
+    return {
+      [Symbol.asyncIterator]: () =>
+        paged(
+          after,
+          pageSize,
+          limit ?? Number.POSITIVE_INFINITY,
+          (position, rows) =>
+            context.query((db) => readEventsByMetadata(db, schema, key, value, { after: position, upTo, limit: rows })),
+          (last) => last.position,
+        ),
+    };
+  };
+
   /** Positions (after, upTo] covering a time range. */
   const positions = async (range: TimeRange) => {
     for (const field of ['from', 'to'] as const) {
@@ -70,6 +127,8 @@ export function auditTrail(store: EventStore) {
   };
 
   return {
+    byMetadata,
+
     /** A stream's events with actor, time, reason, correlation and causation. */
     async *history(
       streamId: string,
@@ -81,7 +140,7 @@ export function auditTrail(store: EventStore) {
     /** Everything one actor did in a time range, in log order. */
     async *byActor(actor: string, range: TimeRange = {}): AsyncGenerator<RecordedEvent> {
       const { after, upTo } = await positions(range);
-      yield* store.readByMetadata('actor', actor, { after, upTo, limit: range.limit });
+      yield* byMetadata('actor', actor, { after, upTo, limit: range.limit });
     },
 
     /** Every event (of some categories or types) in a time range, in log order. */
@@ -108,7 +167,7 @@ export function auditTrail(store: EventStore) {
      */
     async *bySubject(subjectId: string, range: TimeRange = {}): AsyncGenerator<RecordedEvent> {
       const { after, upTo } = await positions(range);
-      yield* store.readByMetadata('subject', subjectId, { after, upTo, limit: range.limit });
+      yield* byMetadata('subject', subjectId, { after, upTo, limit: range.limit });
     },
 
     /**
@@ -117,7 +176,7 @@ export function auditTrail(store: EventStore) {
      */
     async causalTree(correlationId: string): Promise<CausalNode[]> {
       const nodes = new Map<string, CausalNode>();
-      for await (const event of store.readByMetadata('correlationId', correlationId)) {
+      for await (const event of byMetadata('correlationId', correlationId)) {
         nodes.set(event.id, { event, children: [] });
       }
       const roots: CausalNode[] = [];

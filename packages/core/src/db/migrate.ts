@@ -8,6 +8,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { SchemaOutdatedError, SchemaTooNewError } from '../errors.js';
 import { assertSchemaName } from '../options.js';
+import { lockForTransaction, logLockSql, migrateLock } from './locks.js';
 import type { SqlClient, SqlQueryable } from './sql-client.js';
 
 /** One migration file. */
@@ -48,22 +49,13 @@ export function notifyChannel(schema: string): string {
   return `${schema}_events`;
 }
 
-/**
- * The two keys of a schema's log lock, as SQL: the transaction-level advisory lock every
- * append holds from drawing positions to commit (see sql/0001_event_store.sql).
- */
-export function logLockKeys(schema: string): string {
-  assertSchemaName(schema);
-  return `hashtext('annals.log'), hashtext('${schema}')`;
-}
-
 /** Fills a migration's placeholders for one schema (whose name was validated as plain). */
 export function renderMigration(sql: string, schema: string): string {
   assertSchemaName(schema);
   return sql
     .replaceAll(':SCHEMA', `"${schema}"`)
     .replaceAll(':CHANNEL', `'${notifyChannel(schema)}'`)
-    .replaceAll(':LOG_LOCK', logLockKeys(schema));
+    .replaceAll(':LOG_LOCK', logLockSql(schema));
 }
 
 /** Applies every missing migration to `schema`. Safe to call from several processes at once. */
@@ -72,7 +64,7 @@ export async function migrate(client: SqlClient, schema: string): Promise<Migrat
   const migrations = await loadMigrations();
   const latest = migrations.length;
   return client.transaction(async (tx) => {
-    await tx.query('select pg_advisory_xact_lock(hashtext($1))', [`annals.migrate.${schema}`]);
+    await lockForTransaction(tx, migrateLock(schema));
     await tx.query(`create schema if not exists "${schema}"`);
     await tx.query(
       `create table if not exists "${schema}".migrations (

@@ -63,9 +63,21 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
         broken = error;
       };
       client.on('error', onError);
+      // A statement sent through `tx` after the transaction ended (a handler that timed out,
+      // or one that did not await its queries) must not land on this connection once it is
+      // back in the pool, inside someone else's transaction.
+      let ended = false;
+      const inner = queryable(client);
+      const tx: SqlQueryable = {
+        query: (text, params, options) =>
+          ended ? Promise.reject(transactionEnded()) : inner.query(text, params, options),
+        exec: (script) => (ended ? Promise.reject(transactionEnded()) : inner.exec(script)),
+      };
       try {
         await client.query('begin');
-        const result = await fn(queryable(client));
+        const result = await fn(tx).finally(() => {
+          ended = true;
+        });
         // COMMIT of a transaction that failed inside `fn` (an error caught and swallowed there)
         // answers ROLLBACK instead of an error: it must not pass for a commit.
         const commit = await client.query('commit');
@@ -79,6 +91,7 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
         }
         throw error;
       } finally {
+        ended = true;
         client.removeListener('error', onError);
         // A connection whose rollback failed is in an unknown state: destroy it.
         client.release(broken);
@@ -173,4 +186,8 @@ async function listen(
       client?.release(new Error('listener closed'));
     },
   };
+}
+
+function transactionEnded(): Error {
+  return new Error('the transaction has ended: a statement sent through it after commit or rollback is refused');
 }

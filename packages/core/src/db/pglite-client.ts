@@ -42,7 +42,21 @@ export function createPgliteClient(options: PgliteClientOptions = {}): SqlClient
     capabilities: { concurrentConnections: false, durable: false },
     query: (text, params) => serialize(() => direct.query(text, params)),
     exec: (script) => serialize(() => direct.exec(script)),
-    transaction: (fn) => serialize(() => db.transaction((tx) => fn(queryable(tx)))),
+    transaction: (fn) =>
+      serialize(() =>
+        db.transaction((tx) => {
+          // As on pg: a statement sent after the transaction ended is refused, never run outside it.
+          let ended = false;
+          const inner = queryable(tx);
+          const fenced: SqlQueryable = {
+            query: (text, params) => (ended ? Promise.reject(transactionEnded()) : inner.query(text, params)),
+            exec: (script) => (ended ? Promise.reject(transactionEnded()) : inner.exec(script)),
+          };
+          return fn(fenced).finally(() => {
+            ended = true;
+          });
+        }),
+      ),
     // One in-process connection: notifications arrive as the queries that send them finish,
     // and the connection is never lost.
     async listen(channel, onNotify) {
@@ -61,4 +75,8 @@ export function createPgliteClient(options: PgliteClientOptions = {}): SqlClient
       if (owned) await serialize(() => db.close());
     },
   };
+}
+
+function transactionEnded(): Error {
+  return new Error('the transaction has ended: a statement sent through it after commit or rollback is refused');
 }

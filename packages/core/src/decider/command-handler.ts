@@ -22,6 +22,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { ConcurrencyError, EventIdReusedError, InvalidInputError } from '../errors.js';
 import { commandEventId, newEventId } from '../event-id.js';
+import { snapshots } from '../snapshots/snapshots.js';
 import type { EventStore } from '../store/event-store.js';
 import type { EventMetadata, JsonValue, NewEvent, RecordedEvent } from '../types.js';
 import { assertStreamId } from '../validation.js';
@@ -201,15 +202,15 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
    * usable snapshot when snapshots are on.
    */
   async load(streamId: string, options: { version?: number } = {}): Promise<{ state: S; streamVersion: number }> {
-    const snapshots = this.#options.snapshots;
-    const { snapshot, events } = await this.#store.loadStream(streamId, {
-      snapshotOf: snapshots ? { decider: this.#options.name, modelVersion: snapshots.version } : undefined,
+    const policy = this.#options.snapshots;
+    const { snapshot, events } = await snapshots(this.#store).loadStream(streamId, {
+      snapshotOf: policy ? { decider: this.#options.name, modelVersion: policy.version } : undefined,
       toVersion: options.version,
     });
     let state = this.#decider.initialState();
     let streamVersion = 0;
-    if (snapshot && snapshots) {
-      state = snapshots.fromJson ? snapshots.fromJson(snapshot.state) : (snapshot.state as S);
+    if (snapshot && policy) {
+      state = policy.fromJson ? policy.fromJson(snapshot.state) : (snapshot.state as S);
       streamVersion = snapshot.streamVersion;
     }
     for await (const event of events) {
@@ -306,14 +307,14 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
   }
 
   async #maybeSnapshot(streamId: string, before: number, after: number, state: S): Promise<void> {
-    const snapshots = this.#options.snapshots;
-    if (!snapshots || Math.floor(after / snapshots.every) === Math.floor(before / snapshots.every)) return;
+    const policy = this.#options.snapshots;
+    if (!policy || Math.floor(after / policy.every) === Math.floor(before / policy.every)) return;
     try {
-      const json = snapshots.toJson ? snapshots.toJson(state) : (state as JsonValue);
-      await this.#store.saveSnapshot({
+      const json = policy.toJson ? policy.toJson(state) : (state as JsonValue);
+      await snapshots(this.#store).save({
         streamId,
         decider: this.#options.name,
-        modelVersion: snapshots.version,
+        modelVersion: policy.version,
         streamVersion: after,
         state: json,
       });

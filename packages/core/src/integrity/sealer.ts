@@ -4,16 +4,14 @@
  * failure is retried with backoff (sealing is idempotent: a step either committed its seals
  * or not), so a sealer stops only when told.
  */
-import { TamperDetectedError, toAnnalsError } from '../errors.js';
+import { InvalidInputError, TamperDetectedError, toAnnalsError } from '../errors.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import { readLastSealed } from '../queries/seals.js';
-import { PositionWaiters } from '../subscriptions/position-waiters.js';
-import type { SubscriptionHost } from '../subscriptions/subscription.js';
-import { Wakeup } from '../subscriptions/wakeup.js';
 import { assertInteger } from '../validation.js';
+import { type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
 import { sealStep } from './sealing.js';
 
-/** Options of {@link EventStore.runSealer}. */
+/** Options of `integrity(store).runSealer`. */
 export interface SealerOptions {
   /** Events sealed per transaction. @defaultValue 2000 */
   batchSize?: number;
@@ -37,82 +35,79 @@ export interface SealerStatus {
   lastError: string | undefined;
 }
 
-/** A background sealer; start one with {@link EventStore.runSealer}. */
+/** A background sealer; start one with `integrity(store).runSealer`. */
 export class Sealer {
-  readonly #host: SubscriptionHost;
+  readonly #host: WorkerHost;
   readonly #batchSize: number;
   readonly #pollIntervalMs: number;
-  readonly #wakeup = new Wakeup();
-  readonly #progress = new PositionWaiters();
+  readonly #loop = new WorkerLoop();
   #state: SealerStatus['state'] = 'starting';
-  #stopped = false;
-  #lastError: string | undefined;
-  /** Resolves when the sealer stopped. */
-  readonly done: Promise<void>;
 
-  /** @internal Use {@link EventStore.runSealer}. */
-  constructor(host: SubscriptionHost, options: SealerOptions = {}) {
+  /** @internal Use `integrity(store).runSealer`. */
+  constructor(host: WorkerHost, options: SealerOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
     const { batchSize = 2000, pollIntervalMs = 1000 } = options;
     assertInteger(batchSize, 'batchSize', 1);
     assertInteger(pollIntervalMs, 'pollIntervalMs', 1);
     this.#host = host;
     this.#batchSize = batchSize;
     this.#pollIntervalMs = pollIntervalMs;
-    this.done = this.#run();
+    this.#loop.start(
+      () => this.#run(),
+      () => 'sealer stopped',
+    );
+  }
+
+  /** Resolves when the sealer stopped. */
+  get done(): Promise<void> {
+    return this.#loop.done;
   }
 
   /** Stops after the step in hand. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#wakeup.wake();
-    await this.done;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /** Resolves once every event up to `position` is sealed (rejects if the sealer stops first). */
   waitFor(position: number): Promise<void> {
-    return this.#progress.waitFor(position);
+    return this.#loop.waitFor(position);
   }
 
   /** Where this sealer is, with the log's head and the last sealed position as stored now. */
   async status(): Promise<SealerStatus> {
     const { client, schema } = this.#host;
     const [head, sealed] = await Promise.all([readHeadPosition(client, schema), readLastSealed(client, schema)]);
-    return { state: this.#state, sealed, head, unsealed: Math.max(0, head - sealed), lastError: this.#lastError };
+    return { state: this.#state, sealed, head, unsealed: Math.max(0, head - sealed), lastError: this.#loop.lastError };
   }
 
   async #run(): Promise<void> {
-    const { client, schema, onAppended } = this.#host;
+    const { client, schema } = this.#host;
+    const loop = this.#loop;
     let stopListening = () => {};
-    let failures = 0;
     try {
-      stopListening = await onAppended(() => this.#wakeup.wake()).catch(() => () => {});
-      while (!this.#stopped) {
-        this.#wakeup.clear();
+      stopListening = await loop.listen(this.#host).catch(() => () => {});
+      while (!loop.stopped) {
+        loop.clearWake();
         try {
           const { sealed, upTo } = await sealStep(client, schema, this.#batchSize);
-          failures = 0;
+          loop.recovered();
           // Another sealer may have sealed meanwhile: progress is the table's, not ours.
-          this.#progress.reach(upTo);
+          loop.reach(upTo);
           if (sealed > 0) {
             this.#state = 'sealing';
             continue;
           }
           this.#state = 'live';
-          await this.#wakeup.sleep(this.#pollIntervalMs);
+          await loop.idle(this.#pollIntervalMs);
         } catch (error) {
-          const failure = toAnnalsError(error);
-          this.#lastError = failure.message;
           // Forged seals need a person; a database failure only needs time. Both are retried.
-          if (failure instanceof TamperDetectedError) this.#state = 'blocked';
-          await this.#wakeup.sleep(Math.min(5000, 100 * 2 ** ++failures));
+          if (toAnnalsError(error) instanceof TamperDetectedError) this.#state = 'blocked';
+          await loop.backOff(toAnnalsError(error));
         }
       }
-    } catch (error) {
-      this.#lastError = toAnnalsError(error).message;
     } finally {
       this.#state = 'stopped';
       stopListening();
-      this.#progress.end('sealer stopped');
     }
   }
 }

@@ -5,7 +5,7 @@
  * Writing: for each event whose type the policy names, the store finds its subject, fetches
  * or creates the subject's key (one query per append batch), replaces each personal field
  * present by its {@link Envelope} and records `{ subject, fields }` under the metadata key
- * `$personal`. Reading: every read path turns rows into events through {@link revealEvents},
+ * `$personal`. Reading: every read path (store/event-reads.ts) reveals events through {@link revealEvents},
  * which needs no policy — the metadata says what to decrypt — so a process without the policy
  * (the CLI, another service) still reads personal fields while the key exists, and reads them
  * as `null`, listed in `event.redacted`, once the subject is forgotten.
@@ -52,8 +52,11 @@ interface CompiledFields {
   fields: string[];
 }
 
+/** A policy checked and ready: per event type, how to find the subject and which fields. */
+export type CompiledPolicy = Map<string, CompiledFields>;
+
 /** Checks a policy and turns paths into functions; throws {@link InvalidInputError}. */
-export function compilePolicy(policy: unknown): Map<string, CompiledFields> {
+export function compilePolicy(policy: unknown): CompiledPolicy {
   const compiled = new Map<string, CompiledFields>();
   if (policy === undefined) return compiled;
   if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) {
@@ -112,7 +115,7 @@ function setPath(data: JsonValue, path: string, value: JsonValue): void {
  * event with what {@link protectWrites} needs later.
  */
 export function planPersonalData(
-  policy: Map<string, CompiledFields>,
+  policy: CompiledPolicy,
   writes: readonly PreparedWrite[],
   maxEventBytes: number,
 ): void {

@@ -1,7 +1,7 @@
 /** Audit read paths over the events table, each through an index (see sql/0004_audit.sql). */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
-import { type EventRow, eventColumns, toRecordedEvents } from './rows.js';
+import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
 
 /** The metadata keys with an index of their own: the predicate and expression each index has. */
 const indexed = {
@@ -27,5 +27,5 @@ export async function readByMetadata(
     [value, range.after, range.upTo, range.limit],
     { prepare: true },
   );
-  return toRecordedEvents(db, schema, rows);
+  return rows.map(toRecordedEvent);
 }

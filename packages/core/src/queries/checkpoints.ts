@@ -38,6 +38,15 @@ export async function lockCheckpoint(tx: SqlQueryable, schema: string, name: str
   return Number(row?.position ?? 0);
 }
 
+/** Moves a checkpoint locked by {@link lockCheckpoint} from `from` to `to`, in the same transaction. */
+export async function moveCheckpoint(tx: SqlQueryable, schema: string, name: string, from: number, to: number) {
+  await tx.query(
+    `update "${schema}".checkpoints set position = $2, updated_at = now() where name = $1 and position = $3`,
+    [name, to, from],
+    { prepare: true },
+  );
+}
+
 export interface ParkedEvent {
   subscription: string;
   position: number;

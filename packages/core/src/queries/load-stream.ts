@@ -4,7 +4,7 @@
  */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { JsonValue, RecordedEvent } from '../types.js';
-import { type EventRow, toRecordedEvents } from './rows.js';
+import { type EventRow, toRecordedEvent } from './rows.js';
 import type { Snapshot } from './snapshots.js';
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
@@ -45,6 +45,6 @@ export async function loadStreamPage(
           state: first.snapshot_state as JsonValue,
         }
       : null;
-  const events = await toRecordedEvents(db, schema, rows.filter((row) => row.position !== null) as EventRow[]);
+  const events = (rows.filter((row) => row.position !== null) as EventRow[]).map(toRecordedEvent);
   return { snapshot, events };
 }

@@ -3,7 +3,7 @@
  * sql/0001_event_store.sql) from drawing positions to its commit; meanwhile other appends
  * wait and readers see the log up to before it. `pg_locks` names the holder and its waiters.
  */
-import { logLockKeys } from '../db/migrate.js';
+import { logLockSql } from '../db/locks.js';
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { LogHolder } from '../types.js';
 
@@ -19,7 +19,7 @@ export async function readLogHolders(db: SqlQueryable, schema: string): Promise<
   }>(
     `with log_lock as (
        select l.pid, l.granted
-         from pg_locks l, (select ${logLockKeys(schema)}) as k(class_key, object_key)
+         from pg_locks l, (select ${logLockSql(schema)}) as k(class_key, object_key)
         where l.locktype = 'advisory' and l.objsubid = 2
           and l.classid = k.class_key::oid and l.objid = k.object_key::oid
           and l.database = (select oid from pg_database where datname = current_database()))

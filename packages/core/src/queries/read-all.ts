@@ -7,7 +7,7 @@
  */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
-import { type EventRow, eventColumns, toRecordedEvents } from './rows.js';
+import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
 
 export interface ReadAllFilter {
   categories?: readonly string[] | undefined;
@@ -76,7 +76,7 @@ export async function readAllPage(
         order by position
         limit $2`;
   const rows = await db.query<EventRow>(text, params, { prepare: true });
-  return toRecordedEvents(db, schema, rows);
+  return rows.map(toRecordedEvent);
 }
 
 /** The position of the last committed event: the log's length. One probe of the primary key. */

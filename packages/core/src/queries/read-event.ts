@@ -1,7 +1,7 @@
 /** One event by id, through the unique index on event_id. */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
-import { type EventRow, eventColumns, toRecordedEvents } from './rows.js';
+import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
 
 export async function readEventById(db: SqlQueryable, schema: string, eventId: string): Promise<RecordedEvent | null> {
   const [row] = await db.query<EventRow>(
@@ -11,5 +11,5 @@ export async function readEventById(db: SqlQueryable, schema: string, eventId: s
       prepare: true,
     },
   );
-  return row ? ((await toRecordedEvents(db, schema, [row]))[0] ?? null) : null;
+  return row ? toRecordedEvent(row) : null;
 }

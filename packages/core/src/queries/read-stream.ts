@@ -1,7 +1,7 @@
 /** One page of a stream, by version, through the (stream_id, stream_version) unique index. */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
-import { type EventRow, eventColumns, toRecordedEvents } from './rows.js';
+import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
 
 /** Events of `streamId` from `fromVersion` (inclusive) in `direction`, at most `limit`. */
 export async function readStreamPage(
@@ -21,5 +21,5 @@ export async function readStreamPage(
     [streamId, fromVersion, limit],
     { prepare: true },
   );
-  return toRecordedEvents(db, schema, rows);
+  return rows.map(toRecordedEvent);
 }

@@ -1,6 +1,8 @@
-/** Maps rows of the events table to {@link RecordedEvent}; one place for both drivers' types. */
-import type { SqlQueryable } from '../db/sql-client.js';
-import { revealEvents } from '../personal/personal-data.js';
+/**
+ * Maps rows of the events table to {@link RecordedEvent}; one place for both drivers' types.
+ * Events come out as stored: personal fields still encrypted. The store's reads
+ * (store/event-reads.ts) reveal them; nothing else reads events from these queries.
+ */
 import type { EventMetadata, JsonValue, RecordedEvent } from '../types.js';
 
 /** The columns every event read selects, in the order {@link toRecordedEvent} expects. */
@@ -29,16 +31,4 @@ export function toRecordedEvent(row: EventRow): RecordedEvent {
     metadata: row.metadata,
     recordedAt: row.recorded_at,
   };
-}
-
-/**
- * Rows to events, with personal fields decrypted (or redacted once their subject was
- * forgotten): every read of events goes through here, so no path can skip it.
- */
-export function toRecordedEvents(
-  db: SqlQueryable,
-  schema: string,
-  rows: readonly EventRow[],
-): Promise<RecordedEvent[]> {
-  return revealEvents(db, schema, rows.map(toRecordedEvent));
 }

@@ -4,6 +4,7 @@
  * microseconds), which is what a seal covers: a client's JSON of the same event may differ
  * in key order, spacing or number spelling.
  */
+import { lockForTransaction, sealLock } from '../db/locks.js';
 import type { SqlQueryable } from '../db/sql-client.js';
 
 /** An event as a seal covers it: every column, as the database prints it. */
@@ -59,7 +60,7 @@ const toCanonical = (row: CanonicalRow): CanonicalEvent => ({
 
 /** Takes the seal lock for the rest of the transaction; a second sealer waits here. */
 export async function lockSealing(db: SqlQueryable, schema: string): Promise<void> {
-  await db.query(`select pg_advisory_xact_lock(hashtext('annals.seal'), hashtext($1))`, [schema]);
+  await lockForTransaction(db, sealLock(schema));
 }
 
 /** The last sealed position: one probe of the primary key. */

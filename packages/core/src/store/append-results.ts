@@ -1,5 +1,6 @@
 /** Turns the outcomes `append_events` reports into append results or typed errors. */
 import { ConcurrencyError, EventIdReusedError } from '../errors.js';
+import { satisfiesExpectedVersion } from '../expected-version.js';
 import type { WriteOutcome } from '../queries/append-events.js';
 import type { AppendResult } from '../types.js';
 import type { PreparedWrite } from '../validation.js';
@@ -11,7 +12,9 @@ export function toAppendResults(writes: readonly PreparedWrite[], outcomes: Writ
     // The whole append failed; name the write whose version did not match.
     const w = Math.max(
       0,
-      outcomes.findIndex((o, i) => !matches(writes[i] as PreparedWrite, o.actualVersion)),
+      outcomes.findIndex(
+        (o, i) => !satisfiesExpectedVersion((writes[i] as PreparedWrite).expectedCode, o.actualVersion),
+      ),
     );
     const write = writes[w] as PreparedWrite;
     throw new ConcurrencyError(write.streamId, write.expected, (outcomes[w] as WriteOutcome).actualVersion);
@@ -30,18 +33,4 @@ export function toAppendResults(writes: readonly PreparedWrite[], outcomes: Writ
       recordedAt: outcome.recordedAt as Date,
     };
   });
-}
-
-/** Whether a stream at version `actual` satisfies the write's expected version. */
-function matches(write: PreparedWrite, actual: number): boolean {
-  switch (write.expectedCode) {
-    case -1:
-      return true;
-    case -2:
-      return actual === 0;
-    case -3:
-      return actual > 0;
-    default:
-      return actual === write.expectedCode;
-  }
 }

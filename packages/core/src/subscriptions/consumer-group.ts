@@ -14,18 +14,14 @@
  * subscription).
  */
 import { randomUUID } from 'node:crypto';
+import { groupPartitionLock, tryLockForSession, unlockForSession } from '../db/locks.js';
 import type { SqlSession } from '../db/sql-client.js';
-import { InvalidInputError, toAnnalsError } from '../errors.js';
+import { InvalidInputError } from '../errors.js';
 import { heartbeat, leaveGroup } from '../queries/group-members.js';
-import {
-  checkSubscriptionOptions,
-  Subscription,
-  type SubscriptionHost,
-  type SubscriptionOptions,
-} from './subscription.js';
-import { Wakeup } from './wakeup.js';
+import { describeError, type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
+import { checkSubscriptionOptions, Subscription, type SubscriptionOptions } from './subscription.js';
 
-/** Options of {@link EventStore.joinGroup}. */
+/** Options of `subscriptions(store).joinGroup`. */
 export interface ConsumerGroupOptions extends Omit<SubscriptionOptions, 'name' | 'partition'> {
   /** The group's name: every member of one group uses the same. */
   group: string;
@@ -40,17 +36,13 @@ export interface ConsumerGroupOptions extends Omit<SubscriptionOptions, 'name' |
 /** One member of a consumer group; see the module comment. */
 export class ConsumerGroupMember {
   readonly memberId = randomUUID();
-  readonly #host: SubscriptionHost;
+  readonly #host: WorkerHost;
   readonly #options: ConsumerGroupOptions & { partitions: number; heartbeatMs: number; sessionTimeoutMs: number };
   readonly #running = new Map<number, Subscription>();
-  readonly #wakeup = new Wakeup();
-  #stopped = false;
-  #lastError: string | undefined;
-  /** Resolves when the member has left. */
-  readonly done: Promise<void>;
+  readonly #loop = new WorkerLoop();
 
-  /** @internal Use {@link EventStore.joinGroup}. */
-  constructor(host: SubscriptionHost, options: ConsumerGroupOptions) {
+  /** @internal Use `subscriptions(store).joinGroup`. */
+  constructor(host: WorkerHost, options: ConsumerGroupOptions) {
     const partitions = options.partitions ?? 16;
     const heartbeatMs = options.heartbeatMs ?? 1000;
     const sessionTimeoutMs = options.sessionTimeoutMs ?? 5000;
@@ -66,7 +58,15 @@ export class ConsumerGroupMember {
     checkSubscriptionOptions({ ...options, name: `${options.group}#0` });
     this.#host = host;
     this.#options = { ...options, partitions, heartbeatMs, sessionTimeoutMs };
-    this.done = this.#run();
+    this.#loop.start(
+      () => this.#run(),
+      () => 'consumer group member left',
+    );
+  }
+
+  /** Resolves when the member has left. */
+  get done(): Promise<void> {
+    return this.#loop.done;
   }
 
   /** The partitions this member runs now. */
@@ -75,14 +75,12 @@ export class ConsumerGroupMember {
   }
 
   get lastError(): string | undefined {
-    return this.#lastError;
+    return this.#loop.lastError;
   }
 
   /** Leaves the group: stops its partitions, lets go of them and removes itself. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#wakeup.wake();
-    await this.done;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   async #run(): Promise<void> {
@@ -91,7 +89,7 @@ export class ConsumerGroupMember {
     let session: SqlSession | undefined;
     let lost = false;
     try {
-      while (!this.#stopped) {
+      while (!this.#loop.stopped) {
         try {
           if (lost) throw new Error('the partition locks were lost with their connection');
           if (!session) {
@@ -100,13 +98,13 @@ export class ConsumerGroupMember {
             void mine.lost.then(() => {
               if (session !== mine) return;
               lost = true;
-              this.#wakeup.wake();
+              this.#loop.wake();
             });
           }
           const members = await heartbeat(client, schema, group, this.memberId, this.#options.sessionTimeoutMs);
           await this.#rebalance(session, members);
         } catch (error) {
-          this.#lastError = toAnnalsError(error).message;
+          this.#loop.lastError = describeError(error);
           // The locks died (or may have) with the session: stop every partition before another
           // member can take it, give the broken connection back, and start over.
           await this.#releaseAll(undefined);
@@ -114,7 +112,7 @@ export class ConsumerGroupMember {
           session = undefined;
           lost = false;
         }
-        await this.#wakeup.sleep(heartbeatMs);
+        await this.#loop.idle(heartbeatMs);
       }
     } finally {
       await this.#releaseAll(session).catch(() => {});
@@ -134,13 +132,9 @@ export class ConsumerGroupMember {
       if (!assigned.has(p) || subscription.ended) await this.#release(session, p);
     }
     for (const p of assigned) {
-      if (this.#running.has(p) || this.#stopped) continue;
-      const [row] = await session.query<{ locked: boolean }>(
-        'select pg_try_advisory_lock(hashtext($1), $2) as locked',
-        [this.#lockKey(), p],
-      );
+      if (this.#running.has(p) || this.#loop.stopped) continue;
       // Not yet let go by its previous owner: the next heartbeat tries again.
-      if (!row?.locked) continue;
+      if (!(await tryLockForSession(session, this.#lockKey(p)))) continue;
       const { group, partitions: _p, heartbeatMs: _h, sessionTimeoutMs: _s, ...subscription } = this.#options;
       this.#running.set(
         p,
@@ -153,15 +147,15 @@ export class ConsumerGroupMember {
     }
   }
 
-  #lockKey(): string {
-    return `annals.group.${this.#host.schema}.${this.#options.group}`;
+  #lockKey(partition: number) {
+    return groupPartitionLock(this.#host.schema, this.#options.group, partition);
   }
 
   async #release(session: SqlSession | undefined, p: number): Promise<void> {
     const subscription = this.#running.get(p);
     this.#running.delete(p);
     await subscription?.stop().catch(() => {});
-    await session?.query('select pg_advisory_unlock(hashtext($1), $2)', [this.#lockKey(), p]).catch(() => {});
+    if (session) await unlockForSession(session, this.#lockKey(p)).catch(() => {});
   }
 
   async #releaseAll(session: SqlSession | undefined): Promise<void> {

@@ -15,16 +15,16 @@
  *    only a hint: polling alone is correct, and after a lost LISTEN connection is replaced the
  *    loop reads at once.
  */
-import type { SqlClient } from '../db/sql-client.js';
-import { InvalidInputError, toAnnalsError } from '../errors.js';
+import { InvalidInputError } from '../errors.js';
 import { countParked, parkEvent, readCheckpoint, writeCheckpoint } from '../queries/checkpoints.js';
-import { readAllPage, readHeadPosition } from '../queries/read-all.js';
+import { readHeadPosition } from '../queries/read-all.js';
+import { readAllEvents } from '../store/event-reads.js';
 import type { RecordedEvent } from '../types.js';
 import { assertInteger, assertStreamId } from '../validation.js';
-import { PositionWaiters } from './position-waiters.js';
-import { delay, Wakeup } from './wakeup.js';
+import { delay } from '../workers/wakeup.js';
+import { describeError, type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
 
-/** Options of {@link EventStore.subscribe}. */
+/** Options of `subscriptions(store).subscribe`. */
 export interface SubscriptionOptions {
   /**
    * Makes the subscription durable: its position and parked events are stored under this
@@ -65,54 +65,47 @@ export interface SubscriptionStatus {
   parked: number;
 }
 
-/** @internal What a subscription needs of its store. */
-export interface SubscriptionHost {
-  client: SqlClient;
-  schema: string;
-  /** Calls `wake` after appends (and after a lost LISTEN connection came back); returns the way to stop. */
-  onAppended(wake: () => void): Promise<() => void>;
-}
-
 /** A running subscription; see the module comment. */
 export class Subscription {
-  readonly #host: SubscriptionHost;
+  readonly #host: WorkerHost;
   readonly #options: Required<Pick<SubscriptionOptions, 'batchSize' | 'pollIntervalMs' | 'onFailure'>> &
     SubscriptionOptions;
   readonly #attempts: number;
   readonly #backoffMs: number;
-  readonly #wakeup = new Wakeup();
+  readonly #loop = new WorkerLoop();
   #state: SubscriptionStatus['state'] = 'starting';
-  #lastError: string | undefined;
-  #stopped = false;
-  readonly #progress = new PositionWaiters();
+
+  /** @internal Use `subscriptions(store).subscribe`. */
+  constructor(host: WorkerHost, options: SubscriptionOptions) {
+    const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure } = checkSubscriptionOptions(options);
+    this.#attempts = attempts;
+    this.#backoffMs = backoffMs;
+    this.#host = host;
+    this.#options = { ...options, batchSize, pollIntervalMs, onFailure };
+    this.#loop.start(
+      () => this.#run(),
+      () => `subscription ${this.#state}`,
+    );
+  }
+
   /** Resolves when the subscription stopped, or faulted. */
-  readonly done: Promise<void>;
+  get done(): Promise<void> {
+    return this.#loop.done;
+  }
 
   /** Whether its loop has ended (stopped or faulted). */
   get ended(): boolean {
     return this.#state === 'stopped' || this.#state === 'faulted';
   }
 
-  /** @internal Use {@link EventStore.subscribe}. */
-  constructor(host: SubscriptionHost, options: SubscriptionOptions) {
-    const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure } = checkSubscriptionOptions(options);
-    this.#attempts = attempts;
-    this.#backoffMs = backoffMs;
-    this.#host = host;
-    this.#options = { ...options, batchSize, pollIntervalMs, onFailure };
-    this.done = this.#run();
-  }
-
   /** Stops after the page in hand; resolves once stopped. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#wakeup.wake();
-    await this.done;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /** Resolves once every event up to `position` was handled (rejects if the subscription faults). */
   waitFor(position: number): Promise<void> {
-    return this.#progress.waitFor(position);
+    return this.#loop.waitFor(position);
   }
 
   async status(): Promise<SubscriptionStatus> {
@@ -122,16 +115,17 @@ export class Subscription {
     return {
       name,
       state: this.#state,
-      position: this.#progress.position,
+      position: this.#loop.position,
       head,
-      lag: Math.max(0, head - this.#progress.position),
-      lastError: this.#lastError,
+      lag: Math.max(0, head - this.#loop.position),
+      lastError: this.#loop.lastError,
       parked: name ? await countParked(client, schema, name) : 0,
     };
   }
 
   async #run(): Promise<void> {
-    const { client, schema, onAppended } = this.#host;
+    const { client, schema } = this.#host;
+    const loop = this.#loop;
     const options = this.#options;
     const filter = {
       categories: options.categories,
@@ -141,19 +135,18 @@ export class Subscription {
     };
     const filtered = Object.values(filter).some((value) => value !== undefined);
     let stopListening = () => {};
-    let failures = 0;
     try {
-      stopListening = await onAppended(() => this.#wakeup.wake());
-      this.#settle(await this.#startPosition());
-      while (!this.#stopped) {
-        this.#wakeup.clear();
+      stopListening = await loop.listen(this.#host);
+      loop.reach(await this.#startPosition());
+      while (!loop.stopped) {
+        loop.clearWake();
         let outcome: 'delivered' | 'failed' | 'interrupted' | 'idle';
         try {
           // With a filter, read the head first: a short page then covers every event up to it.
           const head = filtered ? await readHeadPosition(client, schema) : 0;
-          const page = await readAllPage(client, schema, this.#progress.position, options.batchSize, filter);
+          const page = await readAllEvents(client, schema, loop.position, options.batchSize, filter);
           if (page.length === 0) {
-            if (head > this.#progress.position) await this.#moveTo(head);
+            if (head > loop.position) await this.#moveTo(head);
             outcome = 'idle';
           } else {
             this.#state = page.length < options.batchSize ? 'live' : 'catching-up';
@@ -163,12 +156,11 @@ export class Subscription {
               await this.#moveTo(page.length < options.batchSize ? Math.max(last, head) : last);
             }
           }
-          failures = 0;
+          loop.recovered();
         } catch (error) {
           // The database failed (restart, lost connection): wait, then read again from the
           // position, which only moves after a page was handled and stored.
-          this.#lastError = toAnnalsError(error).message;
-          await this.#wakeup.sleep(Math.min(5000, 100 * 2 ** ++failures));
+          await loop.backOff(error);
           continue;
         }
         if (outcome === 'interrupted') break;
@@ -178,16 +170,15 @@ export class Subscription {
         }
         if (outcome === 'idle') {
           this.#state = 'live';
-          await this.#wakeup.sleep(options.pollIntervalMs);
+          await loop.idle(options.pollIntervalMs);
         }
       }
       this.#state = 'stopped';
     } catch (error) {
-      this.#lastError = toAnnalsError(error).message;
+      this.#loop.lastError = describeError(error);
       this.#fault();
     } finally {
       stopListening();
-      this.#progress.end(`subscription ${this.#state}`);
     }
   }
 
@@ -227,39 +218,35 @@ export class Subscription {
       position: event.position,
       eventId: event.id,
       attempts: this.#attempts,
-      error: this.#lastError ?? 'unknown error',
+      error: this.#loop.lastError ?? 'unknown error',
     });
     return 'delivered';
   }
 
   async #attempt(events: RecordedEvent[]): Promise<'delivered' | 'failed' | 'interrupted'> {
     for (let attempt = 0; attempt < this.#attempts; attempt++) {
-      if (this.#stopped) return 'interrupted';
+      if (this.#loop.stopped) return 'interrupted';
       try {
         await this.#options.handler(events);
         return 'delivered';
       } catch (error) {
-        this.#lastError = error instanceof Error ? error.message : String(error);
+        this.#loop.lastError = describeError(error);
         if (attempt + 1 < this.#attempts) await delay(this.#backoffMs * 2 ** attempt);
       }
     }
     return 'failed';
   }
 
+  /** Takes `position` as handled (stored first, for a named subscription). */
   async #moveTo(position: number): Promise<void> {
     const { client, schema } = this.#host;
     if (this.#options.name) await writeCheckpoint(client, schema, this.#options.name, position);
-    this.#settle(position);
-  }
-
-  /** Takes `position` as handled and wakes whoever waits for it. */
-  #settle(position: number): void {
-    this.#progress.reach(position);
+    this.#loop.reach(position);
   }
 
   #fault(): void {
     this.#state = 'faulted';
-    this.#progress.end(`subscription faulted (${this.#lastError})`);
+    this.#loop.endWaits(`subscription faulted (${this.#loop.lastError})`);
   }
 }
 

@@ -150,7 +150,7 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
       const fromVersion = range.fromVersion ?? 1;
       assertInteger(fromVersion, 'fromVersion', 1);
       if (range.toVersion !== undefined) assertInteger(range.toVersion, 'toVersion', fromVersion);
-      const end = await store.streamVersion(streamId);
+      const end = (await store.getStream(streamId))?.version ?? 0;
       if (end === 0) throw new StreamNotFoundError(streamId);
       for (const [field, version] of [
         ['fromVersion', fromVersion],

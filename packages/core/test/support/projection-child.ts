@@ -2,7 +2,7 @@
  * A separate process for the crash test: runs the test's counting projection slowly, so it can
  * be killed with SIGKILL in the middle of a batch. Arguments: database url, schema.
  */
-import { createPostgresClient, openEventStore } from '../../src/index.js';
+import { createPostgresClient, openEventStore, projections } from '../../src/index.js';
 
 const [url, schema] = process.argv.slice(2) as [string, string];
 const store = await openEventStore({
@@ -10,7 +10,7 @@ const store = await openEventStore({
   schema,
   migrate: false,
 });
-store.runProjection(
+projections(store).run(
   {
     name: 'balances',
     categories: ['account'],

@@ -16,8 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
 import { type Documents, documents } from '../queries/documents.js';
-import { readAllPage } from '../queries/read-all.js';
-import { applyProjection, type Projection, projectionEventTypes } from '../subscriptions/projection-runner.js';
+import { readAllEvents } from '../store/event-reads.js';
+import { applyProjection, type Projection, projectionEventTypes } from './projection.js';
 
 class Discard<T> {
   constructor(readonly result: T) {}
@@ -43,7 +43,7 @@ export async function buildProjectionAt<T>(
       let after = 0;
       while (after < upTo) {
         const page = (
-          await readAllPage(tx, schema, after, pageSize, { categories: projection.categories, eventTypes })
+          await readAllEvents(tx, schema, after, pageSize, { categories: projection.categories, eventTypes })
         ).filter((event) => event.position <= upTo);
         if (page.length === 0) break;
         await applyProjection(projection, page, tx, docs);

@@ -1,0 +1,73 @@
+/**
+ * Every advisory lock the store takes, in one place, so that no two features can pick the
+ * same key by accident and `pg_locks` can be read knowing what each key means.
+ *
+ * All keys are pairs of int4 (the two-key form of the advisory lock functions): a class
+ * (`hashtext('annals.<what>')`) and an object within it (the schema, or schema + name). The
+ * two-key form never collides with the one-key (int8) form an application may use.
+ *
+ * | lock | form | held by | for |
+ * | --- | --- | --- | --- |
+ * | log | transaction | every append, from drawing positions to commit | the gap-free, commit-ordered log (docs/ordering.md) |
+ * | migrate | transaction | `migrate` | one migrator per schema at a time |
+ * | seal | transaction | a sealing step | one sealer writing at a time |
+ * | projection lease | session | the active runner of a projection | one runner per projection across processes |
+ * | group partition | session | the member running a consumer-group partition | one member per partition |
+ */
+import { assertSchemaName } from '../options.js';
+import type { SqlQueryable } from './sql-client.js';
+
+/** An advisory lock key: SQL for its two int4 keys, with the parameters that SQL uses. */
+export interface LockKey {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * The log lock's keys as a SQL literal (no parameters): migrations splice it into the append
+ * function, and `logHolders` finds it in `pg_locks` by the same expression.
+ */
+export function logLockSql(schema: string): string {
+  assertSchemaName(schema);
+  return `hashtext('annals.log'), hashtext('${schema}')`;
+}
+
+/** Serializes migrations of one schema. */
+export const migrateLock = (schema: string): LockKey => ({
+  sql: `hashtext('annals.migrate'), hashtext($1)`,
+  params: [schema],
+});
+
+/** Serializes sealing steps of one schema. */
+export const sealLock = (schema: string): LockKey => ({
+  sql: `hashtext('annals.seal'), hashtext($1)`,
+  params: [schema],
+});
+
+/** The lease of one projection (by its checkpoint name) in one schema. */
+export const projectionLease = (schema: string, checkpoint: string): LockKey => ({
+  sql: `hashtext('annals.projection'), hashtext($1)`,
+  params: [`${schema}.${checkpoint}`],
+});
+
+/** One partition of one consumer group in one schema. */
+export const groupPartitionLock = (schema: string, group: string, partition: number): LockKey => ({
+  sql: `hashtext($1), $2::int4`,
+  params: [`annals.group.${schema}.${group}`, partition],
+});
+
+/** Waits for a transaction-level lock (released at commit or rollback). */
+export async function lockForTransaction(db: SqlQueryable, key: LockKey): Promise<void> {
+  await db.query(`select pg_advisory_xact_lock(${key.sql})`, key.params);
+}
+
+/** Takes a session-level lock if it is free; false when another session holds it. */
+export async function tryLockForSession(db: SqlQueryable, key: LockKey): Promise<boolean> {
+  const [row] = await db.query<{ locked: boolean }>(`select pg_try_advisory_lock(${key.sql}) as locked`, key.params);
+  return row?.locked === true;
+}
+
+/** Releases a session-level lock taken by {@link tryLockForSession} on the same session. */
+export async function unlockForSession(db: SqlQueryable, key: LockKey): Promise<void> {
+  await db.query(`select pg_advisory_unlock(${key.sql})`, key.params);
+}

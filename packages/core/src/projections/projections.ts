@@ -1,0 +1,140 @@
+/**
+ * The projections facet of a store: run a projection (one active runner across processes),
+ * rebuild it with progress, build its read model as of a past moment, and read the JSON
+ * documents projections write.
+ */
+import type { SqlQueryable } from '../db/sql-client.js';
+import { InvalidInputError } from '../errors.js';
+import { type Documents, documents } from '../queries/documents.js';
+import type { EventStore } from '../store/event-store.js';
+import { contextOf } from '../store/store-context.js';
+import { assertInteger } from '../validation.js';
+import { checkProjection, type Projection } from './projection.js';
+import { buildProjectionAt } from './projection-at.js';
+import { ProjectionRunner, type ProjectionRunnerOptions, type ProjectionStatus } from './projection-runner.js';
+
+/** Options of {@link Projections.rebuild}. */
+export interface RebuildOptions extends ProjectionRunnerOptions {
+  /** Told the runner's status every `progressIntervalMs`, and once at the end. */
+  onProgress?: (status: ProjectionStatus) => void;
+  /** @defaultValue 1000 */
+  progressIntervalMs?: number;
+}
+
+/** Projections of one store; see {@link projections}. */
+export interface Projections {
+  /**
+   * Runs a projection: read-model writes and checkpoint in one transaction per batch, one
+   * runner at a time across processes. See {@link ProjectionRunner}.
+   *
+   * @example
+   * ```ts
+   * import { projections } from '@annals/core';
+   *
+   * const runner = projections(store).run(balances);
+   * await runner.waitFor(await store.headPosition());
+   * await runner.stop();
+   * ```
+   */
+  run(projection: Projection, options?: ProjectionRunnerOptions): ProjectionRunner;
+  /**
+   * Builds (or brings up to date) a projection's read model from its checkpoint to the log's
+   * head as it is now, reporting progress, then stops. For a rebuild without downtime, give
+   * the projection a new `version` writing to new tables: the old version keeps serving
+   * meanwhile; switch readers when this resolves, then run the new version as usual (it
+   * continues from its checkpoint) and retire the old one.
+   *
+   * @example
+   * ```ts
+   * import { projections } from '@annals/core';
+   *
+   * await projections(store).rebuild({ ...balances, version: 2 }, {
+   *   onProgress: (s) => console.log(`${s.position}/${s.head}, ${s.eventsPerSecond}/s, ETA ${s.etaSeconds}s`),
+   * });
+   * ```
+   */
+  rebuild(projection: Projection, options?: RebuildOptions): Promise<ProjectionStatus>;
+  /**
+   * A projection's read model as it was at a global position or time: built from the log into
+   * a scratch schema, handed to `query`, then discarded (one transaction, always rolled back).
+   * The projection's own tables must be named without a schema in its `setup` and handlers:
+   * they then resolve to the scratch schema. Live read models are not touched.
+   *
+   * @example
+   * ```ts
+   * import { projections } from '@annals/core';
+   *
+   * const lastMonth = await projections(store).at(balances, { time: new Date('2026-10-31T23:59:59Z') },
+   *   (tx, documents) => documents.find('account-balances', { match: { status: 'closed' } }));
+   * console.log(lastMonth.position, lastMonth.result.length);
+   * ```
+   * @throws {@link InvalidInputError} for a malformed moment or projection.
+   */
+  at<T>(
+    projection: Projection,
+    moment: { position: number } | { time: Date },
+    query: (tx: SqlQueryable, documents: Documents) => Promise<T>,
+  ): Promise<{ position: number; result: T }>;
+  /** JSON documents written by projections (document-style read models), to read and query. */
+  readonly documents: Documents;
+}
+
+/** The projections of `store`. Runners run until stopped, or until the store closes. */
+export function projections(store: EventStore): Projections {
+  const context = contextOf(store);
+  const run = (projection: Projection, options?: ProjectionRunnerOptions) => {
+    context.assertOpen();
+    return context.track(new ProjectionRunner(context, projection, options));
+  };
+  return {
+    run,
+    async rebuild(projection, options = {}) {
+      if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
+      const { onProgress, progressIntervalMs = 1000, ...runnerOptions } = options;
+      if (onProgress !== undefined && typeof onProgress !== 'function') {
+        throw new InvalidInputError('onProgress', 'must be a function');
+      }
+      assertInteger(progressIntervalMs, 'progressIntervalMs', 1);
+      const target = await store.headPosition();
+      const runner = run(projection, runnerOptions);
+      // A throwing progress callback must not become an unhandled rejection.
+      const report = () =>
+        void runner
+          .status()
+          .then(onProgress)
+          .catch(() => {});
+      const timer = onProgress ? setInterval(report, progressIntervalMs) : undefined;
+      try {
+        await runner.waitFor(target);
+        const status = await runner.status();
+        onProgress?.(status);
+        return status;
+      } finally {
+        clearInterval(timer);
+        await runner.stop();
+      }
+    },
+    async at(projection, moment, query) {
+      context.assertOpen();
+      checkProjection(projection);
+      if (typeof query !== 'function') throw new InvalidInputError('query', 'must be a function');
+      let position: number;
+      if (typeof moment === 'object' && moment !== null && 'position' in moment) {
+        assertInteger(moment.position, 'at.position', 0);
+        position = Math.min(moment.position, await store.headPosition());
+      } else if (typeof moment === 'object' && moment !== null && 'time' in moment) {
+        position = await store.positionAt(moment.time);
+      } else {
+        throw new InvalidInputError('at', 'must be { position } or { time }');
+      }
+      const result = await context.query((client) =>
+        buildProjectionAt(client, context.schema, projection, position, query, context.options.pageSize),
+      );
+      return { position, result };
+    },
+    get documents() {
+      context.assertOpen();
+      return documents(context.client, context.schema);
+    },
+  };
+}

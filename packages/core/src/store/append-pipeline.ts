@@ -1,0 +1,127 @@
+/**
+ * The one way events get into the log. Plain appends, multi-stream appends, the command
+ * handler (through `append`) and the erasure record of `personalData(store).forget` all go
+ * through here, so every event is checked, encrypted and projected the same way:
+ *
+ * 1. prepare: check and serialize the writes (ids made, sizes checked, before any SQL), and
+ *    mark the events that hold personal data (subjects checked).
+ * 2. coalesce: concurrent appends leave together in one database call (append-batcher.ts),
+ *    each with its own outcome. An append inside a caller's transaction skips this step.
+ * 3. store: in one transaction when needed (personal data, inline projections), else in one
+ *    statement: encrypt personal fields under keys held until commit, call `append_events`,
+ *    run the inline projections (bounded, see inline-projections.ts).
+ * 4. answer: each append's outcomes become its results or its typed error.
+ */
+import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
+import { sqlStateOf, toAnnalsError } from '../errors.js';
+import type { StoreOptions } from '../options.js';
+import { type CompiledPolicy, holdsPersonalData, planPersonalData, protectWrites } from '../personal/personal-data.js';
+import type { Projection } from '../projections/projection.js';
+import { appendEvents, type WriteOutcome } from '../queries/append-events.js';
+import type { AppendResult } from '../types.js';
+import { type PreparedWrite, prepareWrites } from '../validation.js';
+import { AppendBatcher, type Settled } from './append-batcher.js';
+import { toAppendResults } from './append-results.js';
+import { applyInline } from './inline-projections.js';
+
+/** @internal The store's append path; see the module comment. */
+export class AppendPipeline {
+  readonly #client: SqlClient;
+  readonly #options: Readonly<StoreOptions>;
+  readonly #inline: readonly Projection[];
+  readonly #policy: CompiledPolicy;
+  readonly #batcher: AppendBatcher<AppendResult[]>;
+
+  constructor(
+    client: SqlClient,
+    options: Readonly<StoreOptions>,
+    inline: readonly Projection[],
+    policy: CompiledPolicy,
+  ) {
+    this.#client = client;
+    this.#options = options;
+    this.#inline = inline;
+    this.#policy = policy;
+    this.#batcher = new AppendBatcher((appends) => this.#runBatch(appends), {
+      maxEvents: options.batchMaxEvents,
+      concurrency: options.appendConcurrency,
+    });
+  }
+
+  /** Step 1: checks and prepares the writes of one append; throws a typed error, before any SQL. */
+  prepare(writes: unknown): PreparedWrite[] {
+    const prepared = prepareWrites(writes, this.#options);
+    if (this.#policy.size > 0) planPersonalData(this.#policy, prepared, this.#options.maxEventBytes);
+    return prepared;
+  }
+
+  /** Steps 2-4 for one prepared append, coalesced with concurrent ones. */
+  append(prepared: PreparedWrite[]): Promise<AppendResult[]> {
+    return this.#batcher.append(prepared);
+  }
+
+  /**
+   * Steps 3-4 for one prepared append inside the caller's transaction `tx`, which must end
+   * (commit or roll back) soon: it holds the log lock from here until then.
+   */
+  async appendInTransaction(tx: SqlQueryable, prepared: PreparedWrite[]): Promise<AppendResult[]> {
+    const [outcomes] = await this.#store(tx, [prepared]);
+    return toAppendResults(prepared, outcomes ?? []);
+  }
+
+  /** Resolves once no append is queued or in flight. */
+  drain(): Promise<void> {
+    return this.#batcher.drain();
+  }
+
+  /** Step 3 inside `tx`: encrypt, append, project. */
+  async #store(tx: SqlQueryable, appends: readonly (readonly PreparedWrite[])[]): Promise<WriteOutcome[][]> {
+    const personal = this.#policy.size > 0 && holdsPersonalData(appends);
+    // Personal fields are encrypted in the append's transaction, under keys it holds until
+    // commit; inline projections see them plain, like readers.
+    const stored = personal ? await protectWrites(tx, this.#options.schema, appends) : appends;
+    const outcomes = await appendEvents(tx, this.#options.schema, stored);
+    if (this.#inline.length > 0) {
+      await applyInline(
+        this.#inline,
+        tx,
+        this.#options.schema,
+        appends,
+        outcomes,
+        this.#options.inlineProjectionTimeoutMs,
+      );
+    }
+    return outcomes;
+  }
+
+  /** Steps 3-4 for one coalesced batch. */
+  async #runBatch(appends: readonly (readonly PreparedWrite[])[]): Promise<Settled<AppendResult[]>[]> {
+    const schema = this.#options.schema;
+    const oneStatement = this.#inline.length === 0 && !(this.#policy.size > 0 && holdsPersonalData(appends));
+    const run = () =>
+      oneStatement
+        ? appendEvents(this.#client, schema, appends)
+        : this.#client.transaction((tx) => this.#store(tx, appends));
+    let outcomes: WriteOutcome[][];
+    try {
+      outcomes = await run();
+    } catch (error) {
+      // A lone append that raced a retry of itself (unique event id) or hit a deadlock is
+      // retried once: the retry sees the committed original and reports it as a duplicate.
+      const state = sqlStateOf(error);
+      if (appends.length !== 1 || (state !== '23505' && state !== '40P01')) throw toAnnalsError(error);
+      try {
+        outcomes = await run();
+      } catch (retryError) {
+        throw toAnnalsError(retryError);
+      }
+    }
+    return appends.map((writes, a) => {
+      try {
+        return { ok: true, value: toAppendResults(writes, outcomes[a] ?? []) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    });
+  }
+}

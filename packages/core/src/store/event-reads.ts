@@ -1,0 +1,70 @@
+/**
+ * Every read of events, with personal fields revealed: decrypted, or `null` once their
+ * subject was forgotten. The store, its facets and its workers read events only through
+ * these functions (a dependency test holds them to it), so no read path can hand out
+ * ciphertext or skip a redaction. The queries behind them return events as stored.
+ */
+import type { SqlQueryable } from '../db/sql-client.js';
+import { revealEvents } from '../personal/personal-data.js';
+import { readByMetadata } from '../queries/audit.js';
+import { loadStreamPage } from '../queries/load-stream.js';
+import { type ReadAllFilter, readAllPage } from '../queries/read-all.js';
+import { readEventById } from '../queries/read-event.js';
+import { readStreamPage } from '../queries/read-stream.js';
+import type { Snapshot } from '../queries/snapshots.js';
+import type { RecordedEvent } from '../types.js';
+
+export type { ReadAllFilter } from '../queries/read-all.js';
+
+/** Up to `limit` events after position `after`, in log order, matching `filter`. */
+export async function readAllEvents(
+  db: SqlQueryable,
+  schema: string,
+  after: number,
+  limit: number,
+  filter: ReadAllFilter = {},
+): Promise<RecordedEvent[]> {
+  return revealEvents(db, schema, await readAllPage(db, schema, after, limit, filter));
+}
+
+/** Events of a stream from `fromVersion` (inclusive) in `direction`, at most `limit`. */
+export async function readStreamEvents(
+  db: SqlQueryable,
+  schema: string,
+  streamId: string,
+  direction: 'forward' | 'backward',
+  fromVersion: number,
+  limit: number,
+): Promise<RecordedEvent[]> {
+  return revealEvents(db, schema, await readStreamPage(db, schema, streamId, direction, fromVersion, limit));
+}
+
+/** Events whose indexed metadata `key` is `value`, in a position range, in log order. */
+export async function readEventsByMetadata(
+  db: SqlQueryable,
+  schema: string,
+  key: 'actor' | 'correlationId' | 'subject',
+  value: string,
+  range: { after: number; upTo: number; limit: number },
+): Promise<RecordedEvent[]> {
+  return revealEvents(db, schema, await readByMetadata(db, schema, key, value, range));
+}
+
+/** One event by id, or null. */
+export async function readEvent(db: SqlQueryable, schema: string, eventId: string): Promise<RecordedEvent | null> {
+  const event = await readEventById(db, schema, eventId);
+  return event ? ((await revealEvents(db, schema, [event]))[0] ?? null) : null;
+}
+
+/** A stream's latest usable snapshot and the first page of events after it, in one round trip. */
+export async function loadStreamEvents(
+  db: SqlQueryable,
+  schema: string,
+  streamId: string,
+  snapshotOf: { decider: string; modelVersion: number } | null,
+  toVersion: number,
+  limit: number,
+): Promise<{ snapshot: Snapshot | null; events: RecordedEvent[] }> {
+  const { snapshot, events } = await loadStreamPage(db, schema, streamId, snapshotOf, toVersion, limit);
+  return { snapshot, events: await revealEvents(db, schema, events) };
+}

@@ -1,0 +1,104 @@
+/**
+ * The subscriptions facet of a store: deliver the log to handlers (alone or as a consumer
+ * group), and look after what they left behind (checkpoints, parked events).
+ */
+import { InvalidInputError } from '../errors.js';
+import {
+  type CheckpointStatus,
+  listParked,
+  type ParkedEvent,
+  readCheckpointStatuses,
+  unparkEvent,
+} from '../queries/checkpoints.js';
+import { readAllEvents } from '../store/event-reads.js';
+import type { EventStore } from '../store/event-store.js';
+import { contextOf } from '../store/store-context.js';
+import type { RecordedEvent } from '../types.js';
+import { assertStreamId } from '../validation.js';
+import { ConsumerGroupMember, type ConsumerGroupOptions } from './consumer-group.js';
+import { Subscription, type SubscriptionOptions } from './subscription.js';
+
+/** Subscriptions of one store; see {@link subscriptions}. */
+export interface Subscriptions {
+  /**
+   * Delivers the global log to `options.handler`, a page at a time, from the start, the end
+   * or a stored checkpoint, then live. See {@link Subscription}.
+   *
+   * @example
+   * ```ts
+   * import { subscriptions } from '@annals/core';
+   *
+   * const mailer = subscriptions(store).subscribe({
+   *   name: 'mailer', categories: ['account'],
+   *   handler: async (events) => { for (const e of events) await sendMail(e); },
+   * });
+   * // ...
+   * await mailer.stop();
+   * ```
+   */
+  subscribe(options: SubscriptionOptions): Subscription;
+  /**
+   * Joins a consumer group: members (usually one per process) share a subscription, each
+   * stream handled in order by one member at a time. See {@link ConsumerGroupMember}.
+   */
+  joinGroup(options: ConsumerGroupOptions): ConsumerGroupMember;
+  /**
+   * Every durable subscription's and projection's stored position, with its lag in events and
+   * seconds and its parked events; for the running state of one in this process, ask its
+   * `status()`.
+   */
+  checkpoints(): Promise<CheckpointStatus[]>;
+  /** Events the named subscription parked after its retries, oldest first. */
+  parked(subscription: string): Promise<ParkedEvent[]>;
+  /**
+   * Delivers the named subscription's parked events to `handler` again, one at a time; each
+   * that succeeds is unparked. Returns how many were replayed and how many failed again.
+   */
+  replayParked(
+    subscription: string,
+    handler: (event: RecordedEvent) => Promise<void> | void,
+  ): Promise<{ replayed: number; failed: number }>;
+}
+
+/**
+ * The subscriptions of `store`. Subscriptions and group members run until stopped, or until
+ * the store closes.
+ */
+export function subscriptions(store: EventStore): Subscriptions {
+  const context = contextOf(store);
+  const { schema } = context;
+  const parked = (subscription: string) => {
+    assertStreamId(subscription, 'subscription', 256);
+    return context.query((db) => listParked(db, schema, subscription));
+  };
+  return {
+    subscribe(options) {
+      context.assertOpen();
+      return context.track(new Subscription(context, options));
+    },
+    joinGroup(options) {
+      context.assertOpen();
+      return context.track(new ConsumerGroupMember(context, options));
+    },
+    checkpoints() {
+      return context.query((db) => readCheckpointStatuses(db, schema));
+    },
+    parked,
+    async replayParked(subscription, handler) {
+      if (typeof handler !== 'function') throw new InvalidInputError('handler', 'must be a function');
+      let replayed = 0;
+      let failed = 0;
+      for (const event of await parked(subscription)) {
+        const [stored] = await context.query((db) => readAllEvents(db, schema, event.position - 1, 1));
+        try {
+          if (stored) await handler(stored);
+          await context.query((db) => unparkEvent(db, schema, subscription, event.position));
+          replayed++;
+        } catch {
+          failed++;
+        }
+      }
+      return { replayed, failed };
+    },
+  };
+}

@@ -15,6 +15,7 @@ import {
   createPostgresClient,
   type EventStore,
   openEventStore,
+  type Projection,
   projections,
   snapshots,
   subscriptions,
@@ -31,6 +32,26 @@ const only = process.env.BENCH_ONLY?.split(',');
 const n = (count: number) => Math.max(100, Math.round(count * scale));
 const benchDatabase = 'annals_bench';
 
+/** An inline projection as a team would write one: per-account totals, one statement per batch. */
+const depositTotals: Projection = {
+  name: 'deposit-totals',
+  setup: async (tx) => {
+    await tx.exec(
+      'create table if not exists bench_inline.deposit_totals (stream_id text primary key, total bigint not null, events int not null)',
+    );
+  },
+  handleBatch: async (events, tx) => {
+    await tx.query(
+      `insert into bench_inline.deposit_totals (stream_id, total, events)
+       select stream_id, sum(amount), count(*) from unnest($1::text[], $2::bigint[]) as e(stream_id, amount)
+        group by stream_id
+       on conflict (stream_id) do update
+         set total = deposit_totals.total + excluded.total, events = deposit_totals.events + excluded.events`,
+      [events.map((e) => e.streamId), events.map((e) => (e.data as { amount: number }).amount)],
+    );
+  },
+};
+
 async function main(): Promise<void> {
   const url = await recreateDatabase();
   console.log(`annals bench on ${redact(url)} (scale ${scale})\n`);
@@ -46,18 +67,32 @@ async function main(): Promise<void> {
     const callers = 32;
     const rawInsert = await raw.singleInsertPerTransaction(url, { events, streams, callers });
     const rawChecked = await raw.readVersionThenInsert(url, { events, streams, callers });
-    const store = await open('bench_append');
     const perCaller = Math.floor(streams / callers);
-    const annals = await measure(events, callers, async (caller, i, versions) => {
-      const stream = caller + callers * (i % perCaller);
-      const version = versions.get(stream) ?? 0;
-      await store.append(`account-${stream}`, [{ type: 'Deposited', data: { amount: i, caller } }], {
-        expectedVersion: version,
+    const appendDeposits = (store: EventStore) =>
+      measure(events, callers, async (caller, i, versions) => {
+        const stream = caller + callers * (i % perCaller);
+        const version = versions.get(stream) ?? 0;
+        await store.append(`account-${stream}`, [{ type: 'Deposited', data: { amount: i, caller } }], {
+          expectedVersion: version,
+        });
+        versions.set(stream, version + 1);
       });
-      versions.set(stream, version + 1);
-    });
+    const store = await open('bench_append');
+    const annals = await appendDeposits(store);
     await store.close();
     rows.push(row('1 event/append, exact version, 32 callers, 10k streams', rawInsert, annals, '>= 30k/s'));
+    // The same appends with one inline projection: a set-based upsert of per-account totals in
+    // each batch's transaction, under the log lock. Its ratio is to the same store without it.
+    const inline = await openEventStore({
+      client: createPostgresClient({ connectionString: url, maxConnections: 10 }),
+      schema: 'bench_inline',
+      inlineProjections: [depositTotals],
+    });
+    const withInline = await appendDeposits(inline);
+    await inline.close();
+    rows.push(
+      row('  same, with one inline projection (vs none)', { ...annals, name: 'Annals, no projection' }, withInline, ''),
+    );
     rows.push(row('  same, vs raw read-version-then-insert', rawChecked, annals, ''));
   }
 

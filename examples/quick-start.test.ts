@@ -24,5 +24,5 @@ it('is quoted verbatim in the README and prints what its comments say', async ()
   expect(lines[3]).toEqual([4, 'MoneyWithdrawn', { amount: 30 }]);
   expect(lines[4]).toEqual([3, 'MoneyDeposited', { amount: 5 }]);
   expect(lines[5]).toEqual([[2, 3, 5]]);
-  expect(lines[6]).toEqual([4, 5]);
+  expect(lines[6]).toEqual(['AccountOpened', 4, 5]);
 });

@@ -1,4 +1,4 @@
-import { ConcurrencyError, openEventStore, toArray } from '@annals/core';
+import { auditTrail, ConcurrencyError, openEventStore, toArray } from '@annals/core';
 import { createPgliteClient } from '@annals/core/pglite';
 
 // An embedded database in memory; for a server: createPostgresClient({ connectionString }).
@@ -43,5 +43,7 @@ for await (const event of store.readStream('account-42', { direction: 'backward'
 const deposits = await toArray(store.readAll({ after: 0, categories: ['account'], eventTypes: ['MoneyDeposited'] }));
 console.log(deposits.map((e) => e.position)); // [2, 3, 5]
 
-console.log((await store.getStream('account-42'))?.version ?? 0, await store.headPosition()); // 4 5
+// Everything beyond the log itself is a facet of the store: a function of it, like its audit trail.
+const [first] = await toArray(auditTrail(store).byActor('ada', { limit: 1 }));
+console.log(first?.type, (await store.getStream('account-42'))?.version, await store.headPosition()); // AccountOpened 4 5
 await store.close();

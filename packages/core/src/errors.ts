@@ -2,6 +2,7 @@
  * Every error Annals throws on purpose is an {@link AnnalsError} with a stable string `code`.
  * Match on `code` (or `instanceof`), never on message text. Codes are listed in docs/errors.md.
  */
+import type { ExpectedVersion } from './types.js';
 
 /** Every stable error code, one per error class. */
 export type AnnalsErrorCode =
@@ -56,20 +57,17 @@ export class PayloadTooLargeError extends AnnalsError {
   }
 }
 
-/** Expected version of a stream, as the caller gave it. */
-export type ExpectedVersionDescription = number | 'any' | 'no-stream' | 'stream-exists';
-
 /**
  * The stream was not at the version the append expected; nothing of that append was stored.
  * Reload the stream and decide again.
  */
 export class ConcurrencyError extends AnnalsError {
   readonly streamId: string;
-  readonly expected: ExpectedVersionDescription;
+  readonly expected: ExpectedVersion;
   /** The stream's version when the append was checked (0: the stream has no event). */
   readonly actual: number;
 
-  constructor(streamId: string, expected: ExpectedVersionDescription, actual: number) {
+  constructor(streamId: string, expected: ExpectedVersion, actual: number) {
     super(
       'CONCURRENCY_CONFLICT',
       `stream ${JSON.stringify(streamId)}: expected version ${describeExpected(expected)}, actual version ${actual}`,
@@ -252,7 +250,7 @@ export class TamperDetectedError extends AnnalsError {
   }
 }
 
-function describeExpected(expected: ExpectedVersionDescription): string {
+function describeExpected(expected: ExpectedVersion): string {
   return typeof expected === 'number' ? String(expected) : `"${expected}"`;
 }
 

@@ -20,7 +20,7 @@ export {
 } from './audit/audit-trail.js';
 export { loadMigrations, type MigrateResult, type Migration, migrate } from './db/migrate.js';
 export { createPostgresClient, type PostgresClientOptions } from './db/pg-client.js';
-export type { QueryOptions, SqlCapabilities, SqlClient, SqlQueryable } from './db/sql-client.js';
+export type { Listener, QueryOptions, SqlCapabilities, SqlClient, SqlQueryable, SqlSession } from './db/sql-client.js';
 export {
   type CommandContext,
   CommandHandler,

@@ -97,15 +97,23 @@ export function projections(store: EventStore): Projections {
       assertInteger(progressIntervalMs, 'progressIntervalMs', 1);
       const target = await store.headPosition();
       const runner = run(projection, runnerOptions);
-      // A throwing progress callback must not become an unhandled rejection.
-      const report = () =>
-        void runner
+      // One status read at a time, so reports arrive in order; a throwing progress callback
+      // must not become an unhandled rejection.
+      let reporting: Promise<void> | undefined;
+      const report = () => {
+        reporting ??= runner
           .status()
           .then(onProgress)
-          .catch(() => {});
+          .catch(() => {})
+          .finally(() => {
+            reporting = undefined;
+          });
+      };
       const timer = onProgress ? setInterval(report, progressIntervalMs) : undefined;
       try {
         await runner.waitFor(target);
+        clearInterval(timer);
+        await reporting;
         const status = await runner.status();
         onProgress?.(status);
         return status;

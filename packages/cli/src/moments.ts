@@ -1,7 +1,7 @@
 /** Parsing of the CLI's moments and deciders: the one place command-line text becomes values. */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Decider, type DomainEvent, InvalidInputError, type PointInTime } from '@annals/core';
+import { type Decider, type DomainEvent, InvalidInputError, mergeDecider, type PointInTime } from '@annals/core';
 
 const isoTime = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
@@ -37,25 +37,10 @@ export function parseMoment(text: string): PointInTime {
 
 type AnyDecider = Decider<never, DomainEvent, unknown>;
 
-/**
- * The state the CLI shows without a decider of the application: each event's data merged
- * over the previous state (a field keeps its last written value), plus the last event type.
- */
-const mergeDecider = {
-  initialState: () => ({}) as Record<string, unknown>,
-  evolve: (state: Record<string, unknown>, event: { type: string; data: unknown }) => ({
-    ...state,
-    ...(typeof event.data === 'object' && event.data !== null && !Array.isArray(event.data)
-      ? event.data
-      : { value: event.data }),
-    lastEvent: event.type,
-  }),
-  decide: () => [],
-} as unknown as AnyDecider;
 
 /** `path/to/module.ts#export` (default export when no `#`), or the merging decider when absent. */
 export async function loadDecider(spec: string | undefined): Promise<AnyDecider> {
-  if (spec === undefined) return mergeDecider;
+  if (spec === undefined) return mergeDecider as unknown as AnyDecider;
   const [file, name = 'default'] = spec.split('#');
   let module: Record<string, unknown>;
   try {

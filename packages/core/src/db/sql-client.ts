@@ -48,6 +48,16 @@ export interface SqlSession extends SqlQueryable {
   release(broken?: boolean): Promise<void>;
 }
 
+/** Connections of a pool, as {@link SqlClient.poolStats} reports them. */
+export interface PoolStats {
+  /** Connections open. */
+  total: number;
+  /** Open connections not in use. */
+  idle: number;
+  /** Callers waiting for a connection. */
+  waiting: number;
+}
+
 /** A connection (or pool of them) to one PostgreSQL database. */
 export interface SqlClient extends SqlQueryable {
   readonly capabilities: SqlCapabilities;
@@ -61,6 +71,8 @@ export interface SqlClient extends SqlQueryable {
   listen(channel: string, onNotify: (payload: string) => void, onReconnect: () => void): Promise<Listener>;
   /** A connection of its own, held until released: for session-level advisory locks. */
   session(): Promise<SqlSession>;
+  /** How the client's connections are used now (for metrics); absent where it has no pool. */
+  poolStats?(): PoolStats;
   /** Closes connections this client opened (a pool passed in by the caller stays open). */
   close(): Promise<void>;
 }

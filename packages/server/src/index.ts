@@ -1,0 +1,11 @@
+/**
+ * `@annals/server`: an HTTP API over an Annals event store — append, read, follow live over
+ * Server-Sent Events, audit, time travel, commands, operations — with OpenAPI, health and
+ * Prometheus metrics. Built on `@annals/core`'s public API only.
+ */
+export { type AnnalsApp, type AppDecider, checkApp, loadApp } from './app-module.js';
+export { type LiveFilter, LiveHub, type LiveHubOptions, type LiveSink } from './live-hub.js';
+export { createMetrics, type ServerMetrics } from './metrics.js';
+export { type Problem, problemOf, statusOfCode } from './problems.js';
+export { type AnnalsServer, createServer, type ServerOptions } from './server.js';
+export { type RunningServer, type StartServerOptions, startServer } from './start-server.js';

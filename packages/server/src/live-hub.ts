@@ -1,0 +1,227 @@
+/**
+ * Live fan-out of the log to Server-Sent Events clients, with one reader of the log for all
+ * of them however many there are.
+ *
+ * - The hub runs one subscription from the log's end and keeps the newest events it saw in a
+ *   bounded buffer (`bufferEvents`), contiguous by position.
+ * - A client joins after a position (its `Last-Event-ID`, or `after`). It first catches up on
+ *   its own, reading the log a page at a time with its filters, while its socket keeps up
+ *   (it waits for `drain`); its cursor is the last position it examined.
+ * - Once its cursor reaches what the hub's buffer covers, it switches to live: in one
+ *   synchronous step it takes the buffered events after its cursor and from then on every
+ *   page the hub hands out. Both run on the event loop, so nothing lands between the two:
+ *   no event is skipped and none is sent twice, and each is sent in position order.
+ * - Each event's SSE `id` is its position. A client that reconnects with `Last-Event-ID`
+ *   starts again after the last event it received.
+ * - A live client whose socket does not keep up (more than `maxBufferedBytes` waiting in its
+ *   socket) is disconnected at once, which frees what it held: server memory stays bounded by
+ *   clients x `maxBufferedBytes` plus the hub's buffer. It reconnects (the stream announces
+ *   `retry:`) and catches up from the log.
+ * - A heartbeat comment every `heartbeatMs` keeps proxies from closing quiet connections.
+ */
+import { type EventStore, type RecordedEvent, type Subscription, subscriptions } from '@annals/core';
+
+/** What a client wants of the log. */
+export interface LiveFilter {
+  categories?: string[];
+  eventTypes?: string[];
+  streamIds?: string[];
+}
+
+/** The socket side of a client: write a chunk, see what waits in its buffer, end it. */
+export interface LiveSink {
+  write(chunk: string): boolean;
+  /** Bytes waiting in the socket's buffer. */
+  readonly buffered: number;
+  /** Resolves when the socket's buffer has drained (or the socket closed). */
+  drained(): Promise<void>;
+  /** Ends the connection: gently (`end`) or at once, dropping what waits (`destroy`). */
+  close(how: 'end' | 'destroy'): void;
+}
+
+/** Options of a {@link LiveHub}. */
+export interface LiveHubOptions {
+  /** Newest events kept for clients about to switch to live. @defaultValue 10000 */
+  bufferEvents?: number;
+  /** Bytes a live client may have waiting in its socket before it is dropped. @defaultValue 4 MiB */
+  maxBufferedBytes?: number;
+  /** @defaultValue 15000 */
+  heartbeatMs?: number;
+  /** The reconnection delay announced to clients. @defaultValue 1000 */
+  retryMs?: number;
+  /** Events read per round trip while a client catches up. @defaultValue 500 */
+  catchUpPageSize?: number;
+}
+
+const categoryOf = (streamId: string) => streamId.split('-')[0] as string;
+
+class LiveClient {
+  cursor: number;
+  live = false;
+  closed = false;
+  delivered = 0;
+
+  constructor(
+    readonly filter: LiveFilter,
+    after: number,
+    readonly sink: LiveSink,
+  ) {
+    this.cursor = after;
+  }
+
+  matches(event: RecordedEvent): boolean {
+    const { categories, eventTypes, streamIds } = this.filter;
+    return (
+      (!categories || categories.includes(categoryOf(event.streamId))) &&
+      (!eventTypes || eventTypes.includes(event.type)) &&
+      (!streamIds || streamIds.includes(event.streamId))
+    );
+  }
+
+  /** Sends the events after the cursor that match; returns false once the client is gone. */
+  send(events: readonly RecordedEvent[]): boolean {
+    for (const event of events) {
+      if (this.closed) return false;
+      if (event.position <= this.cursor) continue;
+      this.cursor = event.position;
+      if (!this.matches(event)) continue;
+      this.sink.write(`id: ${event.position}\ndata: ${JSON.stringify(event)}\n\n`);
+      this.delivered++;
+    }
+    return !this.closed;
+  }
+}
+
+/** The live fan-out; see the module comment. */
+export class LiveHub {
+  readonly #store: EventStore;
+  readonly #options: Required<LiveHubOptions>;
+  readonly #clients = new Set<LiveClient>();
+  #buffer: RecordedEvent[] = [];
+  /** Last position the hub has seen (its subscription's position). */
+  #position = 0;
+  #subscription: Subscription | undefined;
+  #starting: Promise<void> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(store: EventStore, options: LiveHubOptions = {}) {
+    this.#store = store;
+    this.#options = {
+      bufferEvents: options.bufferEvents ?? 10_000,
+      maxBufferedBytes: options.maxBufferedBytes ?? 4 * 1024 * 1024,
+      heartbeatMs: options.heartbeatMs ?? 15_000,
+      retryMs: options.retryMs ?? 1000,
+      catchUpPageSize: options.catchUpPageSize ?? 500,
+    };
+  }
+
+  /** Clients connected now. */
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** Starts the hub's reader (once; clients call it on arrival). */
+  start(): Promise<void> {
+    this.#starting ??= (async () => {
+      this.#position = await this.#store.headPosition();
+      this.#subscription = subscriptions(this.#store).subscribe({
+        from: { after: this.#position },
+        batchSize: 1000,
+        pollIntervalMs: 1000,
+        handler: (events) => this.#publish(events),
+      });
+      this.#heartbeat = setInterval(() => {
+        for (const client of this.#clients) client.sink.write(': heartbeat\n\n');
+      }, this.#options.heartbeatMs);
+      this.#heartbeat.unref();
+    })();
+    return this.#starting;
+  }
+
+  /**
+   * Serves one client until it leaves or the hub closes: catch-up from `after`, then live.
+   * Resolves when the client is gone.
+   */
+  async serve(sink: LiveSink, after: number, filter: LiveFilter, gone: Promise<void>): Promise<void> {
+    if (this.#closed) {
+      sink.close('end');
+      return;
+    }
+    await this.start();
+    const client = new LiveClient(filter, after, sink);
+    void gone.then(() => this.#drop(client));
+    sink.write(`retry: ${this.#options.retryMs}\n\n`);
+    this.#clients.add(client);
+    try {
+      await this.#catchUp(client);
+    } catch {
+      // The store failed while catching up: the client reconnects and tries again.
+      this.#drop(client, 'end');
+    }
+    await gone;
+  }
+
+  /** Ends every client with the retry hint (for shutdown), and the hub's reader. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    for (const client of [...this.#clients]) this.#drop(client, 'end');
+    await this.#subscription?.stop();
+  }
+
+  /** Drops every client at once (they reconnect and resume). */
+  disconnectAll(): void {
+    for (const client of [...this.#clients]) this.#drop(client, 'destroy');
+  }
+
+  async #catchUp(client: LiveClient): Promise<void> {
+    const { catchUpPageSize } = this.#options;
+    while (!client.closed && !this.#closed) {
+      // The switch: the buffer holds every event after (its first position - 1), so a
+      // cursor at or past that point continues from the buffer without a gap.
+      const covered = (this.#buffer[0]?.position ?? this.#position + 1) - 1;
+      if (client.cursor >= covered) {
+        client.live = true;
+        this.#deliver(client, this.#buffer);
+        return;
+      }
+      const head = await this.#store.headPosition();
+      const page: RecordedEvent[] = [];
+      for await (const event of this.#store.readAll({
+        after: client.cursor,
+        categories: client.filter.categories,
+        eventTypes: client.filter.eventTypes,
+        streamIds: client.filter.streamIds,
+        limit: catchUpPageSize,
+      })) {
+        page.push(event);
+      }
+      if (!client.send(page)) return;
+      // A short page saw every match up to the head: the cursor moves there.
+      if (page.length < catchUpPageSize) client.cursor = Math.max(client.cursor, head);
+      if (client.sink.buffered > this.#options.maxBufferedBytes / 2) await client.sink.drained();
+    }
+  }
+
+  #publish(events: RecordedEvent[]): void {
+    if (events.length === 0) return;
+    this.#buffer.push(...events);
+    const excess = this.#buffer.length - this.#options.bufferEvents;
+    if (excess > 0) this.#buffer.splice(0, excess);
+    this.#position = (events.at(-1) as RecordedEvent).position;
+    for (const client of this.#clients) if (client.live) this.#deliver(client, events);
+  }
+
+  #deliver(client: LiveClient, events: readonly RecordedEvent[]): void {
+    if (!client.send(events)) return;
+    if (client.sink.buffered > this.#options.maxBufferedBytes) this.#drop(client, 'destroy');
+  }
+
+  #drop(client: LiveClient, how?: 'end' | 'destroy'): void {
+    if (client.closed) return;
+    client.closed = true;
+    this.#clients.delete(client);
+    if (how) client.sink.close(how);
+  }
+}

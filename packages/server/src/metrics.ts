@@ -1,0 +1,169 @@
+/**
+ * Prometheus metrics of a server: its HTTP traffic, the store's appends (through the store's
+ * own instrumentation hooks), and gauges read at scrape time — the log's head, the lag of
+ * every subscription and projection, the sealer's lag, the connection pool, SSE clients.
+ */
+import { type EventStore, integrity, type PoolStats, type StoreInstrumentation, subscriptions } from '@annals/core';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The metrics of one server. */
+export interface ServerMetrics {
+  registry: Registry;
+  /** Hooks to pass to `openEventStore({ instrumentation })`. */
+  instrumentation: StoreInstrumentation;
+  /** Observes one HTTP request. */
+  request(route: string, method: string, status: number, seconds: number): void;
+  /** Connects the scrape-time gauges to a store, its pool and the SSE hub. */
+  attach(sources: { store: EventStore; sseClients: () => number; poolStats: () => PoolStats | undefined }): void;
+}
+
+const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export function createMetrics(): ServerMetrics {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: 'annals_http_requests_total',
+    help: 'HTTP requests by route, method and status.',
+    labelNames: ['route', 'method', 'status'],
+    registers: [registry],
+  });
+  const requestSeconds = new Histogram({
+    name: 'annals_http_request_duration_seconds',
+    help: 'HTTP request latency by route and method.',
+    labelNames: ['route', 'method'],
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const appends = new Counter({
+    name: 'annals_appends_total',
+    help: 'Appends by outcome (ok, duplicate, conflict, error).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const events = new Counter({
+    name: 'annals_events_appended_total',
+    help: 'Events appended (not counting duplicates).',
+    registers: [registry],
+  });
+  const appendSeconds = new Histogram({
+    name: 'annals_append_duration_seconds',
+    help: 'Append latency, from the call to its answer.',
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const batchAppends = new Histogram({
+    name: 'annals_append_batch_appends',
+    help: 'Appends coalesced into one database call.',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [registry],
+  });
+  const batchSeconds = new Histogram({
+    name: 'annals_append_batch_duration_seconds',
+    help: 'Duration of one coalesced database call of appends.',
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+
+  let store: EventStore | undefined;
+  let sseClients: () => number = () => 0;
+  let poolStats: () => PoolStats | undefined = () => undefined;
+  new Gauge({
+    name: 'annals_log_head_position',
+    help: 'Position of the last event in the log.',
+    registers: [registry],
+    async collect() {
+      if (store) this.set(await store.headPosition().catch(() => 0));
+    },
+  });
+  const lagLabels = ['name'] as const;
+  new Gauge({
+    name: 'annals_checkpoint_lag_events',
+    help: 'Events between each subscription or projection checkpoint and the log head.',
+    labelNames: lagLabels,
+    registers: [registry],
+    async collect() {
+      if (!store) return;
+      this.reset();
+      for (const row of await subscriptions(store)
+        .checkpoints()
+        .catch(() => [])) {
+        this.set({ name: row.name }, row.lag);
+      }
+    },
+  });
+  new Gauge({
+    name: 'annals_checkpoint_lag_seconds',
+    help: 'Age of the oldest event each subscription or projection has not handled.',
+    labelNames: lagLabels,
+    registers: [registry],
+    async collect() {
+      if (!store) return;
+      this.reset();
+      for (const row of await subscriptions(store)
+        .checkpoints()
+        .catch(() => [])) {
+        this.set({ name: row.name }, row.lagSeconds);
+      }
+    },
+  });
+  new Gauge({
+    name: 'annals_sealer_lag_events',
+    help: 'Events not sealed yet.',
+    registers: [registry],
+    async collect() {
+      if (store)
+        this.set(
+          (
+            await integrity(store)
+              .status()
+              .catch(() => ({ unsealed: 0 }))
+          ).unsealed,
+        );
+    },
+  });
+  new Gauge({
+    name: 'annals_db_pool_connections',
+    help: 'Database connections of the pool by state (total, idle, waiting callers).',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const stats = poolStats();
+      if (!stats) return;
+      this.set({ state: 'total' }, stats.total);
+      this.set({ state: 'idle' }, stats.idle);
+      this.set({ state: 'waiting' }, stats.waiting);
+    },
+  });
+  new Gauge({
+    name: 'annals_sse_clients',
+    help: 'Server-Sent Events clients connected.',
+    registers: [registry],
+    collect() {
+      this.set(sseClients());
+    },
+  });
+
+  return {
+    registry,
+    instrumentation: {
+      onAppend({ outcome, events: count, durationMs }) {
+        appends.inc({ outcome });
+        if (outcome === 'ok') events.inc(count);
+        appendSeconds.observe(durationMs / 1000);
+      },
+      onAppendBatch({ appends: count, durationMs }) {
+        batchAppends.observe(count);
+        batchSeconds.observe(durationMs / 1000);
+      },
+    },
+    request(route, method, status, seconds) {
+      requests.inc({ route, method, status: String(status) });
+      requestSeconds.observe({ route, method }, seconds);
+    },
+    attach(sources) {
+      store = sources.store;
+      sseClients = sources.sseClients;
+      poolStats = sources.poolStats;
+    },
+  };
+}

@@ -1,0 +1,244 @@
+/**
+ * Audit and time travel: who did what, when and why; a request's causal tree; everything
+ * held about a data subject; a stream's state as of a moment, step by step, and what changed
+ * between two moments. State folds with the app's decider (`?decider=`), else merged data.
+ */
+import {
+  auditTrail,
+  type CausalNode,
+  type Command,
+  type Decider,
+  type DomainEvent,
+  InvalidInputError,
+  mergeDecider,
+  type PointInTime,
+  timeTravel,
+  toArray,
+} from '@annals/core';
+import { Type } from 'typebox';
+import { HttpProblem, problem } from '../problems.js';
+import type { Api, ServerContext } from '../route-kit.js';
+import {
+  RecordedEvent as EventSchema,
+  LogFilter,
+  MomentQuery,
+  Name,
+  Position,
+  problemResponses,
+  TimeRangeQuery,
+} from '../schemas.js';
+
+const StreamParams = Type.Object({ streamId: Name });
+const Limit = Type.Integer({ minimum: 1, maximum: 10_000 });
+
+type AnyDecider = Decider<Command, DomainEvent, unknown>;
+
+/** A time range from query strings; absent ends are open. */
+function range(query: { from?: string; to?: string; limit?: number }) {
+  return {
+    from: query.from === undefined ? undefined : new Date(query.from),
+    to: query.to === undefined ? undefined : new Date(query.to),
+    limit: query.limit ?? 1000,
+  };
+}
+
+/** `123` is a position, anything else an ISO time. */
+function instant(value: string, field: string): Date | number {
+  if (/^\d+$/.test(value)) {
+    const position = Number(value);
+    if (!Number.isSafeInteger(position)) throw new InvalidInputError(field, 'is out of range');
+    return position;
+  }
+  const time = new Date(value);
+  if (Number.isNaN(time.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    throw new InvalidInputError(field, 'must be a position (an integer) or an ISO-8601 time');
+  }
+  return time;
+}
+
+export function historyRoutes(api: Api, { store, app }: ServerContext): void {
+  const audit = auditTrail(store);
+  const travel = (name: string | undefined) => {
+    if (name === undefined) return timeTravel(store, mergeDecider as unknown as AnyDecider);
+    const entry = app.deciders?.[name];
+    if (!entry)
+      throw new HttpProblem(
+        problem(404, 'UNKNOWN_DECIDER', `the app has no decider ${JSON.stringify(name)}`, { field: 'decider' }),
+      );
+    return timeTravel(store, entry.decider, { events: entry.events });
+  };
+  const events = Type.Object({ events: Type.Array(EventSchema) });
+
+  api.get(
+    '/streams/:streamId/history',
+    {
+      schema: {
+        summary: 'A stream’s events with who, when and why',
+        tags: ['audit'],
+        params: StreamParams,
+        querystring: Type.Object(
+          { fromVersion: Type.Optional(Position), limit: Type.Optional(Limit) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ entries: Type.Array(Type.Unknown()) }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { fromVersion, limit = 1000 } = request.query;
+      return { entries: await toArray(audit.history(request.params.streamId, { fromVersion, limit })) };
+    },
+  );
+
+  api.get(
+    '/audit/actors/:actor',
+    {
+      schema: {
+        summary: 'What one actor did in a time range',
+        tags: ['audit'],
+        params: Type.Object({ actor: Name }),
+        querystring: Type.Object(TimeRangeQuery, { additionalProperties: false }),
+        response: { 200: events, ...problemResponses },
+      },
+    },
+    async (request) => ({ events: await toArray(audit.byActor(request.params.actor, range(request.query))) }),
+  );
+
+  api.get(
+    '/audit/range',
+    {
+      schema: {
+        summary: 'Every event (of some categories or types) in a time range',
+        tags: ['audit'],
+        querystring: Type.Object(
+          { ...TimeRangeQuery, category: LogFilter.category, type: LogFilter.type },
+          { additionalProperties: false },
+        ),
+        response: { 200: events, ...problemResponses },
+      },
+    },
+    async (request) => ({
+      events: await toArray(
+        audit.inRange({ ...range(request.query), categories: request.query.category, eventTypes: request.query.type }),
+      ),
+    }),
+  );
+
+  api.get(
+    '/audit/correlations/:correlationId',
+    {
+      schema: {
+        summary: 'The causal tree of one request',
+        description: 'Every event sharing the correlation id, each under the event that caused it.',
+        tags: ['audit'],
+        params: Type.Object({ correlationId: Name }),
+        response: { 200: Type.Object({ roots: Type.Array(Type.Unknown()) }), ...problemResponses },
+      },
+    },
+    async (request) => {
+      const plain = (node: CausalNode): unknown => ({ event: node.event, children: node.children.map(plain) });
+      return { roots: (await audit.causalTree(request.params.correlationId)).map(plain) };
+    },
+  );
+
+  api.get(
+    '/audit/subjects/:subjectId',
+    {
+      schema: {
+        summary: 'Everything held about one data subject',
+        tags: ['audit'],
+        params: Type.Object({ subjectId: Name }),
+        querystring: Type.Object(TimeRangeQuery, { additionalProperties: false }),
+        response: { 200: events, ...problemResponses },
+      },
+    },
+    async (request) => ({ events: await toArray(audit.bySubject(request.params.subjectId, range(request.query))) }),
+  );
+
+  api.get(
+    '/streams/:streamId/state',
+    {
+      schema: {
+        summary: 'A stream’s state as of a version, a global position or a time',
+        tags: ['time travel'],
+        params: StreamParams,
+        querystring: MomentQuery,
+        response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
+      },
+    },
+    async (request) => {
+      const { version, position, time, decider } = request.query;
+      const given = [version, position, time].filter((value) => value !== undefined).length;
+      if (given > 1) throw new InvalidInputError('query', 'give one of version, position and time');
+      const at: PointInTime | undefined =
+        version !== undefined
+          ? { version }
+          : position !== undefined
+            ? { position }
+            : time !== undefined
+              ? { time: new Date(time) }
+              : undefined;
+      const moment = at ?? { version: (await store.getStream(request.params.streamId))?.version ?? 0 };
+      return { ...(await travel(decider).stateAt(request.params.streamId, moment)) };
+    },
+  );
+
+  api.get(
+    '/streams/:streamId/replay',
+    {
+      schema: {
+        summary: 'Step through a stream: each event with the state before, after, and what changed',
+        tags: ['time travel'],
+        params: StreamParams,
+        querystring: Type.Object(
+          {
+            fromVersion: Type.Optional(Position),
+            toVersion: Type.Optional(Position),
+            limit: Type.Optional(Limit),
+            decider: Type.Optional(Name),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ steps: Type.Array(Type.Unknown()) }), ...problemResponses },
+      },
+    },
+    async (request) => {
+      const { fromVersion, toVersion, limit = 1000, decider } = request.query;
+      const steps: unknown[] = [];
+      for await (const step of travel(decider).replay(request.params.streamId, { fromVersion, toVersion })) {
+        steps.push(step);
+        if (steps.length >= limit) break;
+      }
+      return { steps };
+    },
+  );
+
+  api.get(
+    '/changes',
+    {
+      schema: {
+        summary: 'What changed between two moments',
+        description: '`from` and `to` are global positions or ISO-8601 times.',
+        tags: ['time travel'],
+        querystring: Type.Object(
+          {
+            from: Type.String({ maxLength: 64 }),
+            to: Type.String({ maxLength: 64 }),
+            category: LogFilter.category,
+            decider: Type.Optional(Name),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
+      },
+    },
+    async (request) => {
+      const { from, to, category, decider } = request.query;
+      return {
+        ...(await travel(decider).changesBetween(instant(from, 'from'), instant(to, 'to'), { categories: category })),
+      };
+    },
+  );
+}

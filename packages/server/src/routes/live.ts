@@ -1,0 +1,112 @@
+/**
+ * Live over Server-Sent Events: the log (with filters) or one stream, catch-up then live.
+ * Each event's SSE `id` is its position; a reconnect with `Last-Event-ID` resumes after it.
+ * Works with the browser's `EventSource` as it is. See live-hub.ts for the fan-out.
+ */
+import { InvalidInputError } from '@annals/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import type { LiveFilter } from '../live-hub.js';
+import type { Api, ServerContext } from '../route-kit.js';
+import { LogFilter, Name, Position, problemResponses } from '../schemas.js';
+
+const sseResponse = {
+  200: Type.String({ description: 'text/event-stream: `id: <position>` and `data: <event JSON>` per event' }),
+  ...problemResponses,
+};
+
+/** Where a client resumes: its `Last-Event-ID` when it sends one, else `after`. */
+function resumeAfter(request: FastifyRequest, after: number | undefined): number {
+  const header = request.headers['last-event-id'];
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value === '') return after ?? 0;
+  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new InvalidInputError('last-event-id', 'must be a position (a non-negative integer)');
+  }
+  return Number(value);
+}
+
+async function serveEvents(
+  context: ServerContext,
+  reply: FastifyReply,
+  after: number,
+  filter: LiveFilter,
+): Promise<void> {
+  // Checked before the stream starts, so bad filters answer a problem, not a broken stream.
+  context.store.readAll({ after, limit: 1, ...filter });
+  reply.hijack();
+  const response = reply.raw;
+  response.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  response.flushHeaders();
+  const gone = new Promise<void>((resolve) => {
+    response.once('close', () => resolve());
+  });
+  await context.hub.serve(
+    {
+      write: (chunk) => response.write(chunk),
+      get buffered() {
+        return response.writableLength;
+      },
+      drained: () =>
+        new Promise<void>((resolve) => {
+          if (response.writableLength === 0 || response.destroyed) resolve();
+          else {
+            response.once('drain', () => resolve());
+            response.once('close', () => resolve());
+          }
+        }),
+      close: (how) => (how === 'end' ? response.end() : response.destroy()),
+    },
+    after,
+    filter,
+    gone,
+  );
+}
+
+export function liveRoutes(api: Api, context: ServerContext): void {
+  api.get(
+    '/subscribe',
+    {
+      schema: {
+        summary: 'Follow the global log live (Server-Sent Events)',
+        description:
+          'Catch-up from `after` (or the `Last-Event-ID` header), then live; filters as for /events. Heartbeats are comments.',
+        tags: ['live'],
+        querystring: Type.Object({ after: Type.Optional(Position), ...LogFilter }, { additionalProperties: false }),
+        response: sseResponse,
+      },
+    },
+    async (request, reply) => {
+      const { after, category, type, stream } = request.query;
+      await serveEvents(context, reply, resumeAfter(request, after), {
+        categories: category,
+        eventTypes: type,
+        streamIds: stream,
+      });
+    },
+  );
+
+  api.get(
+    '/streams/:streamId/subscribe',
+    {
+      schema: {
+        summary: 'Follow one stream live (Server-Sent Events)',
+        description: 'Catch-up from `after` (a global position) or `Last-Event-ID`, then live.',
+        tags: ['live'],
+        params: Type.Object({ streamId: Name }),
+        querystring: Type.Object({ after: Type.Optional(Position) }, { additionalProperties: false }),
+        response: sseResponse,
+      },
+    },
+    async (request, reply) => {
+      await serveEvents(context, reply, resumeAfter(request, request.query.after), {
+        streamIds: [request.params.streamId],
+      });
+    },
+  );
+}

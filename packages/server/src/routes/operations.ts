@@ -1,0 +1,137 @@
+/**
+ * Operations: subscriptions' and projections' checkpoints with lag, parked events (list,
+ * replay with the app's handler), who holds the log, seal status, verify, and forgetting a
+ * data subject.
+ */
+import { integrity, personalData, subscriptions } from '@annals/core';
+import { Type } from 'typebox';
+import { HttpProblem, problem } from '../problems.js';
+import type { Api, ServerContext } from '../route-kit.js';
+import { Name, Position, problemResponses } from '../schemas.js';
+
+const Rows = Type.Array(Type.Unknown());
+
+export function operationRoutes(api: Api, { store, app }: ServerContext): void {
+  api.get(
+    '/checkpoints',
+    {
+      schema: {
+        summary: 'Every durable subscription and projection, with its lag',
+        tags: ['operations'],
+        response: { 200: Type.Object({ checkpoints: Rows }), ...problemResponses },
+      },
+    },
+    async () => ({ checkpoints: await subscriptions(store).checkpoints() }),
+  );
+
+  api.get(
+    '/subscriptions/:name/parked',
+    {
+      schema: {
+        summary: 'Events a subscription parked after its retries',
+        tags: ['operations'],
+        params: Type.Object({ name: Name }),
+        response: { 200: Type.Object({ parked: Rows }), ...problemResponses },
+      },
+    },
+    async (request) => ({ parked: await subscriptions(store).parked(request.params.name) }),
+  );
+
+  api.post(
+    '/subscriptions/:name/parked/replay',
+    {
+      schema: {
+        summary: 'Deliver a subscription’s parked events again, with the app’s handler',
+        tags: ['operations'],
+        params: Type.Object({ name: Name }),
+        response: { 200: Type.Object({ replayed: Type.Integer(), failed: Type.Integer() }), ...problemResponses },
+      },
+    },
+    async (request) => {
+      const handler = app.subscriptions?.[request.params.name];
+      if (!handler) {
+        throw new HttpProblem(
+          problem(
+            404,
+            'UNKNOWN_SUBSCRIPTION',
+            `the app has no handler for subscription ${JSON.stringify(request.params.name)}`,
+          ),
+        );
+      }
+      return subscriptions(store).replayParked(request.params.name, handler);
+    },
+  );
+
+  api.get(
+    '/log/holders',
+    {
+      schema: {
+        summary: 'Transactions holding the log lock now',
+        tags: ['operations'],
+        response: { 200: Type.Object({ holders: Rows }), ...problemResponses },
+      },
+    },
+    async () => ({ holders: await store.logHolders() }),
+  );
+
+  api.get(
+    '/seals',
+    {
+      schema: {
+        summary: 'How far sealing has come',
+        tags: ['integrity'],
+        response: {
+          200: Type.Object({ sealedUpTo: Type.Integer(), head: Type.Integer(), unsealed: Type.Integer() }),
+          ...problemResponses,
+        },
+      },
+    },
+    async () => integrity(store).status(),
+  );
+
+  api.post(
+    '/verify',
+    {
+      schema: {
+        summary: 'Verify every seal (or one stream’s) against the events as stored',
+        tags: ['integrity'],
+        body: Type.Optional(
+          Type.Object(
+            {
+              streamId: Type.Optional(Name),
+              anchor: Type.Optional(
+                Type.Object(
+                  { position: Position, hash: Type.String({ pattern: '^[0-9a-fA-F]{64}$' }) },
+                  { additionalProperties: false },
+                ),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
+      },
+    },
+    async (request) => ({ ...(await integrity(store).verify(request.body ?? {})) }),
+  );
+
+  api.post(
+    '/subjects/:subjectId/forget',
+    {
+      schema: {
+        summary: 'Forget a data subject: its personal fields read as null from now on',
+        tags: ['personal data'],
+        params: Type.Object({ subjectId: Name }),
+        body: Type.Object(
+          {
+            reason: Type.String({ minLength: 1, maxLength: 1000 }),
+            actor: Type.Optional(Type.String({ maxLength: 256 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
+      },
+    },
+    async (request) => ({ ...(await personalData(store).forget(request.params.subjectId, request.body)) }),
+  );
+}

@@ -1,0 +1,187 @@
+/** Streams and the global log: append (one stream or several), read, stream heads and metadata. */
+import { type JsonObject, type NewEvent, StreamNotFoundError, type StreamWrite } from '@annals/core';
+import { Type } from 'typebox';
+import { HttpProblem, problem } from '../problems.js';
+import { type Api, type ServerContext, sendEventPage, traced } from '../route-kit.js';
+import {
+  AppendBody,
+  AppendResult,
+  EventPage,
+  LogFilter,
+  MultiAppendBody,
+  Name,
+  Position,
+  problemResponses,
+  RecordedEvent,
+  StreamInfo,
+} from '../schemas.js';
+
+const StreamParams = Type.Object({ streamId: Name });
+const PageLimit = Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 });
+
+export function streamRoutes(api: Api, { store }: ServerContext): void {
+  api.post(
+    '/streams/:streamId/events',
+    {
+      schema: {
+        summary: 'Append events to a stream',
+        description:
+          'Atomically, after checking the expected version. Retrying with the same event ids answers the first result with duplicate: true.',
+        tags: ['streams'],
+        params: StreamParams,
+        body: AppendBody,
+        response: { 200: AppendResult, 201: AppendResult, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const { events, expectedVersion } = request.body;
+      const result = await store.append(request.params.streamId, traced(request, events as NewEvent[]), {
+        expectedVersion,
+      });
+      return reply.code(result.duplicate ? 200 : 201).send(result);
+    },
+  );
+
+  api.post(
+    '/appends',
+    {
+      schema: {
+        summary: 'Append to several streams in one transaction',
+        description: 'All writes are stored or none is; each write has its own expected version.',
+        tags: ['streams'],
+        body: MultiAppendBody,
+        response: { 200: Type.Object({ results: Type.Array(AppendResult) }), ...problemResponses },
+      },
+    },
+    async (request) => {
+      const writes = request.body.writes.map(
+        (write): StreamWrite => ({ ...write, events: traced(request, write.events as NewEvent[]) }),
+      );
+      return { results: await store.appendMulti(writes) };
+    },
+  );
+
+  api.get(
+    '/streams/:streamId/events',
+    {
+      schema: {
+        summary: 'Read a stream',
+        description: 'A page of events in version order (forward or backward); `next` holds the next page query.',
+        tags: ['streams'],
+        params: StreamParams,
+        querystring: Type.Object(
+          {
+            fromVersion: Type.Optional(Position),
+            limit: Type.Optional(PageLimit),
+            direction: Type.Optional(Type.Union([Type.Literal('forward'), Type.Literal('backward')])),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: EventPage, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const { streamId } = request.params;
+      const { fromVersion, limit = 1000, direction = 'forward' } = request.query;
+      if (!(await store.getStream(streamId))?.exists) throw new StreamNotFoundError(streamId);
+      const events = store.readStream(streamId, { fromVersion, limit, direction });
+      return sendEventPage(reply, events, limit, (last) => ({
+        fromVersion: direction === 'forward' ? last.streamVersion + 1 : last.streamVersion - 1,
+      }));
+    },
+  );
+
+  api.get(
+    '/streams/:streamId',
+    {
+      schema: {
+        summary: 'A stream’s head and metadata',
+        tags: ['streams'],
+        params: StreamParams,
+        response: { 200: StreamInfo, ...problemResponses },
+      },
+    },
+    async (request) => {
+      const info = await store.getStream(request.params.streamId);
+      if (!info) throw new StreamNotFoundError(request.params.streamId);
+      return info;
+    },
+  );
+
+  api.put(
+    '/streams/:streamId/metadata',
+    {
+      schema: {
+        summary: 'Replace a stream’s metadata',
+        description: 'A JSON object kept beside the stream (not an event).',
+        tags: ['streams'],
+        params: StreamParams,
+        body: Type.Record(Type.String(), Type.Unknown()),
+        response: { 204: Type.Null(), ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      await store.setStreamMetadata(request.params.streamId, request.body as JsonObject);
+      return reply.code(204).send(null);
+    },
+  );
+
+  api.get(
+    '/events',
+    {
+      schema: {
+        summary: 'Read the global log',
+        description:
+          'Events after a position, in log order, filtered by category, type or stream; never skips an event. `next.after` is the checkpoint of the next page.',
+        tags: ['log'],
+        querystring: Type.Object(
+          { after: Type.Optional(Position), limit: Type.Optional(PageLimit), ...LogFilter },
+          { additionalProperties: false },
+        ),
+        response: { 200: EventPage, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const { after = 0, limit = 1000, category, type, stream } = request.query;
+      const events = store.readAll({ after, limit, categories: category, eventTypes: type, streamIds: stream });
+      return sendEventPage(reply, events, limit, (last) => ({ after: last.position }));
+    },
+  );
+
+  api.get(
+    '/events/:eventId',
+    {
+      schema: {
+        summary: 'One event by id',
+        tags: ['log'],
+        params: Type.Object({ eventId: Type.String({ minLength: 1, maxLength: 100 }) }),
+        response: { 200: RecordedEvent, ...problemResponses },
+      },
+    },
+    async (request) => {
+      const event = await store.getEvent(request.params.eventId);
+      if (!event) throw new HttpProblem(problem(404, 'EVENT_NOT_FOUND', `no event has id ${request.params.eventId}`));
+      return event;
+    },
+  );
+
+  api.get(
+    '/position',
+    {
+      schema: {
+        summary: 'The log’s position at a time',
+        tags: ['log'],
+        querystring: Type.Object(
+          { time: Type.Optional(Type.String({ format: 'date-time' })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ position: Type.Integer(), head: Type.Integer() }), ...problemResponses },
+      },
+    },
+    async (request) => {
+      const head = await store.headPosition();
+      const time = request.query.time;
+      return { position: time === undefined ? head : await store.positionAt(new Date(time)), head };
+    },
+  );
+}

@@ -1,0 +1,182 @@
+/**
+ * The server: a Fastify app over one event store. One plugin-like module per concern
+ * (routes/), TypeBox schemas on every route (they validate, type the handlers and make the
+ * OpenAPI document), one error handler that turns every error into a problem response
+ * (problems.ts), metrics on every request (metrics.ts), and the live hub for SSE.
+ */
+
+import type { EventStore, PoolStats } from '@annals/core';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyServerOptions } from 'fastify';
+import { Type } from 'typebox';
+import type { AnnalsApp } from './app-module.js';
+import { LiveHub, type LiveHubOptions } from './live-hub.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { problem, problemOf } from './problems.js';
+import type { Api, ServerContext } from './route-kit.js';
+import { commandRoutes } from './routes/commands.js';
+import { historyRoutes } from './routes/history.js';
+import { liveRoutes } from './routes/live.js';
+import { operationRoutes } from './routes/operations.js';
+import { streamRoutes } from './routes/streams.js';
+
+/** Options of {@link createServer}. */
+export interface ServerOptions {
+  store: EventStore;
+  /** The application module: deciders, projections, subscription handlers. */
+  app?: AnnalsApp;
+  /** Metrics to report to; pass the same object's `instrumentation` to `openEventStore`. */
+  metrics?: ServerMetrics;
+  /** The database pool's use, for metrics. */
+  poolStats?: () => PoolStats | undefined;
+  /** Largest request body, in bytes. @defaultValue 4 MiB */
+  bodyLimit?: number;
+  /** Fastify's (pino) logger options, or false. @defaultValue false */
+  logger?: FastifyServerOptions['logger'];
+  live?: LiveHubOptions;
+  /** Whether the runners this process started are healthy (readiness). */
+  runnersHealthy?: () => Promise<{ ok: boolean; detail: string[] }>;
+}
+
+/** A server, built and not yet listening. */
+export interface AnnalsServer {
+  /** The Fastify instance: `listen`, `inject`, `close`. */
+  api: Api;
+  hub: LiveHub;
+  metrics: ServerMetrics;
+  /** Stops taking requests, ends SSE clients with a retry hint, lets requests in flight finish. */
+  close(): Promise<void>;
+}
+
+/** Builds the server on `options.store`; call `api.listen({ host, port })` to serve. */
+export async function createServer(options: ServerOptions): Promise<AnnalsServer> {
+  const { store, app = {}, metrics = createMetrics() } = options;
+  const hub = new LiveHub(store, options.live);
+  const api = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
+    // Unknown fields are refused, not silently dropped; query strings are coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  await api.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Annals',
+        version: '0.1.0',
+        description: 'Event sourcing on PostgreSQL: append, read, follow live, audit and travel in time.',
+      },
+    },
+  });
+
+  // Patterns of every route by method, to tell a wrong method (405) from an unknown path (404).
+  const routes: { pattern: RegExp; methods: Set<string> }[] = [];
+  api.addHook('onRoute', (route) => {
+    const source = `^${route.url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}/?$`;
+    let entry = routes.find((r) => r.pattern.source === source);
+    if (!entry) {
+      entry = { pattern: new RegExp(source), methods: new Set() };
+      routes.push(entry);
+    }
+    for (const method of [route.method].flat()) entry.methods.add(method);
+  });
+
+  api.setErrorHandler((error, request, reply) => {
+    const body = problemOf(error);
+    if (body.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (body.status === 503) reply.header('retry-after', '1');
+    return reply
+      .code(body.status)
+      .type('application/problem+json')
+      .send({ ...body, instance: request.url });
+  });
+
+  api.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routes.filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]);
+    if (allowed.length > 0) {
+      return reply
+        .code(405)
+        .header('allow', [...new Set(allowed)].join(', '))
+        .type('application/problem+json')
+        .send(problem(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${allowed.join(', ')}`));
+    }
+    return reply
+      .code(404)
+      .type('application/problem+json')
+      .send(problem(404, 'NOT_FOUND', `no route ${path}`));
+  });
+
+  api.addHook('onResponse', async (request, reply) => {
+    metrics.request(
+      request.routeOptions.url ?? 'unmatched',
+      request.method,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  const context: ServerContext = {
+    store,
+    app,
+    hub,
+    runnersHealthy: options.runnersHealthy ?? (async () => ({ ok: true, detail: [] })),
+  };
+  metrics.attach({ store, sseClients: () => hub.clients, poolStats: options.poolStats ?? (() => undefined) });
+
+  streamRoutes(api, context);
+  liveRoutes(api, context);
+  historyRoutes(api, context);
+  commandRoutes(api, context);
+  operationRoutes(api, context);
+  systemRoutes(api, context, metrics);
+
+  // Before Fastify waits for open connections: SSE clients would hold it forever.
+  api.addHook('preClose', async () => {
+    await hub.close();
+  });
+
+  return { api, hub, metrics, close: () => api.close() };
+}
+
+function systemRoutes(api: Api, context: ServerContext, metrics: ServerMetrics): void {
+  const Health = Type.Object({ status: Type.String(), checks: Type.Optional(Type.Array(Type.String())) });
+  api.get(
+    '/health/live',
+    { schema: { summary: 'The process is up', tags: ['system'], response: { 200: Health } } },
+    async () => ({ status: 'ok' }),
+  );
+  api.get(
+    '/health/ready',
+    {
+      schema: {
+        summary: 'Ready to serve: database reachable, schema current, runners healthy',
+        tags: ['system'],
+        response: { 200: Health, 503: Health },
+      },
+    },
+    async (_request, reply) => {
+      const checks: string[] = [];
+      let ok = true;
+      try {
+        checks.push(`database: ok (head ${await context.store.headPosition()})`);
+      } catch (error) {
+        ok = false;
+        checks.push(`database: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      const runners = await context.runnersHealthy();
+      ok &&= runners.ok;
+      checks.push(...runners.detail);
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks });
+    },
+  );
+  api.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics', tags: ['system'], response: { 200: Type.String() } } },
+    async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+  api.get('/openapi.json', { schema: { hide: true } }, async () => api.swagger());
+}

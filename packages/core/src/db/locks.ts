@@ -8,11 +8,15 @@
  *
  * | lock | form | held by | for |
  * | --- | --- | --- | --- |
- * | log | transaction | every append, from drawing positions to commit | the gap-free, commit-ordered log (docs/ordering.md) |
+ * | log (0001-0006 only) | transaction | every append, from drawing positions to commit | the gap-free, commit-ordered log |
  * | migrate | transaction | `migrate` | one migrator per schema at a time |
  * | seal | transaction | a sealing step | one sealer writing at a time |
  * | projection lease | session | the active runner of a projection | one runner per projection across processes |
  * | group partition | session | the member running a consumer-group partition | one member per partition |
+ *
+ * The log lock itself is no longer an advisory lock: from migration 0007 it is a row lock on the
+ * one row of `log_head`, which only `append_events` (running as the schema's owner) may take;
+ * any role can take any advisory lock, and so could stall every append (docs/ordering.md).
  */
 import { assertSchemaName } from '../options.js';
 import type { SqlQueryable } from './sql-client.js';
@@ -24,8 +28,9 @@ export interface LockKey {
 }
 
 /**
- * The log lock's keys as a SQL literal (no parameters): migrations splice it into the append
- * function, and `logHolders` finds it in `pg_locks` by the same expression.
+ * The keys of the log's advisory lock of migrations 0001-0006, as a SQL literal (no
+ * parameters): released migrations splice it into the append function they define, which
+ * 0007 replaces by one that locks the log-head row instead.
  */
 export function logLockSql(schema: string): string {
   assertSchemaName(schema);

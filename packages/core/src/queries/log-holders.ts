@@ -1,9 +1,11 @@
 /**
- * Who holds the log. An append holds the log lock (a transaction-level advisory lock, see
- * sql/0001_event_store.sql) from drawing positions to its commit; meanwhile other appends
- * wait and readers see the log up to before it. `pg_locks` names the holder and its waiters.
+ * Who holds the log. An append holds the log lock (a row lock on the one row of `log_head`,
+ * see sql/0007_least_privilege.sql and docs/ordering.md) from drawing positions to its commit;
+ * meanwhile other appends wait and readers see the log up to before it. The row's `xmax` is
+ * the id of the transaction that locked it last: while that transaction is open it holds the
+ * granted lock on its own id in `pg_locks`, and waiters wait on that id (the first of them) or
+ * on the row (the others).
  */
-import { logLockSql } from '../db/locks.js';
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { LogHolder } from '../types.js';
 
@@ -17,18 +19,23 @@ export async function readLogHolders(db: SqlQueryable, schema: string): Promise<
     application_name: string | null;
     waiting: number | string | bigint;
   }>(
-    `with log_lock as (
-       select l.pid, l.granted
-         from pg_locks l, (select ${logLockSql(schema)}) as k(class_key, object_key)
-        where l.locktype = 'advisory' and l.objsubid = 2
-          and l.classid = k.class_key::oid and l.objid = k.object_key::oid
-          and l.database = (select oid from pg_database where datname = current_database()))
+    `with head as (select xmax as locker from "${schema}".log_head),
+     holder as (
+       select distinct l.pid
+         from pg_locks l, head
+        where l.locktype = 'transactionid' and l.granted and l.transactionid = head.locker),
+     waiter as (
+       select distinct l.pid
+         from pg_locks l, head
+        where not l.granted
+          and ((l.locktype = 'transactionid' and l.transactionid = head.locker)
+            or (l.locktype = 'tuple' and l.relation = '"${schema}".log_head'::regclass
+                and l.database = (select oid from pg_database where datname = current_database()))))
      select a.pid, a.xact_start, a.state, a.query, a.application_name,
             extract(epoch from (clock_timestamp() - a.xact_start)) * 1000 as open_for_ms,
-            (select count(*) from log_lock w where not w.granted) as waiting
-       from log_lock h
-       join pg_stat_activity a on a.pid = h.pid
-      where h.granted`,
+            (select count(*) from waiter) as waiting
+       from holder h
+       join pg_stat_activity a on a.pid = h.pid`,
   );
   return rows.map((row) => ({
     pid: row.pid,

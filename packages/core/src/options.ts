@@ -20,6 +20,13 @@ export interface StoreOptions {
   maxEventBytes: number;
   /** @defaultValue 10 000 */
   maxEventsPerAppend: number;
+  /**
+   * Most bytes of one append as a whole (every event's data and metadata as UTF-8 JSON), and
+   * of one coalesced database call (a single larger append still goes alone). An append is
+   * one statement; past a few hundred MB the driver cannot even build it.
+   * @defaultValue 64 MiB, or `maxEventBytes` when that is larger
+   */
+  maxAppendBytes: number;
   /** Longest stream id, in characters. @defaultValue 256 */
   maxStreamIdLength: number;
   /** Rows read per round trip by `readStream` and `readAll`. @defaultValue 1000 */
@@ -54,6 +61,7 @@ export const defaultStoreOptions: Readonly<StoreOptions> = Object.freeze({
   migrate: true,
   maxEventBytes: 1024 * 1024,
   maxEventsPerAppend: 10_000,
+  maxAppendBytes: 64 * 1024 * 1024,
   maxStreamIdLength: 256,
   pageSize: 1000,
   batchMaxEvents: 2000,
@@ -76,14 +84,22 @@ export function assertSchemaName(schema: unknown): asserts schema is string {
 /** Merges given options over the defaults and checks each one. */
 export function resolveStoreOptions(given: Partial<StoreOptions> = {}): StoreOptions {
   const options: StoreOptions = { ...defaultStoreOptions };
-  for (const [key, value] of Object.entries(given)) {
+  const entries = guardedEntries(given);
+  for (const [key, value] of entries) {
     if (value !== undefined) (options as unknown as Record<string, unknown>)[key] = value;
+  }
+  if (!entries.some(([key, value]) => key === 'maxAppendBytes' && value !== undefined)) {
+    const maxEventBytes = options.maxEventBytes;
+    if (typeof maxEventBytes === 'number' && maxEventBytes > options.maxAppendBytes) {
+      options.maxAppendBytes = maxEventBytes;
+    }
   }
   assertSchemaName(options.schema);
   if (typeof options.migrate !== 'boolean') throw new InvalidInputError('migrate', 'must be a boolean');
   for (const key of [
     'maxEventBytes',
     'maxEventsPerAppend',
+    'maxAppendBytes',
     'maxStreamIdLength',
     'pageSize',
     'batchMaxEvents',
@@ -99,5 +115,25 @@ export function resolveStoreOptions(given: Partial<StoreOptions> = {}): StoreOpt
   if (options.inlineProjectionTimeoutMs > 2_147_483_647) {
     throw new InvalidInputError('inlineProjectionTimeoutMs', 'must be at most 2147483647 (about 24 days)');
   }
+  // jsonb holds at most 255 MiB, and one statement's text is a JavaScript string.
+  for (const key of ['maxEventBytes', 'maxAppendBytes'] as const) {
+    if (options[key] > maxStatementBytes) {
+      throw new InvalidInputError(key, `must be at most ${maxStatementBytes} (256 MiB); got ${options[key]}`);
+    }
+  }
+  if (options.maxAppendBytes < options.maxEventBytes) {
+    throw new InvalidInputError('maxAppendBytes', `must be at least maxEventBytes (${options.maxEventBytes})`);
+  }
   return options;
+}
+
+const maxStatementBytes = 256 * 1024 * 1024;
+
+function guardedEntries(given: unknown): [string, unknown][] {
+  if (typeof given !== 'object' || given === null) throw new InvalidInputError('options', 'must be an object');
+  try {
+    return Object.entries(given);
+  } catch (error) {
+    throw new InvalidInputError('options', `could not be read: ${error instanceof Error ? error.message : 'error'}`);
+  }
 }

@@ -9,7 +9,7 @@ import type { EventStore } from '../store/event-store.js';
 import { paged } from '../store/paging.js';
 import { contextOf } from '../store/store-context.js';
 import type { JsonValue, RecordedEvent } from '../types.js';
-import { assertInteger, assertStreamId } from '../validation.js';
+import { assertInteger, assertStreamId, assertTime, readOptions } from '../validation.js';
 
 /** One event as the audit trail shows it. */
 export interface AuditEntry {
@@ -113,15 +113,17 @@ export function auditTrail(store: EventStore) {
   };
 
   /** Positions (after, upTo] covering a time range. */
-  const positions = async (range: TimeRange) => {
+  const positions = async (given: TimeRange) => {
+    const range = readOptions<TimeRange>(given, 'range');
     for (const field of ['from', 'to'] as const) {
       const value = range[field];
-      if (value !== undefined && (!(value instanceof Date) || Number.isNaN(value.getTime()))) {
-        throw new InvalidInputError(field, `must be a valid Date, got ${String(value)}`);
-      }
+      if (value !== undefined) assertTime(value, field);
     }
-    if (range.from && range.to && range.from > range.to) throw new InvalidInputError('to', 'must not be before from');
-    const after = range.from ? await store.positionAt(new Date(range.from.getTime() - 1)) : 0;
+    if (range.from && range.to && range.from.getTime() > range.to.getTime()) {
+      throw new InvalidInputError('to', 'must not be before from');
+    }
+    // Just before `from`: the earliest Date has no instant before it, and none is recorded there.
+    const after = range.from ? await store.positionAt(new Date(Math.max(range.from.getTime() - 1, -8.64e15))) : 0;
     const upTo = range.to ? await store.positionAt(range.to) : Number.MAX_SAFE_INTEGER;
     return { after, upTo };
   };

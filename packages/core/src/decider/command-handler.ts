@@ -25,7 +25,7 @@ import { commandEventId, newEventId } from '../event-id.js';
 import { snapshots } from '../snapshots/snapshots.js';
 import type { EventStore } from '../store/event-store.js';
 import type { EventMetadata, JsonValue, NewEvent, RecordedEvent } from '../types.js';
-import { assertStreamId } from '../validation.js';
+import { assertStreamId, readOptions } from '../validation.js';
 import { type Command, type Decider, type DomainEvent, decideAll } from './decider.js';
 import type { EventRegistry } from './event-registry.js';
 
@@ -130,8 +130,9 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
   async handle(streamId: string, command: C, context: CommandContext = {}): Promise<CommandResult<S>> {
     assertStreamId(streamId, 'streamId', this.#store.options.maxStreamIdLength);
     await this.#checkCommand(command);
-    checkContext(context);
-    return this.#oneAtATime(streamId, () => this.#handle(streamId, command, context));
+    const given = readOptions<CommandContext>(context, 'context');
+    checkContext(given);
+    return this.#oneAtATime(streamId, () => this.#handle(streamId, command, given));
   }
 
   /**
@@ -343,5 +344,9 @@ function checkContext(context: CommandContext): void {
     if (value !== undefined && typeof value !== 'string') {
       throw new InvalidInputError(`context.${key}`, 'must be a string');
     }
+  }
+  const { metadata } = context;
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
+    throw new InvalidInputError('context.metadata', 'must be an object');
   }
 }

@@ -7,7 +7,7 @@
 import { InvalidInputError, TamperDetectedError, toAnnalsError } from '../errors.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import { readLastSealed } from '../queries/seals.js';
-import { assertInteger } from '../validation.js';
+import { assertDuration, assertInteger, readOptions } from '../validation.js';
 import { type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
 import { sealStep } from './sealing.js';
 
@@ -46,9 +46,9 @@ export class Sealer {
   /** @internal Use `integrity(store).runSealer`. */
   constructor(host: WorkerHost, options: SealerOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
-    const { batchSize = 2000, pollIntervalMs = 1000 } = options;
+    const { batchSize = 2000, pollIntervalMs = 1000 } = readOptions<SealerOptions>(options, 'options');
     assertInteger(batchSize, 'batchSize', 1);
-    assertInteger(pollIntervalMs, 'pollIntervalMs', 1);
+    assertDuration(pollIntervalMs, 'pollIntervalMs');
     this.#host = host;
     this.#batchSize = batchSize;
     this.#pollIntervalMs = pollIntervalMs;
@@ -76,7 +76,11 @@ export class Sealer {
   /** Where this sealer is, with the log's head and the last sealed position as stored now. */
   async status(): Promise<SealerStatus> {
     const { client, schema } = this.#host;
-    const [head, sealed] = await Promise.all([readHeadPosition(client, schema), readLastSealed(client, schema)]);
+    const [head, sealed] = await Promise.all([readHeadPosition(client, schema), readLastSealed(client, schema)]).catch(
+      (error: unknown) => {
+        throw toAnnalsError(error);
+      },
+    );
     return { state: this.#state, sealed, head, unsealed: Math.max(0, head - sealed), lastError: this.#loop.lastError };
   }
 

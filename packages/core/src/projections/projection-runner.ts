@@ -14,11 +14,12 @@
  */
 import { projectionLease, tryLockForSession, unlockForSession } from '../db/locks.js';
 import type { SqlSession } from '../db/sql-client.js';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { lockCheckpoint, moveCheckpoint, readCheckpoint } from '../queries/checkpoints.js';
 import { documents } from '../queries/documents.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import { readAllEvents } from '../store/event-reads.js';
+import { assertDuration, readOptions } from '../validation.js';
 import { describeError, type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
 import { applyProjection, checkProjection, type Projection, projectionEventTypes } from './projection.js';
 
@@ -80,15 +81,18 @@ export class ProjectionRunner {
     }
     this.#checkpoint = `projection:${projection.name}:v${this.#version}`;
     if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
+    const given = readOptions<typeof options>(options, 'options');
     this.#options = {
-      batchSize: options.batchSize ?? 500,
-      pollIntervalMs: options.pollIntervalMs ?? 1000,
-      leaseRetryMs: options.leaseRetryMs ?? 1000,
-      maxFailures: options.maxFailures ?? 10,
+      batchSize: given.batchSize ?? 500,
+      pollIntervalMs: given.pollIntervalMs ?? 1000,
+      leaseRetryMs: given.leaseRetryMs ?? 1000,
+      maxFailures: given.maxFailures ?? 10,
     };
     for (const [key, value] of Object.entries(this.#options)) {
       if (!Number.isSafeInteger(value) || value < 1) throw new InvalidInputError(key, 'must be a positive integer');
     }
+    assertDuration(this.#options.pollIntervalMs, 'pollIntervalMs');
+    assertDuration(this.#options.leaseRetryMs, 'leaseRetryMs');
     this.#loop.start(
       () => this.#run(),
       () => `projection ${this.#state}`,
@@ -115,7 +119,9 @@ export class ProjectionRunner {
     const [head, stored] = await Promise.all([
       readHeadPosition(client, schema),
       readCheckpoint(client, schema, this.#checkpoint),
-    ]);
+    ]).catch((error: unknown) => {
+      throw toAnnalsError(error);
+    });
     const position = stored ?? 0;
     const lag = Math.max(0, head - position);
     const now = Date.now();

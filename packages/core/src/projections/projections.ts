@@ -8,7 +8,7 @@ import { InvalidInputError } from '../errors.js';
 import { type Documents, documents } from '../queries/documents.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
-import { assertInteger } from '../validation.js';
+import { assertDuration, assertInteger } from '../validation.js';
 import { checkProjection, type Projection } from './projection.js';
 import { buildProjectionAt } from './projection-at.js';
 import { ProjectionRunner, type ProjectionRunnerOptions, type ProjectionStatus } from './projection-runner.js';
@@ -94,7 +94,7 @@ export function projections(store: EventStore): Projections {
       if (onProgress !== undefined && typeof onProgress !== 'function') {
         throw new InvalidInputError('onProgress', 'must be a function');
       }
-      assertInteger(progressIntervalMs, 'progressIntervalMs', 1);
+      assertDuration(progressIntervalMs, 'progressIntervalMs');
       const target = await store.headPosition();
       const runner = run(projection, runnerOptions);
       // One status read at a time, so reports arrive in order; a throwing progress callback

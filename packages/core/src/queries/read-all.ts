@@ -93,7 +93,7 @@ export async function readHeadPosition(db: SqlQueryable, schema: string): Promis
  * probe per step, about log2(length) steps). Sound because an append takes its time from the
  * database clock while it holds the log lock, so times never decrease along positions.
  */
-export async function readPositionAt(db: SqlQueryable, schema: string, time: Date): Promise<number> {
+export async function readPositionAt(db: SqlQueryable, schema: string, time: Date | string): Promise<number> {
   const rows = await db.query<{ position: string | number | bigint }>(
     `with recursive search(low, high) as (
        select 0::int8, coalesce((select max(position) from "${schema}".events), 0)::int8

@@ -12,8 +12,8 @@
  *   the next turn of the event loop (setImmediate, no timer): callers woken by one batch
  *   queue their next appends in promise continuations, which all run before that turn, so
  *   they leave together instead of the first one alone.
- * - A batch takes queued appends in arrival order up to `maxEvents` events (a larger single
- *   append goes alone), skipping any append that touches a stream already in this batch or
+ * - A batch takes queued appends in arrival order up to `maxEvents` events and `maxBytes`
+ *   payload bytes (a larger single append goes alone), skipping any append that touches a stream already in this batch or
  *   in one still in flight: it leaves later, so appends to one stream are applied in the
  *   order they were made.
  * - An append whose own check fails (a conflict, a reused id) gets its own error; the others
@@ -37,12 +37,15 @@ export type BatchRunner<Result> = (appends: readonly (readonly PreparedWrite[])[
 interface Pending<Result> {
   writes: readonly PreparedWrite[];
   eventCount: number;
+  bytes: number;
   resolve: (result: Result) => void;
   reject: (error: unknown) => void;
 }
 
 export interface AppendBatcherOptions {
   maxEvents: number;
+  /** Most payload bytes of one call (see `maxAppendBytes`); unlimited when not given. */
+  maxBytes?: number;
   concurrency: number;
 }
 
@@ -65,7 +68,8 @@ export class AppendBatcher<Result> {
   append(writes: readonly PreparedWrite[]): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
       const eventCount = writes.reduce((sum, write) => sum + write.events.length, 0);
-      this.#queue.push({ writes, eventCount, resolve, reject });
+      const bytes = writes.reduce((sum, write) => sum + (write.bytes ?? 0), 0);
+      this.#queue.push({ writes, eventCount, bytes, resolve, reject });
       this.#schedulePump();
     });
   }
@@ -113,12 +117,17 @@ export class AppendBatcher<Result> {
     const streams = new Set<string>(this.#busy);
     const rest: Pending<Result>[] = [];
     let events = 0;
+    let bytes = 0;
+    const maxBytes = this.#options.maxBytes ?? Number.POSITIVE_INFINITY;
     for (const pending of this.#queue) {
-      const fits = batch.length === 0 || events + pending.eventCount <= this.#options.maxEvents;
+      const fits =
+        batch.length === 0 ||
+        (events + pending.eventCount <= this.#options.maxEvents && bytes + pending.bytes <= maxBytes);
       const free = pending.writes.every((write) => !streams.has(write.streamId));
       if (fits && free) {
         batch.push(pending);
         events += pending.eventCount;
+        bytes += pending.bytes;
       } else {
         rest.push(pending);
       }

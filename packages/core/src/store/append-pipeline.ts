@@ -13,7 +13,7 @@
  * 4. answer: each append's outcomes become its results or its typed error.
  */
 import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
-import { sqlStateOf, toAnnalsError } from '../errors.js';
+import { ConcurrencyError, sqlStateOf, toAnnalsError } from '../errors.js';
 import type { StoreOptions } from '../options.js';
 import { type CompiledPolicy, holdsPersonalData, planPersonalData, protectWrites } from '../personal/personal-data.js';
 import type { Projection } from '../projections/projection.js';
@@ -23,6 +23,7 @@ import { type PreparedWrite, prepareWrites } from '../validation.js';
 import { AppendBatcher, type Settled } from './append-batcher.js';
 import { toAppendResults } from './append-results.js';
 import { applyInline } from './inline-projections.js';
+import { report, type StoreInstrumentation } from './instrumentation.js';
 
 /** @internal The store's append path; see the module comment. */
 export class AppendPipeline {
@@ -31,19 +32,23 @@ export class AppendPipeline {
   readonly #inline: readonly Projection[];
   readonly #policy: CompiledPolicy;
   readonly #batcher: AppendBatcher<AppendResult[]>;
+  readonly #instrumentation: StoreInstrumentation;
 
   constructor(
     client: SqlClient,
     options: Readonly<StoreOptions>,
     inline: readonly Projection[],
     policy: CompiledPolicy,
+    instrumentation: StoreInstrumentation = {},
   ) {
     this.#client = client;
+    this.#instrumentation = instrumentation;
     this.#options = options;
     this.#inline = inline;
     this.#policy = policy;
     this.#batcher = new AppendBatcher((appends) => this.#runBatch(appends), {
       maxEvents: options.batchMaxEvents,
+      maxBytes: options.maxAppendBytes,
       concurrency: options.appendConcurrency,
     });
   }
@@ -56,8 +61,21 @@ export class AppendPipeline {
   }
 
   /** Steps 2-4 for one prepared append, coalesced with concurrent ones. */
-  append(prepared: PreparedWrite[]): Promise<AppendResult[]> {
-    return this.#batcher.append(prepared);
+  async append(prepared: PreparedWrite[]): Promise<AppendResult[]> {
+    const hook = this.#instrumentation.onAppend;
+    if (!hook) return this.#batcher.append(prepared);
+    const started = performance.now();
+    const events = prepared.reduce((sum, write) => sum + write.events.length, 0);
+    try {
+      const results = await this.#batcher.append(prepared);
+      const outcome = results.every((result) => result.duplicate) ? 'duplicate' : 'ok';
+      report(hook, { outcome, events, durationMs: performance.now() - started });
+      return results;
+    } catch (error) {
+      const outcome = error instanceof ConcurrencyError ? 'conflict' : 'error';
+      report(hook, { outcome, events, durationMs: performance.now() - started });
+      throw error;
+    }
   }
 
   /**
@@ -102,10 +120,20 @@ export class AppendPipeline {
       oneStatement
         ? appendEvents(this.#client, schema, appends)
         : this.#client.transaction((tx) => this.#store(tx, appends));
+    const started = performance.now();
+    const events = appends.reduce((sum, writes) => sum + writes.reduce((n, write) => n + write.events.length, 0), 0);
+    const reportBatch = (failed: boolean) =>
+      report(this.#instrumentation.onAppendBatch, {
+        appends: appends.length,
+        events,
+        durationMs: performance.now() - started,
+        failed,
+      });
     let outcomes: WriteOutcome[][];
     try {
       outcomes = await run();
     } catch (error) {
+      reportBatch(true);
       // A lone append that raced a retry of itself (unique event id) or hit a deadlock is
       // retried once: the retry sees the committed original and reports it as a duplicate.
       const state = sqlStateOf(error);
@@ -116,6 +144,7 @@ export class AppendPipeline {
         throw toAnnalsError(retryError);
       }
     }
+    reportBatch(false);
     return appends.map((writes, a) => {
       try {
         return { ok: true, value: toAppendResults(writes, outcomes[a] ?? []) };

@@ -27,9 +27,10 @@ import type {
   StreamInfo,
   StreamWrite,
 } from '../types.js';
-import { assertEventId, assertInteger, assertStreamId, toJson } from '../validation.js';
+import { assertEventId, assertInteger, assertStreamId, guarded, readOptions, sqlTime, toJson } from '../validation.js';
 import { AppendPipeline } from './append-pipeline.js';
 import { type ReadAllFilter, readAllEvents, readEvent, readStreamEvents } from './event-reads.js';
+import type { StoreInstrumentation } from './instrumentation.js';
 import { paged } from './paging.js';
 import { bindStoreContext, createStoreContext, type StoreContext } from './store-context.js';
 
@@ -65,6 +66,8 @@ export interface OpenEventStoreOptions extends Partial<StoreOptions> {
    * ```
    */
   personalData?: PersonalDataPolicy;
+  /** Hooks for metrics: told of every append and every coalesced database call. */
+  instrumentation?: StoreInstrumentation;
 }
 
 /**
@@ -86,7 +89,10 @@ export interface OpenEventStoreOptions extends Partial<StoreOptions> {
  */
 export async function openEventStore(options: OpenEventStoreOptions): Promise<EventStore> {
   if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
-  const { client, closeClient = true, inlineProjections = [], personalData, ...rest } = options;
+  const { client, closeClient = true, inlineProjections = [], personalData, instrumentation = {}, ...rest } = options;
+  if (typeof instrumentation !== 'object' || instrumentation === null) {
+    throw new InvalidInputError('instrumentation', 'must be an object of hooks');
+  }
   const resolved = resolveStoreOptions(rest);
   const policy = compilePolicy(personalData);
   if (!Array.isArray(inlineProjections)) throw new InvalidInputError('inlineProjections', 'must be an array');
@@ -101,7 +107,7 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Ev
     throw toAnnalsError(error);
   }
   const frozen = Object.freeze({ ...resolved });
-  const pipeline = new AppendPipeline(client, frozen, [...inlineProjections], policy);
+  const pipeline = new AppendPipeline(client, frozen, [...inlineProjections], policy, instrumentation);
   return new EventStore(createStoreContext(client, frozen, pipeline), closeClient);
 }
 
@@ -138,8 +144,8 @@ export class EventStore {
    * @throws {@link InvalidInputError} / {@link PayloadTooLargeError} for bad input; nothing is stored.
    */
   async append(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
-    if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
-    const [result] = await this.appendMulti([{ streamId, events, expectedVersion: options.expectedVersion }]);
+    const { expectedVersion } = readOptions<AppendOptions>(options, 'options');
+    const [result] = await this.appendMulti([{ streamId, events, expectedVersion }]);
     return result as AppendResult;
   }
 
@@ -167,7 +173,12 @@ export class EventStore {
    */
   readStream(streamId: string, options: ReadStreamOptions = {}): AsyncIterable<RecordedEvent> {
     assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
-    const { direction = 'forward', fromVersion, limit, pageSize = this.options.pageSize } = options;
+    const {
+      direction = 'forward',
+      fromVersion,
+      limit,
+      pageSize = this.options.pageSize,
+    } = readOptions<ReadStreamOptions>(options, 'options');
     if (direction !== 'forward' && direction !== 'backward') {
       throw new InvalidInputError('direction', `must be "forward" or "backward", got ${JSON.stringify(direction)}`);
     }
@@ -201,7 +212,8 @@ export class EventStore {
    * }
    * ```
    */
-  readAll(options: ReadAllOptions = {}): AsyncIterable<RecordedEvent> {
+  readAll(given: ReadAllOptions = {}): AsyncIterable<RecordedEvent> {
+    const options = readOptions<ReadAllOptions>(given, 'options');
     const { after = 0, limit, pageSize = this.options.pageSize } = options;
     assertInteger(after, 'after', 0);
     if (limit !== undefined) assertInteger(limit, 'limit', 0);
@@ -237,10 +249,8 @@ export class EventStore {
    * decrease along positions (unless the server clock is set back).
    */
   async positionAt(time: Date): Promise<number> {
-    if (!(time instanceof Date) || Number.isNaN(time.getTime())) {
-      throw new InvalidInputError('time', `must be a valid Date, got ${String(time)}`);
-    }
-    return this.#context.query((db) => readPositionAt(db, this.options.schema, time));
+    const at = sqlTime(time, 'time');
+    return this.#context.query((db) => readPositionAt(db, this.options.schema, at));
   }
 
   /** The position of the last committed event (0 for an empty store). */
@@ -285,9 +295,10 @@ export class EventStore {
   #nameList(value: unknown, field: string): string[] | undefined {
     if (value === undefined) return undefined;
     if (!Array.isArray(value) || value.length === 0) throw new InvalidInputError(field, 'must be a non-empty array');
-    value.forEach((name, i) => {
+    const names = guarded(field, () => Array.from(value as unknown[]));
+    names.forEach((name, i) => {
       assertStreamId(name, `${field}[${i}]`, this.options.maxStreamIdLength);
     });
-    return value;
+    return names as string[];
   }
 }

@@ -18,6 +18,7 @@ import { groupPartitionLock, tryLockForSession, unlockForSession } from '../db/l
 import type { SqlSession } from '../db/sql-client.js';
 import { InvalidInputError } from '../errors.js';
 import { heartbeat, leaveGroup } from '../queries/group-members.js';
+import { assertDuration, readOptions } from '../validation.js';
 import { describeError, type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
 import { checkSubscriptionOptions, Subscription, type SubscriptionOptions } from './subscription.js';
 
@@ -42,7 +43,9 @@ export class ConsumerGroupMember {
   readonly #loop = new WorkerLoop();
 
   /** @internal Use `subscriptions(store).joinGroup`. */
-  constructor(host: WorkerHost, options: ConsumerGroupOptions) {
+  constructor(host: WorkerHost, given: ConsumerGroupOptions) {
+    if (typeof given !== 'object' || given === null) throw new InvalidInputError('options', 'must be an object');
+    const options = readOptions<ConsumerGroupOptions>(given, 'options') as ConsumerGroupOptions;
     const partitions = options.partitions ?? 16;
     const heartbeatMs = options.heartbeatMs ?? 1000;
     const sessionTimeoutMs = options.sessionTimeoutMs ?? 5000;
@@ -53,6 +56,8 @@ export class ConsumerGroupMember {
       if (!Number.isSafeInteger(value) || value < 1) throw new InvalidInputError(field, 'must be a positive integer');
     }
     if (partitions > 1024) throw new InvalidInputError('partitions', 'must be at most 1024');
+    assertDuration(heartbeatMs, 'heartbeatMs');
+    assertDuration(sessionTimeoutMs, 'sessionTimeoutMs');
     if (sessionTimeoutMs <= heartbeatMs) throw new InvalidInputError('sessionTimeoutMs', 'must exceed heartbeatMs');
     // The partitions' options, checked now so that a mistake is an error here, not at every heartbeat.
     checkSubscriptionOptions({ ...options, name: `${options.group}#0` });

@@ -15,12 +15,12 @@
  *    only a hint: polling alone is correct, and after a lost LISTEN connection is replaced the
  *    loop reads at once.
  */
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { countParked, parkEvent, readCheckpoint, writeCheckpoint } from '../queries/checkpoints.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import { readAllEvents } from '../store/event-reads.js';
 import type { RecordedEvent } from '../types.js';
-import { assertInteger, assertStreamId } from '../validation.js';
+import { assertDuration, assertInteger, assertStreamId, guarded, readOptions } from '../validation.js';
 import { delay } from '../workers/wakeup.js';
 import { describeError, type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
 
@@ -76,8 +76,8 @@ export class Subscription {
   #state: SubscriptionStatus['state'] = 'starting';
 
   /** @internal Use `subscriptions(store).subscribe`. */
-  constructor(host: WorkerHost, options: SubscriptionOptions) {
-    const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure } = checkSubscriptionOptions(options);
+  constructor(host: WorkerHost, given: SubscriptionOptions) {
+    const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure, options } = checkSubscriptionOptions(given);
     this.#attempts = attempts;
     this.#backoffMs = backoffMs;
     this.#host = host;
@@ -110,17 +110,21 @@ export class Subscription {
 
   async status(): Promise<SubscriptionStatus> {
     const { client, schema } = this.#host;
-    const head = await readHeadPosition(client, schema);
-    const name = this.#options.name;
-    return {
-      name,
-      state: this.#state,
-      position: this.#loop.position,
-      head,
-      lag: Math.max(0, head - this.#loop.position),
-      lastError: this.#loop.lastError,
-      parked: name ? await countParked(client, schema, name) : 0,
-    };
+    try {
+      const head = await readHeadPosition(client, schema);
+      const name = this.#options.name;
+      return {
+        name,
+        state: this.#state,
+        position: this.#loop.position,
+        head,
+        lag: Math.max(0, head - this.#loop.position),
+        lastError: this.#loop.lastError,
+        parked: name ? await countParked(client, schema, name) : 0,
+      };
+    } catch (error) {
+      throw toAnnalsError(error);
+    }
   }
 
   async #run(): Promise<void> {
@@ -251,15 +255,17 @@ export class Subscription {
 }
 
 /** Checks subscription options and resolves their defaults; throws {@link InvalidInputError}. */
-export function checkSubscriptionOptions(options: SubscriptionOptions) {
-  if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
+export function checkSubscriptionOptions(given: SubscriptionOptions) {
+  if (typeof given !== 'object' || given === null) throw new InvalidInputError('options', 'must be an object');
+  const options = readOptions<SubscriptionOptions>(given, 'options');
+  const retry = readOptions<NonNullable<SubscriptionOptions['retry']>>(options.retry, 'retry');
   if (typeof options.handler !== 'function') throw new InvalidInputError('handler', 'must be a function');
   if (options.name !== undefined) assertStreamId(options.name, 'name', 256);
   for (const field of ['categories', 'eventTypes', 'streamIds'] as const) {
     const list = options[field];
     if (list === undefined) continue;
     if (!Array.isArray(list) || list.length === 0) throw new InvalidInputError(field, 'must be a non-empty array');
-    list.forEach((item, i) => {
+    guarded(field, () => Array.from(list)).forEach((item, i) => {
       assertStreamId(item, `${field}[${i}]`, 256);
     });
   }
@@ -268,7 +274,7 @@ export function checkSubscriptionOptions(options: SubscriptionOptions) {
     if (typeof from !== 'object' || from === null) {
       throw new InvalidInputError('from', 'must be "start", "end" or { after: position }');
     }
-    assertInteger(from.after, 'from.after', 0);
+    assertInteger(readOptions<{ after: number }>(from, 'from').after, 'from.after', 0);
   }
   const onFailure = options.onFailure ?? (options.name ? 'park' : 'stop');
   if (onFailure !== 'park' && onFailure !== 'stop')
@@ -276,11 +282,18 @@ export function checkSubscriptionOptions(options: SubscriptionOptions) {
   if (onFailure === 'park' && !options.name) throw new InvalidInputError('onFailure', 'parking needs a name');
   return {
     batchSize: positive(options.batchSize ?? 100, 'batchSize'),
-    pollIntervalMs: positive(options.pollIntervalMs ?? 1000, 'pollIntervalMs'),
-    attempts: positive(options.retry?.attempts ?? 3, 'retry.attempts'),
-    backoffMs: positive(options.retry?.backoffMs ?? 100, 'retry.backoffMs'),
+    pollIntervalMs: duration(options.pollIntervalMs ?? 1000, 'pollIntervalMs'),
+    attempts: positive(retry.attempts ?? 3, 'retry.attempts'),
+    backoffMs: duration(retry.backoffMs ?? 100, 'retry.backoffMs'),
     onFailure,
+    /** The options as read once: later reads of the caller's object could answer otherwise. */
+    options: options as SubscriptionOptions,
   };
+}
+
+function duration(value: number, field: string): number {
+  assertDuration(value, field);
+  return value;
 }
 
 function positive(value: number, field: string): number {

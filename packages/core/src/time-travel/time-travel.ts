@@ -13,7 +13,7 @@ import type { EventRegistry } from '../decider/event-registry.js';
 import { InvalidInputError, StreamNotFoundError } from '../errors.js';
 import type { EventStore } from '../store/event-store.js';
 import type { RecordedEvent } from '../types.js';
-import { assertInteger } from '../validation.js';
+import { assertInteger, assertTime } from '../validation.js';
 
 /** A moment in a stream's history. */
 export type PointInTime = { version: number } | { time: Date } | { position: number };
@@ -43,6 +43,23 @@ export interface Changes<S> {
   events: RecordedEvent[];
   streams: { streamId: string; before: S; after: S; changes: Difference[] }[];
 }
+
+/**
+ * A decider for looking at streams without the application's own: the state is each event's
+ * data merged over the previous state (a field keeps its last written value), plus the type
+ * of the last event. It decides nothing. The CLI and the server use it when no decider is given.
+ */
+export const mergeDecider: Decider<Command, DomainEvent, Record<string, unknown>> = {
+  initialState: () => ({}),
+  evolve: (state, event) => ({
+    ...state,
+    ...(typeof event.data === 'object' && event.data !== null && !Array.isArray(event.data)
+      ? (event.data as Record<string, unknown>)
+      : { value: event.data }),
+    lastEvent: event.type,
+  }),
+  decide: () => [],
+};
 
 /** Structured difference between two plain values. */
 export function stateChanges(before: unknown, after: unknown): Difference[] {
@@ -84,9 +101,7 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
   };
 
   const checkTime = (value: unknown, field: string): Date => {
-    if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
-      throw new InvalidInputError(field, `must be a valid Date, got ${String(value)}`);
-    }
+    assertTime(value, field);
     return value;
   };
 

@@ -13,6 +13,8 @@ export interface ConnectionFlags {
   databaseUrl?: string;
   dataDir?: string;
   schema?: string;
+  /** Most connections to PostgreSQL. @defaultValue 10 */
+  poolSize?: number;
 }
 
 export interface Connection {
@@ -31,7 +33,11 @@ export async function connect(flags: ConnectionFlags): Promise<Connection> {
     const url = new URL(databaseUrl);
     if (url.password) url.password = '***';
     return {
-      client: createPostgresClient({ connectionString: databaseUrl, applicationName: 'annals-cli' }),
+      client: createPostgresClient({
+        connectionString: databaseUrl,
+        applicationName: 'annals-cli',
+        maxConnections: flags.poolSize,
+      }),
       schema,
       description: `PostgreSQL ${url.host}${url.pathname}, schema ${schema}`,
     };

@@ -7,6 +7,8 @@ import { demoCommand } from './commands/demo.js';
 import { forgetCommand, sealCommand, verifyCommand } from './commands/integrity.js';
 import { migrateCommand } from './commands/migrate.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
+import { rolesCommand } from './commands/roles.js';
+import { serveCommand } from './commands/serve.js';
 import { changesCommand, replayCommand, stateCommand } from './commands/time-travel.js';
 import { defaultDataDir } from './config.js';
 
@@ -42,6 +44,16 @@ program
   .description('apply pending schema migrations (safe to run from several processes at once)')
   .option('--json', 'machine-readable output')
   .action((options) => migrateCommand({ ...global(), ...options }));
+
+program
+  .command('roles')
+  .description('print (or --apply) the SQL of the three roles: owner (migrates), application, reader')
+  .option('--owner <name>', 'migration role, owner of the schema (default: <schema>_owner)')
+  .option('--app <name>', 'application role (default: <schema>_app)')
+  .option('--reader <name>', 'read-only role for reporting (default: <schema>_reader)')
+  .option('--apply', 'run it (as a superuser): roles and schema, pending migrations as the owner, grants')
+  .option('--json', 'machine-readable output')
+  .action((options) => rolesCommand({ ...global(), ...options }));
 
 program
   .command('read <stream>')
@@ -153,6 +165,24 @@ program
   .option('--actor <id>', 'who asks (recorded with the erasure)')
   .option('--json', 'machine-readable output')
   .action((subject, options) => forgetCommand(subject, { ...global(), ...options }));
+
+program
+  .command('serve')
+  .description('serve the store over HTTP: append, read, follow live (SSE), audit, time travel, metrics')
+  .addOption(new Option('--host <address>', 'address to listen on').env('ANNALS_HOST').default('127.0.0.1'))
+  .addOption(
+    new Option('--port <n>', 'port to listen on (0: any free port)')
+      .env('ANNALS_PORT')
+      .argParser(integer)
+      .default(3000),
+  )
+  .option('--app <module>', 'application module: deciders, projections, personal-data policy, subscription handlers')
+  .option('--body-limit <bytes>', 'largest request body', integer)
+  .option('--pool-size <n>', 'database connections (PostgreSQL)', integer)
+  .option('--projections', "run the app's projections (one active runner across processes)")
+  .option('--sealer', 'run a sealer')
+  .option('--log', 'log requests (JSON lines)')
+  .action((options) => serveCommand({ ...global(), ...options }));
 
 try {
   await program.parseAsync();

@@ -61,6 +61,9 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Bodies are JSON only: anything else is 415, not a string that fails validation.
+  api.removeContentTypeParser('text/plain');
+
   await api.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -19,8 +19,8 @@ import { type AnnalsServer, createServer, type ServerOptions } from './server.js
 /** Options of {@link startServer}. */
 export interface StartServerOptions extends Omit<ServerOptions, 'store' | 'metrics' | 'poolStats' | 'runnersHealthy'> {
   client: SqlClient;
-  /** Store options (schema, limits...). */
-  store?: Partial<StoreOptions>;
+  /** Store options (schema, limits...), and whether closing the server closes `client`. */
+  store?: Partial<StoreOptions> & { closeClient?: boolean };
   app?: AnnalsApp;
   /** @defaultValue '127.0.0.1' */
   host?: string;

@@ -20,6 +20,7 @@ export {
 } from './audit/audit-trail.js';
 export { loadMigrations, type MigrateResult, type Migration, migrate } from './db/migrate.js';
 export { createPostgresClient, type PostgresClientOptions } from './db/pg-client.js';
+export { applyRoles, type RoleNames, type RolesSql, rolesSql, storeTables } from './db/roles.js';
 export type { Listener, QueryOptions, SqlCapabilities, SqlClient, SqlQueryable, SqlSession } from './db/sql-client.js';
 export {
   type CommandContext,

@@ -14,9 +14,12 @@
  * - Each event's SSE `id` is its position. A client that reconnects with `Last-Event-ID`
  *   starts again after the last event it received.
  * - A live client whose socket does not keep up (more than `maxBufferedBytes` waiting in its
- *   socket) is disconnected at once, which frees what it held: server memory stays bounded by
- *   clients x `maxBufferedBytes` plus the hub's buffer. It reconnects (the stream announces
- *   `retry:`) and catches up from the log.
+ *   socket after a page) leaves live mode: it waits for its socket to drain, then catches up
+ *   from the log after its cursor (what it was sent is already in its socket), and switches
+ *   back. So a client holds at most `maxBufferedBytes` plus one page of the hub, and memory
+ *   stays bounded by clients x that plus the hub's buffer. A client whose socket does not
+ *   drain within `stallTimeoutMs` is disconnected, which frees what it held; it reconnects
+ *   (the stream announces `retry:`) with its `Last-Event-ID` and catches up.
  * - A heartbeat comment every `heartbeatMs` keeps proxies from closing quiet connections.
  */
 import { type EventStore, type RecordedEvent, type Subscription, subscriptions } from '@annals/core';
@@ -51,6 +54,8 @@ export interface LiveHubOptions {
   retryMs?: number;
   /** Events read per round trip while a client catches up. @defaultValue 500 */
   catchUpPageSize?: number;
+  /** How long a client's socket may stay full before the client is disconnected. @defaultValue 30000 */
+  stallTimeoutMs?: number;
 }
 
 const categoryOf = (streamId: string) => streamId.split('-')[0] as string;
@@ -113,6 +118,7 @@ export class LiveHub {
       heartbeatMs: options.heartbeatMs ?? 15_000,
       retryMs: options.retryMs ?? 1000,
       catchUpPageSize: options.catchUpPageSize ?? 500,
+      stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
     };
   }
 
@@ -153,12 +159,7 @@ export class LiveHub {
     void gone.then(() => this.#drop(client));
     sink.write(`retry: ${this.#options.retryMs}\n\n`);
     this.#clients.add(client);
-    try {
-      await this.#catchUp(client);
-    } catch {
-      // The store failed while catching up: the client reconnects and tries again.
-      this.#drop(client, 'end');
-    }
+    await this.#catchUp(client);
     await gone;
   }
 
@@ -175,9 +176,20 @@ export class LiveHub {
     for (const client of [...this.#clients]) this.#drop(client, 'destroy');
   }
 
+  /** Catches a client up from its cursor, then switches it to live. */
   async #catchUp(client: LiveClient): Promise<void> {
+    try {
+      await this.#readUp(client);
+    } catch {
+      // The store failed while catching up: the client reconnects and tries again.
+      this.#drop(client, 'end');
+    }
+  }
+
+  async #readUp(client: LiveClient): Promise<void> {
     const { catchUpPageSize } = this.#options;
     while (!client.closed && !this.#closed) {
+      if (client.sink.buffered > this.#options.maxBufferedBytes / 2 && !(await this.#drainOrStall(client))) return;
       // The switch: the buffer holds every event after (its first position - 1), so a
       // cursor at or past that point continues from the buffer without a gap.
       const covered = (this.#buffer[0]?.position ?? this.#position + 1) - 1;
@@ -200,8 +212,19 @@ export class LiveHub {
       if (!client.send(page)) return;
       // A short page saw every match up to the head: the cursor moves there.
       if (page.length < catchUpPageSize) client.cursor = Math.max(client.cursor, head);
-      if (client.sink.buffered > this.#options.maxBufferedBytes / 2) await client.sink.drained();
     }
+  }
+
+  /** Waits for a client's socket to drain; false (and the client dropped) if it stalls. */
+  async #drainOrStall(client: LiveClient): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.#options.stallTimeoutMs);
+    });
+    const drained = await Promise.race([client.sink.drained().then(() => true), stalled]);
+    clearTimeout(timer);
+    if (!drained) this.#drop(client, 'destroy');
+    return drained && !client.closed;
   }
 
   #publish(events: RecordedEvent[]): void {
@@ -215,7 +238,11 @@ export class LiveHub {
 
   #deliver(client: LiveClient, events: readonly RecordedEvent[]): void {
     if (!client.send(events)) return;
-    if (client.sink.buffered > this.#options.maxBufferedBytes) this.#drop(client, 'destroy');
+    if (client.sink.buffered > this.#options.maxBufferedBytes) {
+      // Behind: back to reading the log at its own pace once its socket drains.
+      client.live = false;
+      void this.#catchUp(client);
+    }
   }
 
   #drop(client: LiveClient, how?: 'end' | 'destroy'): void {

@@ -8,7 +8,7 @@
 import type { EventStore, PoolStats } from '@annals/core';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { Type } from 'typebox';
 import type { AnnalsApp } from './app-module.js';
 import { LiveHub, type LiveHubOptions } from './live-hub.js';
@@ -59,6 +59,36 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
     // Unknown fields are refused, not silently dropped; query strings are coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     return503OnClosing: true,
+    // Path parameters as long as a Name may be; the schema and the store check them.
+    routerOptions: { maxParamLength: 1000 },
+    // Errors Fastify answers before any route (a bad %-encoding, an over-long parameter) and
+    // requests Node cannot parse (headers too large) are problems too.
+    frameworkErrors: (error, request, reply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const body = tooLong
+        ? problem(414, 'URI_TOO_LONG', 'a path parameter is longer than 1000 characters', { field: 'params' })
+        : problem(400, 'INVALID_INPUT', 'the path is not a valid URL (bad %-encoding)', { field: 'url' });
+      return (reply as FastifyReply)
+        .code(body.status)
+        .type('application/problem+json')
+        .send({ ...body, instance: request.url });
+    },
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const body =
+        error.code === 'HPE_HEADER_OVERFLOW'
+          ? problem(431, 'HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts')
+          : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? problem(408, 'REQUEST_TIMEOUT', 'the request did not arrive in time')
+            : problem(400, 'MALFORMED_REQUEST', 'the request is not valid HTTP');
+      const text = JSON.stringify(body);
+      if (socket.writable) {
+        socket.write(
+          `HTTP/1.1 ${body.status} ${body.title}\r\nConnection: close\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+        );
+      }
+      socket.destroy(error);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Bodies are JSON only: anything else is 415, not a string that fails validation.

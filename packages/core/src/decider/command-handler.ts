@@ -25,7 +25,7 @@ import { commandEventId, newEventId } from '../event-id.js';
 import { snapshots } from '../snapshots/snapshots.js';
 import type { EventStore } from '../store/event-store.js';
 import type { EventMetadata, JsonValue, NewEvent, RecordedEvent } from '../types.js';
-import { assertStreamId, readOptions } from '../validation.js';
+import { assertStreamId, guarded, readOptions } from '../validation.js';
 import { type Command, type Decider, type DomainEvent, decideAll } from './decider.js';
 import type { EventRegistry } from './event-registry.js';
 
@@ -129,6 +129,8 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
    */
   async handle(streamId: string, command: C, context: CommandContext = {}): Promise<CommandResult<S>> {
     assertStreamId(streamId, 'streamId', this.#store.options.maxStreamIdLength);
+    if (typeof command !== 'object' || command === null) throw new InvalidInputError('command', 'must be an object');
+    command = guarded('command', () => ({ ...command }));
     await this.#checkCommand(command);
     const given = readOptions<CommandContext>(context, 'context');
     checkContext(given);

@@ -5,7 +5,7 @@
  * tarball, an `exports` entry pointing nowhere, migrations not found from `dist/`, a dependency
  * only the workspace provides, a bin without its shebang.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const workspace = fileURLToPath(new URL('../../../', import.meta.url));
-const packages = ['packages/core', 'examples/bank', 'packages/cli'];
+const packages = ['packages/core', 'examples/bank', 'packages/server', 'packages/cli'];
 const timeout = 180_000;
 
 // The children must not inherit what the outer `npm test` and Vitest set: the workspace's npm
@@ -73,6 +73,7 @@ describe('the packed packages, installed outside the workspace', () => {
       'annals-cli-0.1.0.tgz',
       'annals-core-0.1.0.tgz',
       'annals-example-bank-0.1.0.tgz',
+      'annals-server-0.1.0.tgz',
     ]);
 
     await writeFile(
@@ -182,6 +183,49 @@ export const wrong = (store: EventStore) => store.append('a-1', [], { expectedVe
       expect(help).toContain('Usage: annals [options] [command]');
       expect(help).toContain('Annals: event sourcing on PostgreSQL');
       for (const command of ['demo', 'migrate', 'read', 'history', 'verify', 'forget']) expect(help).toContain(command);
+    },
+    timeout,
+  );
+
+  it(
+    'serves HTTP from the installed bin with plain node, and drains on SIGTERM',
+    async () => {
+      const child = spawn(
+        join(project, 'node_modules/.bin/annals'),
+        ['serve', '--port', '0', '--data-dir', join(temp, 'serve-data')],
+        { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let output = '';
+      child.stdout.on('data', (chunk) => {
+        output += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        output += chunk;
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      try {
+        const deadline = Date.now() + 60_000;
+        while (!/http:\/\/127\.0\.0\.1:\d+/.test(output)) {
+          if (Date.now() > deadline || child.exitCode !== null)
+            throw new Error(`annals serve did not start: ${output}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        const url = (/http:\/\/127\.0\.0\.1:\d+/.exec(output) as RegExpExecArray)[0];
+        expect(output).toContain('development only');
+        const appended = await fetch(`${url}/streams/order-1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ events: [{ type: 'Placed', data: { total: 3 } }], expectedVersion: 'no-stream' }),
+        });
+        expect(appended.status).toBe(201);
+        const read = (await (await fetch(`${url}/streams/order-1/events`)).json()) as { events: { type: string }[] };
+        expect(read.events.map((e) => e.type)).toEqual(['Placed']);
+        child.kill('SIGTERM');
+        expect(await exited).toBe(0);
+        expect(output).toContain('SIGTERM, draining');
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
     },
     timeout,
   );

@@ -37,7 +37,6 @@ export function parseMoment(text: string): PointInTime {
 
 type AnyDecider = Decider<never, DomainEvent, unknown>;
 
-
 /** `path/to/module.ts#export` (default export when no `#`), or the merging decider when absent. */
 export async function loadDecider(spec: string | undefined): Promise<AnyDecider> {
   if (spec === undefined) return mergeDecider as unknown as AnyDecider;

@@ -21,7 +21,15 @@ export {
 export { loadMigrations, type MigrateResult, type Migration, migrate } from './db/migrate.js';
 export { createPostgresClient, type PostgresClientOptions } from './db/pg-client.js';
 export { applyRoles, type RoleNames, type RolesSql, rolesSql, storeTables } from './db/roles.js';
-export type { Listener, QueryOptions, SqlCapabilities, SqlClient, SqlQueryable, SqlSession } from './db/sql-client.js';
+export type {
+  Listener,
+  PoolStats,
+  QueryOptions,
+  SqlCapabilities,
+  SqlClient,
+  SqlQueryable,
+  SqlSession,
+} from './db/sql-client.js';
 export {
   type CommandContext,
   CommandHandler,
@@ -82,6 +90,7 @@ export type { Documents } from './queries/documents.js';
 export type { Snapshot } from './queries/snapshots.js';
 export { type LoadedStream, type Snapshots, snapshots } from './snapshots/snapshots.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
+export type { AppendBatchReport, AppendReport, StoreInstrumentation } from './store/instrumentation.js';
 export { ConsumerGroupMember, type ConsumerGroupOptions } from './subscriptions/consumer-group.js';
 export {
   Subscription,
@@ -91,6 +100,7 @@ export {
 export { type Subscriptions, subscriptions } from './subscriptions/subscriptions.js';
 export {
   type Changes,
+  mergeDecider,
   type PointInTime,
   type ReplayStep,
   type StateAt,

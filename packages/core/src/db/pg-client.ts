@@ -118,6 +118,7 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
         },
       };
     },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async close() {
       if (owned) await pool.end();
     },

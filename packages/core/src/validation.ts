@@ -373,7 +373,8 @@ function typeName(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-function describe(value: unknown): string {
+/** A caller's value in an error message: short, and safe for any value (deep, cyclic, hostile). */
+export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value);
   if (typeof value === 'bigint') return `${value}n`;
   return typeName(value) === 'a number' ? String(value) : typeName(value);

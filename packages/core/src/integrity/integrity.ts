@@ -7,7 +7,7 @@ import { InvalidInputError, StreamNotFoundError } from '../errors.js';
 import { readLastSealed } from '../queries/seals.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
-import { assertInteger, assertStreamId } from '../validation.js';
+import { assertInteger, assertStreamId, readOptions } from '../validation.js';
 import { Sealer, type SealerOptions } from './sealer.js';
 import { sealAll } from './sealing.js';
 import { type VerifyOptions, type VerifyReport, verifySeals } from './verify.js';
@@ -64,10 +64,12 @@ export function integrity(store: EventStore): Integrity {
   const context = contextOf(store);
   const { schema } = context;
   return {
-    async seal(options = {}) {
+    async seal(options) {
       context.assertOpen();
-      if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
-      const { batchSize = 2000, onProgress } = options;
+      const { batchSize = 2000, onProgress } = readOptions<{
+        batchSize: number;
+        onProgress: (sealed: number) => void;
+      }>(options, 'options');
       assertInteger(batchSize, 'batchSize', 1);
       if (onProgress !== undefined && typeof onProgress !== 'function') {
         throw new InvalidInputError('onProgress', 'must be a function');
@@ -83,15 +85,19 @@ export function integrity(store: EventStore): Integrity {
       context.assertOpen();
       return context.track(new Sealer(context, options));
     },
-    async verify(options = {}) {
+    async verify(options) {
       context.assertOpen();
-      if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
-      const { streamId, anchor, pageSize = 2000, maxBroken = 100, onProgress } = options;
+      const {
+        streamId,
+        anchor: given,
+        pageSize = 2000,
+        maxBroken = 100,
+        onProgress,
+      } = readOptions<VerifyOptions>(options, 'options');
+      const anchor =
+        given === undefined ? undefined : readOptions<NonNullable<VerifyOptions['anchor']>>(given, 'anchor');
       if (streamId !== undefined) assertStreamId(streamId, 'streamId', context.options.maxStreamIdLength);
       if (anchor !== undefined) {
-        if (typeof anchor !== 'object' || anchor === null) {
-          throw new InvalidInputError('anchor', 'must be { position, hash }');
-        }
         assertInteger(anchor.position, 'anchor.position', 1);
         if (typeof anchor.hash !== 'string' || !/^[0-9a-f]{64}$/i.test(anchor.hash)) {
           throw new InvalidInputError('anchor.hash', 'must be 64 hexadecimal digits (a headHash)');
@@ -103,7 +109,14 @@ export function integrity(store: EventStore): Integrity {
       if (onProgress !== undefined && typeof onProgress !== 'function') {
         throw new InvalidInputError('onProgress', 'must be a function');
       }
-      const report = await verifySeals(context.client, schema, { streamId, anchor, pageSize, maxBroken, onProgress });
+      const checked = anchor as VerifyOptions['anchor'];
+      const report = await verifySeals(context.client, schema, {
+        streamId,
+        anchor: checked,
+        pageSize,
+        maxBroken,
+        onProgress,
+      });
       if (streamId !== undefined && report.checked === 0 && !(await store.getStream(streamId))?.exists) {
         throw new StreamNotFoundError(streamId);
       }

@@ -8,7 +8,7 @@ import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { deleteSubject } from '../queries/subject-keys.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
-import { assertStreamId } from '../validation.js';
+import { assertStreamId, readOptions } from '../validation.js';
 import { maxSubjectLength, subjectStream } from './personal-data.js';
 
 /** What forgetting a subject did. */
@@ -51,10 +51,10 @@ export interface PersonalData {
 export function personalData(store: EventStore): PersonalData {
   const context = contextOf(store);
   return {
-    async forget(subjectId, by = {}) {
+    async forget(subjectId, given) {
       context.assertOpen();
       assertStreamId(subjectId, 'subjectId', maxSubjectLength);
-      if (typeof by !== 'object' || by === null) throw new InvalidInputError('context', 'must be an object');
+      const by = readOptions<{ actor: string; reason: string }>(given, 'context');
       const record = context.pipeline.prepare([
         {
           streamId: subjectStream(subjectId),

@@ -8,7 +8,7 @@ import type { SqlQueryable } from '../db/sql-client.js';
 import { InvalidInputError } from '../errors.js';
 import type { Documents } from '../queries/documents.js';
 import type { RecordedEvent } from '../types.js';
-import { assertStreamId } from '../validation.js';
+import { assertStreamId, guarded } from '../validation.js';
 
 /**
  * A read model fed by the log. Run it with `projections(store).run`, inline with
@@ -62,6 +62,10 @@ export async function applyProjection(
 
 /** Checks a projection's shape: a name, and either handlers per type or a batch handler. */
 export function checkProjection(projection: Projection): void {
+  guarded('projection', () => checkProjectionShape(projection));
+}
+
+function checkProjectionShape(projection: Projection): void {
   if (typeof projection !== 'object' || projection === null)
     throw new InvalidInputError('projection', 'must be an object');
   assertStreamId(projection.name, 'name', 200);

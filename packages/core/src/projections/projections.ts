@@ -8,7 +8,7 @@ import { InvalidInputError } from '../errors.js';
 import { type Documents, documents } from '../queries/documents.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
-import { assertDuration, assertInteger } from '../validation.js';
+import { assertDuration, assertInteger, readOptions } from '../validation.js';
 import { checkProjection, type Projection } from './projection.js';
 import { buildProjectionAt } from './projection-at.js';
 import { ProjectionRunner, type ProjectionRunnerOptions, type ProjectionStatus } from './projection-runner.js';
@@ -88,9 +88,12 @@ export function projections(store: EventStore): Projections {
   };
   return {
     run,
-    async rebuild(projection, options = {}) {
-      if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
-      const { onProgress, progressIntervalMs = 1000, ...runnerOptions } = options;
+    async rebuild(projection, options) {
+      const {
+        onProgress,
+        progressIntervalMs = 1000,
+        ...runnerOptions
+      } = readOptions<RebuildOptions>(options, 'options');
       if (onProgress !== undefined && typeof onProgress !== 'function') {
         throw new InvalidInputError('onProgress', 'must be a function');
       }
@@ -103,7 +106,7 @@ export function projections(store: EventStore): Projections {
       const report = () => {
         reporting ??= runner
           .status()
-          .then(onProgress)
+          .then((status) => onProgress?.(status))
           .catch(() => {})
           .finally(() => {
             reporting = undefined;
@@ -122,16 +125,17 @@ export function projections(store: EventStore): Projections {
         await runner.stop();
       }
     },
-    async at(projection, moment, query) {
+    async at(projection, given, query) {
       context.assertOpen();
       checkProjection(projection);
       if (typeof query !== 'function') throw new InvalidInputError('query', 'must be a function');
+      const moment = readOptions<{ position: number; time: Date }>(given, 'at');
       let position: number;
-      if (typeof moment === 'object' && moment !== null && 'position' in moment) {
+      if ('position' in moment) {
         assertInteger(moment.position, 'at.position', 0);
         position = Math.min(moment.position, await store.headPosition());
-      } else if (typeof moment === 'object' && moment !== null && 'time' in moment) {
-        position = await store.positionAt(moment.time);
+      } else if ('time' in moment) {
+        position = await store.positionAt(moment.time as Date);
       } else {
         throw new InvalidInputError('at', 'must be { position } or { time }');
       }

@@ -11,7 +11,7 @@ import { loadStreamEvents } from '../store/event-reads.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
 import type { RecordedEvent } from '../types.js';
-import { assertInteger, assertStreamId, toJson } from '../validation.js';
+import { assertInteger, assertStreamId, readOptions, toJson } from '../validation.js';
 
 /** A stream ready to fold: its latest usable snapshot, and the events after it. */
 export interface LoadedStream {
@@ -46,7 +46,8 @@ export function snapshots(store: EventStore): Snapshots {
       assertStreamId(decider, 'decider', options.maxStreamIdLength);
       return context.query((db) => readSnapshot(db, schema, streamId, decider));
     },
-    async save(snapshot) {
+    async save(given) {
+      const snapshot = readOptions<Snapshot>(given, 'snapshot') as Snapshot;
       assertStreamId(snapshot.streamId, 'streamId', options.maxStreamIdLength);
       assertStreamId(snapshot.decider, 'decider', options.maxStreamIdLength);
       assertInteger(snapshot.modelVersion, 'modelVersion', 0);
@@ -56,8 +57,17 @@ export function snapshots(store: EventStore): Snapshots {
       if (Buffer.byteLength(json) > limit) throw new PayloadTooLargeError('state', limit, Buffer.byteLength(json));
       await context.query((db) => writeSnapshot(db, schema, snapshot, json));
     },
-    async loadStream(streamId, { snapshotOf, toVersion = Number.MAX_SAFE_INTEGER } = {}) {
+    async loadStream(streamId, given) {
       assertStreamId(streamId, 'streamId', options.maxStreamIdLength);
+      const read = readOptions<NonNullable<Parameters<Snapshots['loadStream']>[1]>>(given, 'options');
+      const { toVersion = Number.MAX_SAFE_INTEGER } = read;
+      const snapshotOf =
+        read.snapshotOf === undefined
+          ? undefined
+          : (readOptions<{ decider: string; modelVersion: number }>(read.snapshotOf, 'snapshotOf') as {
+              decider: string;
+              modelVersion: number;
+            });
       if (snapshotOf) {
         assertStreamId(snapshotOf.decider, 'snapshotOf.decider', options.maxStreamIdLength);
         assertInteger(snapshotOf.modelVersion, 'snapshotOf.modelVersion', 0);

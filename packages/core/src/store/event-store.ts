@@ -27,7 +27,16 @@ import type {
   StreamInfo,
   StreamWrite,
 } from '../types.js';
-import { assertEventId, assertInteger, assertStreamId, guarded, readOptions, sqlTime, toJson } from '../validation.js';
+import {
+  assertEventId,
+  assertInteger,
+  assertStreamId,
+  describe,
+  guarded,
+  readOptions,
+  sqlTime,
+  toJson,
+} from '../validation.js';
 import { AppendPipeline } from './append-pipeline.js';
 import { type ReadAllFilter, readAllEvents, readEvent, readStreamEvents } from './event-reads.js';
 import type { StoreInstrumentation } from './instrumentation.js';
@@ -180,7 +189,7 @@ export class EventStore {
       pageSize = this.options.pageSize,
     } = readOptions<ReadStreamOptions>(options, 'options');
     if (direction !== 'forward' && direction !== 'backward') {
-      throw new InvalidInputError('direction', `must be "forward" or "backward", got ${JSON.stringify(direction)}`);
+      throw new InvalidInputError('direction', `must be "forward" or "backward", got ${describe(direction)}`);
     }
     if (fromVersion !== undefined) assertInteger(fromVersion, 'fromVersion', direction === 'forward' ? 1 : 0);
     if (limit !== undefined) assertInteger(limit, 'limit', 0);

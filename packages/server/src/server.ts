@@ -208,7 +208,15 @@ function systemRoutes(api: Api, context: ServerContext, metrics: ServerMetrics):
   );
   api.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics', tags: ['system'], response: { 200: Type.String() } } },
+    {
+      schema: {
+        summary: 'Prometheus metrics',
+        tags: ['system'],
+        response: {
+          200: { description: 'The Prometheus text format', content: { 'text/plain': { schema: Type.String() } } },
+        },
+      },
+    },
     async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
   api.get('/openapi.json', { schema: { hide: true } }, async () => api.swagger());

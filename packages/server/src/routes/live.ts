@@ -11,7 +11,10 @@ import type { Api, ServerContext } from '../route-kit.js';
 import { LogFilter, Name, Position, problemResponses } from '../schemas.js';
 
 const sseResponse = {
-  200: Type.String({ description: 'text/event-stream: `id: <position>` and `data: <event JSON>` per event' }),
+  200: {
+    description: 'Server-Sent Events: `id: <position>` and `data: <event JSON>` per event',
+    content: { 'text/event-stream': { schema: Type.String() } },
+  },
   ...problemResponses,
 };
 

@@ -168,7 +168,16 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   systemRoutes(api, context, metrics);
 
   // Before Fastify waits for open connections: SSE clients would hold it forever.
+  // Draining: requests in flight finish, and their connections close after the response
+  // (a kept-alive idle connection would hold the close until its keep-alive timeout); SSE
+  // clients are ended with their retry hint before Fastify waits for connections.
+  let draining = false;
+  api.addHook('onSend', async (_request, reply, payload) => {
+    if (draining) reply.header('connection', 'close');
+    return payload;
+  });
   api.addHook('preClose', async () => {
+    draining = true;
     await hub.close();
   });
 

@@ -63,7 +63,8 @@ async function serveEvents(
             response.once('close', () => resolve());
           }
         }),
-      close: (how) => (how === 'end' ? response.end() : response.destroy()),
+      // The connection goes with the stream: an ended SSE response leaves nothing to reuse.
+      close: (how) => (how === 'end' ? response.end(() => response.socket?.destroy()) : response.destroy()),
     },
     after,
     filter,

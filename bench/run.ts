@@ -7,7 +7,7 @@
  * Writes the same figures to bench/results/latest.json. Not part of the test suite.
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
- * runs some sections only (append, batch, read, live, stream, commands, state, audit).
+ * runs some sections only (append, batch, read, live, stream, commands, state, audit, server).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import {
@@ -25,6 +25,7 @@ import pg from 'pg';
 import { auditSection } from './audit.js';
 import { measure, printTable, type Row, row, timeIt } from './measure.js';
 import * as raw from './raw.js';
+import { serverSection } from './server.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -297,6 +298,8 @@ async function main(): Promise<void> {
   }
 
   if (section('audit')) rows.push(...(await auditSection(url, n)));
+
+  if (section('server')) rows.push(...(await serverSection(url, n, scale)));
 
   printTable(rows);
   await mkdir(new URL('./results/', import.meta.url), { recursive: true });

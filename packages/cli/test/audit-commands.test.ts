@@ -7,12 +7,43 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidInputError, openEventStore, StreamNotFoundError } from '@annals/core';
 import { bankPersonalData } from '@annals/example-bank';
+import type { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auditCommand, historyCommand } from '../src/commands/audit.js';
 import { forgetCommand, sealCommand, verifyCommand } from '../src/commands/integrity.js';
 import { changesCommand, replayCommand, stateCommand } from '../src/commands/time-travel.js';
 import { type ConnectionFlags, connect } from '../src/config.js';
 import { capture } from './support/capture.js';
+
+/**
+ * Every command connects, opens the store and closes it, as the CLI does, but the embedded
+ * database of a directory is started once and shared by the commands (starting PGlite takes
+ * about a second, and this file runs some thirty commands). A new directory starts from the
+ * test run's migrated template instead of initdb. The set-up closes it, so the first command
+ * reads what the set-up wrote back from disk.
+ */
+const pglites = vi.hoisted(() => new Map<string, PGlite>());
+vi.mock('@annals/core/pglite', async (importOriginal) => {
+  const real = await importOriginal<typeof import('@annals/core/pglite')>();
+  const { pgliteFromTemplate } = await import('../../core/test/support/templates.js');
+  return {
+    ...real,
+    createPgliteClient: (options: Parameters<typeof real.createPgliteClient>[0] = {}) => {
+      const { dataDir } = options;
+      if (dataDir === undefined || options.db) return real.createPgliteClient(options);
+      let db = pglites.get(dataDir);
+      if (!db) {
+        db = pgliteFromTemplate(dataDir);
+        pglites.set(dataDir, db);
+      }
+      return real.createPgliteClient({ db });
+    },
+  };
+});
+const closePglites = async () => {
+  for (const db of pglites.values()) await db.close();
+  pglites.clear();
+};
 
 let flags: ConnectionFlags;
 let dataDir: string;
@@ -53,10 +84,12 @@ beforeAll(async () => {
   ];
   times = results.map((r) => r.recordedAt);
   await store.close();
+  await closePglites();
 });
 
 afterAll(async () => {
   vi.unstubAllEnvs();
+  await closePglites();
   await rm(dataDir, { recursive: true, force: true });
 });
 

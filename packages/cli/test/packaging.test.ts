@@ -193,7 +193,8 @@ export const wrong = (store: EventStore) => store.append('a-1', [], { expectedVe
       const child = spawn(
         join(project, 'node_modules/.bin/annals'),
         ['serve', '--port', '0', '--data-dir', join(temp, 'serve-data')],
-        { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] },
+        // Without DATABASE_URL: the embedded default, as a new user starts it.
+        { cwd: project, env: { ...env, DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let output = '';
       child.stdout.on('data', (chunk) => {

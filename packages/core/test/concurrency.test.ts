@@ -13,7 +13,7 @@ import {
   type RecordedEvent,
   toArray,
 } from '../src/index.js';
-import { backends, databaseUrl, freshSchema, useTestStore } from './support/backends.js';
+import { backends, capabilities, databaseUrl, postgresBackend, testSchema, useTestStore } from './support/backends.js';
 
 /** Checks the log's shape: dense positions, dense versions per stream, stream order = global order. */
 function expectWellFormedLog(events: RecordedEvent[]): void {
@@ -69,7 +69,7 @@ describe.each(backends)('concurrency on $name', (backend) => {
 
     await fc.assert(
       fc.asyncProperty(fc.array(command, { minLength: 1, maxLength: 25 }), async (commands) => {
-        const schema = freshSchema('p');
+        const schema = testSchema(backend);
         const s = await openEventStore({ client: backend.client(), closeClient: false, schema });
         try {
           const versions = new Map<string, number>();
@@ -106,7 +106,8 @@ describe.each(backends)('concurrency on $name', (backend) => {
           await backend.client().exec(`drop schema "${schema}" cascade`);
         }
       }),
-      { numRuns: backend.name === 'pglite' ? 15 : 25 },
+      // Fewer runs where everything runs one at a time (and slower).
+      { numRuns: capabilities(backend).concurrentConnections ? 25 : 15 },
     );
   });
 
@@ -118,7 +119,7 @@ describe.each(backends)('concurrency on $name', (backend) => {
           maxLength: 40,
         }),
         async (appends) => {
-          const schema = freshSchema('q');
+          const schema = testSchema(backend);
           const s = await openEventStore({ client: backend.client(), closeClient: false, schema });
           try {
             const results = await Promise.all(
@@ -150,7 +151,7 @@ describe.each(backends)('concurrency on $name', (backend) => {
 });
 
 describe.skipIf(!databaseUrl)('concurrency across processes on PostgreSQL', () => {
-  const schema = freshSchema('x');
+  const schema = testSchema(postgresBackend);
   const stores: EventStore[] = [];
   afterAll(async () => {
     await Promise.all(stores.map((s) => s.close()));

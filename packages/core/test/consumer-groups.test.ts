@@ -11,7 +11,7 @@ import {
   type RecordedEvent,
   subscriptions,
 } from '../src/index.js';
-import { databaseUrl, openTestStore, postgresBackend, sleep, type TestStore } from './support/backends.js';
+import { databaseUrl, openTestStore, postgresBackend, sleep, type TestStore, waitUntil } from './support/backends.js';
 
 describe.skipIf(!databaseUrl)('consumer groups on PostgreSQL', () => {
   let t: TestStore & { cleanup: () => Promise<void> };
@@ -67,14 +67,6 @@ describe.skipIf(!databaseUrl)('consumer groups on PostgreSQL', () => {
     expect(positions.size).toBe(total);
   };
 
-  const waitUntil = async (condition: () => boolean, ms = 15_000) => {
-    const until = Date.now() + ms;
-    while (!condition()) {
-      if (Date.now() > until) throw new Error('timed out');
-      await sleep(50);
-    }
-  };
-
   it('shares the partitions among members, each stream on one member, every event once', async () => {
     const received = new Map<string, RecordedEvent[]>();
     const members: ConsumerGroupMember[] = [];
@@ -87,6 +79,7 @@ describe.skipIf(!databaseUrl)('consumer groups on PostgreSQL', () => {
 
     await appendMany(60, 10, 'one');
     await waitUntil(() => [...received.values()].reduce((n, e) => n + e.length, 0) >= 600);
+    // A quiet spell on purpose: a duplicate delivery would show up in it.
     await sleep(300);
     expectComplete(received, 600);
     // No duplicates while membership is stable, and each stream went to exactly one member.

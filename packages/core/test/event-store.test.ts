@@ -11,7 +11,7 @@ import {
   snapshots,
   toArray,
 } from '../src/index.js';
-import { backends, freshSchema, useTestStore } from './support/backends.js';
+import { backends, testSchema, useTestStore } from './support/backends.js';
 
 const opened = (type: string, n: number): NewEvent[] =>
   Array.from({ length: n }, (_, i) => ({ type, data: { n: i + 1 } }));
@@ -320,7 +320,7 @@ describe.each(backends)('event store on $name', (backend) => {
     const small = await openEventStore({
       client: backend.client(),
       closeClient: false,
-      schema: freshSchema(),
+      schema: testSchema(backend),
       pageSize: 2,
     });
     try {

@@ -16,6 +16,7 @@ import {
   rawConnection,
   sleep,
   type TestStore,
+  waitUntil,
 } from './support/backends.js';
 
 const limits = { maxEventBytes: 1 << 20, maxEventsPerAppend: 100, maxStreamIdLength: 256 };
@@ -83,7 +84,9 @@ describe.skipIf(!databaseUrl)('global order on PostgreSQL', () => {
 
     // T1 appends and stays open.
     const t1 = await connect();
+    const t1Pid = (await t1.query('select pg_backend_pid() as pid')).rows[0].pid;
     await t1.query('begin');
+    const t1Began = Date.now();
     const first = await rawAppend(t1, schema, 'slow-1', 2);
     expect(first.outcome).toMatchObject({ outcome: 'ok', firstPosition: 2, lastPosition: 3 });
 
@@ -93,12 +96,18 @@ describe.skipIf(!databaseUrl)('global order on PostgreSQL', () => {
       t2Done = true;
       return r;
     });
-    await sleep(300);
+    await waitUntil(
+      async () =>
+        (await t.client.query('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [t1Pid])).length >
+        0,
+      { message: 'T2 waits for T1' },
+    );
+    // T1 must have been open a while for the age reported below (timing made on purpose).
+    await sleep(t1Began + 300 - Date.now());
     expect(t2Done).toBe(false);
 
     // The store names the transaction holding the log, and that someone waits for it.
     const holders = await store.logHolders();
-    const t1Pid = (await t1.query('select pg_backend_pid() as pid')).rows[0].pid;
     expect(holders).toHaveLength(1);
     expect(holders[0]).toMatchObject({ pid: t1Pid, state: 'idle in transaction' });
     expect(holders[0]?.waiting).toBeGreaterThanOrEqual(1);

@@ -18,7 +18,7 @@ import { type CanonicalEvent, readCanonicalPage } from '../src/queries/seals.js'
 /** The seal of the golden event below, as first computed: it must never change. */
 const GOLDEN = 'cfb472f28cf4f244ea158349550005d0f47a8166a4f690516fe5ee448d918a40';
 
-import { backends, databaseUrl, openTestStore, postgresBackend, sleep, useTestStore } from './support/backends.js';
+import { backends, databaseUrl, openTestStore, postgresBackend, useTestStore, waitUntil } from './support/backends.js';
 
 /** Runs `sql` with triggers off, as only a superuser can. */
 async function asSuperuser(db: { transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> }, sql: string) {
@@ -178,7 +178,7 @@ describe.each(backends)('seals and verify on $name', (backend) => {
     await expect(integrity(t.store).seal()).rejects.toBeInstanceOf(TamperDetectedError);
     expect((await integrity(t.store).verify()).ok).toBe(false);
     const sealer = integrity(t.store).runSealer({ pollIntervalMs: 10 });
-    await sleep(100);
+    await waitUntil(async () => (await sealer.status()).state === 'blocked', { message: 'the sealer is blocked' });
     expect(await sealer.status()).toMatchObject({ state: 'blocked', lastError: expect.stringContaining('1000000000') });
     await sealer.stop();
   });

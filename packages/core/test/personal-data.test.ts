@@ -24,12 +24,12 @@ import {
 import {
   backends,
   databaseUrl,
-  freshSchema,
   openTestStore,
   postgresBackend,
   rawConnection,
-  sleep,
   type TestBackend,
+  testSchema,
+  waitUntil,
 } from './support/backends.js';
 
 const policy: PersonalDataPolicy = {
@@ -429,7 +429,14 @@ describe.skipIf(!databaseUrl)('personal data under concurrency on postgres', () 
         .finally(() => {
           settled = true;
         });
-      await sleep(200);
+      // The erasure waits on the snapshot write's lock.
+      const [{ pid }] = (await raw.query('select pg_backend_pid() as pid')).rows;
+      await waitUntil(
+        async () =>
+          (await t.client.query('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [pid])).length >
+          0,
+        { message: 'the erasure waits for the snapshot write' },
+      );
       expect(settled).toBe(false);
       await raw.query(
         `insert into "${t.schema}".snapshots (stream_id, decider, model_version, stream_version, state)
@@ -445,7 +452,7 @@ describe.skipIf(!databaseUrl)('personal data under concurrency on postgres', () 
   });
 
   it('parallel first appends of one subject share one key; a racing forget leaves nothing readable under its key', async () => {
-    const schema = freshSchema();
+    const schema = testSchema(postgresBackend);
     const open = () =>
       openEventStore({ client: postgresBackend.client(), closeClient: false, schema, personalData: policy });
     const stores: EventStore[] = [await open(), await open(), await open()];

@@ -22,10 +22,17 @@ import {
   rawConnection,
   sleep,
   type TestStore,
+  waitUntil,
 } from './support/backends.js';
 
-/** Counts deposits per account and in total, in a table of the test's schema. */
-function countingProjection(schema: string, options: { failAt?: () => number | undefined } = {}): Projection {
+/**
+ * Counts deposits per account and in total, in a table of the test's schema: event by event,
+ * or (`setBased`) with one statement per batch, as a projection over many events would.
+ */
+function countingProjection(
+  schema: string,
+  options: { failAt?: () => number | undefined; setBased?: boolean } = {},
+): Projection {
   const add = async (tx: SqlQueryable, account: string, amount: number) => {
     await tx.query(
       `insert into "${schema}".rm_balances (account, deposits, total) values ($1, 1, $2)
@@ -33,12 +40,31 @@ function countingProjection(schema: string, options: { failAt?: () => number | u
       [account, amount],
     );
   };
+  const setup = (tx: SqlQueryable) =>
+    tx.exec(`create table if not exists "${schema}".rm_balances (
+        account text primary key, deposits bigint not null, total bigint not null)`);
+  if (options.setBased) {
+    return {
+      name: 'balances',
+      categories: ['account'],
+      eventTypes: ['Deposited'],
+      setup,
+      handleBatch: async (events, tx) => {
+        await tx.query(
+          `insert into "${schema}".rm_balances (account, deposits, total)
+           select account, count(*), sum(amount) from unnest($1::text[], $2::bigint[]) as e(account, amount)
+           group by account
+           on conflict (account) do update
+             set deposits = rm_balances.deposits + excluded.deposits, total = rm_balances.total + excluded.total`,
+          [events.map((e) => e.streamId), events.map((e) => Number((e.data as { amount: number }).amount))],
+        );
+      },
+    };
+  }
   return {
     name: 'balances',
     categories: ['account'],
-    setup: (tx) =>
-      tx.exec(`create table if not exists "${schema}".rm_balances (
-        account text primary key, deposits bigint not null, total bigint not null)`),
+    setup,
     handlers: {
       Deposited: async (event, tx) => {
         await add(tx, event.streamId, Number((event.data as { amount: number }).amount));
@@ -53,6 +79,37 @@ async function readModel(client: SqlQueryable, schema: string) {
     `select sum(deposits) as deposits, sum(total) as total, count(*) as accounts from "${schema}".rm_balances`,
   );
   return { deposits: Number(row?.deposits ?? 0), total: Number(row?.total ?? 0), accounts: Number(row?.accounts) };
+}
+
+/** Application names of the sessions holding a projection lease (a session-level advisory lock). */
+async function leaseHolders(db: SqlQueryable): Promise<string[]> {
+  const rows = await db.query<{ name: string }>(
+    `select a.application_name as name from pg_locks l join pg_stat_activity a using (pid)
+      where l.locktype = 'advisory' and l.granted and l.classid = hashtext('annals.projection')::oid
+        and l.database = (select oid from pg_database where datname = current_database())`,
+  );
+  return rows.map((row) => row.name);
+}
+
+/**
+ * Waits until the runner of `applicationName` was refused the lease `times` times: a standby
+ * tries, unlocks and gives its connection back, which `pg_stat_activity` shows as idle after
+ * `pg_advisory_unlock`.
+ */
+async function waitForLeaseTries(db: SqlQueryable, applicationName: string, times: number): Promise<void> {
+  const tries = new Set<string>();
+  await waitUntil(
+    async () => {
+      const rows = await db.query<{ pid: number; at: Date }>(
+        `select pid, state_change as at from pg_stat_activity
+          where application_name = $1 and state = 'idle' and query like '%pg_advisory_unlock%'`,
+        [applicationName],
+      );
+      for (const row of rows) tries.add(`${row.pid}@${row.at.toISOString()}`);
+      return tries.size >= times;
+    },
+    { message: `${applicationName} was refused the lease ${times} times` },
+  );
 }
 
 const deposits = (n: number, amount = 1) => Array.from({ length: n }, () => ({ type: 'Deposited', data: { amount } }));
@@ -92,7 +149,7 @@ describe.each(backends)('projections on $name', (backend) => {
     let crashAt: number | undefined = 15;
     const runner = run(countingProjection(t.schema, { failAt: () => crashAt }), { batchSize: 10 });
     // The batch 11..20 fails at 15 (after writing 11..15), is rolled back and retried.
-    for (let tries = 0; tries < 200 && (await runner.status()).lastError === undefined; tries++) await sleep(25);
+    await waitUntil(async () => (await runner.status()).lastError !== undefined, { message: 'the batch failed' });
     expect((await runner.status()).lastError).toBe('crash at 15');
     expect(await readModel(t.client, t.schema)).toMatchObject({ deposits: 10 });
     crashAt = undefined;
@@ -167,10 +224,12 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
     stores.push(s);
     return s;
   };
-
   it('counts exactly 100k events appended by concurrent writers while it runs', async () => {
     const runnerProcess = await process('annals_projection_a');
-    const runner = projections(runnerProcess).run(countingProjection(t.schema), { batchSize: 1000 });
+    // Set-based, so that the runner keeps up with the writers instead of mostly running after them.
+    const runner = projections(runnerProcess).run(countingProjection(t.schema, { setBased: true }), {
+      batchSize: 1000,
+    });
     const writers = await Promise.all([1, 2, 3, 4].map((i) => process(`annals_writer_${i}`)));
     await Promise.all(
       writers.map(async (writer, w) => {
@@ -198,9 +257,19 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
       if (slow && event.position % 500 === 0) await sleep(50);
     };
     const runner = projections(a).run(projection, { batchSize: 1000, leaseRetryMs: 100 });
-    await sleep(150);
-    // Kill every backend of that process: the open batch transaction and the lease with it.
+    // Kill every backend of that process once a batch is open: the batch transaction and the lease with it.
     const admin = await rawConnection();
+    await waitUntil(
+      async () =>
+        (
+          await admin.query(
+            `select 1 from pg_stat_activity where application_name = $1 and xact_start is not null
+              and query like '%rm_balances%'`,
+            ['annals_projection_kill'],
+          )
+        ).rows.length > 0,
+      { message: 'a batch transaction is open' },
+    );
     await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1`, [
       'annals_projection_kill',
     ]);
@@ -216,16 +285,18 @@ describe.skipIf(!databaseUrl)('projections on PostgreSQL under load, crashes and
     const first = projections(a).run(countingProjection(t.schema), { leaseRetryMs: 200, pollIntervalMs: 200 });
     await first.waitFor(100);
     const second = projections(b).run(countingProjection(t.schema), { leaseRetryMs: 200, pollIntervalMs: 200 });
-    await sleep(500);
+    // Twice, the standby tried for the lease and was refused (it gives its connection back after each try).
+    await waitForLeaseTries(t.client, 'annals_runner_b', 2);
     expect((await first.status()).leader).toBe(true);
     expect(await second.status()).toMatchObject({ leader: false, state: 'standby' });
 
     await first.stop();
+    // Stopping gave the lease up, so the standby's next try (within leaseRetryMs) wins.
+    expect(await leaseHolders(t.client)).not.toContain('annals_runner_a');
     await t.store.append('account-2', deposits(50));
-    const started = Date.now();
     await second.waitFor(150);
-    expect(Date.now() - started).toBeLessThan(5000);
     expect((await second.status()).leader).toBe(true);
+    expect(await leaseHolders(t.client)).toEqual(['annals_runner_b']);
     expect(await readModel(t.client, t.schema)).toMatchObject({ deposits: 150, accounts: 2 });
   });
 });
@@ -331,7 +402,7 @@ describe.skipIf(!databaseUrl)('a projection process killed mid-batch (SIGKILL)',
     const { spawn } = await import('node:child_process');
     const t = await openTestStore(postgresBackend);
     const standbyStore = await openEventStore({
-      client: createPostgresClient({ connectionString: databaseUrl as string }),
+      client: createPostgresClient({ connectionString: databaseUrl as string, applicationName: 'annals_standby' }),
       schema: t.schema,
     });
     try {
@@ -363,8 +434,9 @@ describe.skipIf(!databaseUrl)('a projection process killed mid-batch (SIGKILL)',
         leaseRetryMs: 100,
         batchSize: 500,
       });
-      await sleep(200);
+      await waitForLeaseTries(t.client, 'annals_standby', 2);
       expect((await standby.status()).leader).toBe(false);
+      expect(await leaseHolders(t.client)).toEqual(['annals_child']);
       // Kill it while it has a batch transaction open.
       for (let tries = 0; tries < 200; tries++) {
         const open = await t.client.query(
@@ -379,9 +451,10 @@ describe.skipIf(!databaseUrl)('a projection process killed mid-batch (SIGKILL)',
       );
       child.kill('SIGKILL');
       expect(Number(before?.position)).toBeLessThan(10_000);
-      const started = Date.now();
+      // The server drops the dead process's lease with its connection; the standby takes it.
       await standby.waitFor(10_000);
-      expect(Date.now() - started).toBeLessThan(15_000);
+      expect((await standby.status()).leader).toBe(true);
+      expect(await leaseHolders(t.client)).toEqual(['annals_standby']);
       expect(await readModel(t.client, t.schema)).toEqual({ deposits: 10_000, total: 15_000, accounts: 10 });
     } finally {
       await standbyStore.close();

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPostgresClient, DatabaseError, type EventStore, openEventStore, toArray } from '../src/index.js';
-import { databaseUrl, freshSchema, rawConnection } from './support/backends.js';
+import { databaseUrl, freshSchema, rawConnection, waitUntil } from './support/backends.js';
 
 describe.skipIf(!databaseUrl)('connections ended by the server', () => {
   const schema = freshSchema('r');
@@ -23,6 +23,16 @@ describe.skipIf(!databaseUrl)('connections ended by the server', () => {
     await admin.end();
   });
 
+  /** Rows of a query on a connection of its own (a transaction would see one snapshot of pg_stat_activity). */
+  const select = async (sql: string, params: unknown[]) => {
+    const admin = await rawConnection();
+    try {
+      return (await admin.query(sql, params)).rows;
+    } finally {
+      await admin.end();
+    }
+  };
+
   const terminateStoreConnections = async () => {
     const admin = await rawConnection();
     try {
@@ -39,7 +49,11 @@ describe.skipIf(!databaseUrl)('connections ended by the server', () => {
   it('keeps working after its idle connections are terminated', async () => {
     await store.append('s-1', [{ type: 'E', data: {} }]);
     expect(await terminateStoreConnections()).toBeGreaterThan(0);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitUntil(
+      async () =>
+        (await select('select 1 from pg_stat_activity where application_name = $1', [applicationName])).length === 0,
+      { message: 'the ended backends are gone' },
+    );
     await store.append('s-1', [{ type: 'E', data: {} }], { expectedVersion: 1 });
     expect((await toArray(store.readStream('s-1'))).map((e) => e.streamVersion)).toEqual([1, 2]);
   });
@@ -48,10 +62,16 @@ describe.skipIf(!databaseUrl)('connections ended by the server', () => {
     // Hold the log so the appends are in flight when their connections are ended.
     const holder = await rawConnection();
     await holder.query('begin');
-    await holder.query('select pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['annals.log', schema]);
+    // The log lock: the row of log_head (a superuser may take it; the application role may not).
+    await holder.query(`select 1 from "${schema}".log_head for update`);
     const events = [{ id: crypto.randomUUID(), type: 'E', data: { n: 1 } }];
     const inFlight = store.append('s-2', events).catch((error: unknown) => error);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const holderPid = (await holder.query('select pg_backend_pid() as pid')).rows[0].pid;
+    await waitUntil(
+      async () =>
+        (await select('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [holderPid])).length > 0,
+      { message: 'the append waits for the log' },
+    );
     await terminateStoreConnections();
     const error = await inFlight;
     await holder.query('rollback');

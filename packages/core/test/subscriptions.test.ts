@@ -7,7 +7,15 @@ import {
   type SubscriptionOptions,
   subscriptions,
 } from '../src/index.js';
-import { backends, databaseUrl, openTestStore, rawConnection, sleep, type TestStore } from './support/backends.js';
+import {
+  backends,
+  databaseUrl,
+  openTestStore,
+  rawConnection,
+  sleep,
+  type TestStore,
+  waitUntil,
+} from './support/backends.js';
 
 const events = (n: number, type = 'E') => Array.from({ length: n }, (_, i) => ({ type, data: { i } }));
 
@@ -209,16 +217,32 @@ describe.skipIf(!databaseUrl)('subscriptions on PostgreSQL, when the LISTEN conn
       await t.store.append('l-1', events(1));
       await subscription.waitFor(1);
       const admin = await rawConnection();
-      // End the LISTEN connection and every other connection of the store's pool.
-      const { rows } = await admin.query(
-        `select pg_terminate_backend(pid) from pg_stat_activity
-          where (query = $1 or application_name = 'annals') and pid <> pg_backend_pid()
-            and datname = current_database()`,
-        [`listen ${t.schema}_events`],
-      );
-      await admin.end();
-      expect(rows.length).toBeGreaterThan(0);
-      await sleep(500);
+      try {
+        // End the LISTEN connection and every other connection of the store's pool.
+        const listen = `listen ${t.schema}_events`;
+        const { rows } = await admin.query(
+          `select pid, pg_terminate_backend(pid) from pg_stat_activity
+            where (query = $1 or application_name = 'annals') and pid <> pg_backend_pid()
+              and datname = current_database()`,
+          [listen],
+        );
+        expect(rows.length).toBeGreaterThan(0);
+        // The subscription listens again, on a new connection.
+        const ended = rows.map((row) => row.pid);
+        await waitUntil(
+          async () =>
+            (
+              await admin.query(
+                `select 1 from pg_stat_activity where query = $1 and state = 'idle'
+                  and datname = current_database() and not (pid = any($2::int[]))`,
+                [listen, ended],
+              )
+            ).rows.length > 0,
+          { message: 'a new LISTEN connection' },
+        );
+      } finally {
+        await admin.end();
+      }
       await t.store.append('l-1', events(1));
       await subscription.waitFor(2);
       expect(seen).toEqual([1, 2]);

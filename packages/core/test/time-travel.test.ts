@@ -8,7 +8,7 @@ import {
   timeTravel,
   toArray,
 } from '../src/index.js';
-import { backends, sleep, useTestStore } from './support/backends.js';
+import { backends, momentBetween, sleep, useTestStore } from './support/backends.js';
 
 type Command = { type: 'Noop'; data: null };
 type Event = { type: 'Added'; data: { by: number } } | { type: 'Renamed'; data: { name: string } };
@@ -30,20 +30,16 @@ describe.each(backends)('time travel on $name', (backend) => {
     store = opened.store;
   });
 
-  /** Three appends with a pause between each; returns the times between them. */
+  /** Three appends with a moment strictly between each; returns those moments. */
   const history = async () => {
     await store.append('c-1', [
       { type: 'Renamed', data: { name: 'one' } },
       { type: 'Added', data: { by: 5 } },
     ]);
-    await sleep(20);
-    const afterFirst = new Date();
-    await sleep(20);
+    const afterFirst = await momentBetween(t.client);
     await store.append('other-1', [{ type: 'Added', data: { by: 100 } }]);
     await store.append('c-1', [{ type: 'Added', data: { by: 2 } }]);
-    await sleep(20);
-    const afterSecond = new Date();
-    await sleep(20);
+    const afterSecond = await momentBetween(t.client);
     await store.append('c-1', [{ type: 'Renamed', data: { name: 'two' } }]);
     return { afterFirst, afterSecond };
   };

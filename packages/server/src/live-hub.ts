@@ -58,7 +58,21 @@ export interface LiveHubOptions {
   stallTimeoutMs?: number;
 }
 
-const categoryOf = (streamId: string) => streamId.split('-')[0] as string;
+const categoryOf = (streamId: string) => {
+  const dash = streamId.indexOf('-');
+  return dash < 0 ? streamId : streamId.slice(0, dash);
+};
+
+/** Each event's SSE frame, made once however many clients it goes to. */
+const frames = new WeakMap<RecordedEvent, string>();
+function frameOf(event: RecordedEvent): string {
+  let frame = frames.get(event);
+  if (frame === undefined) {
+    frame = `id: ${event.position}\ndata: ${JSON.stringify(event)}\n\n`;
+    frames.set(event, frame);
+  }
+  return frame;
+}
 
 class LiveClient {
   cursor: number;
@@ -85,14 +99,17 @@ class LiveClient {
 
   /** Sends the events after the cursor that match; returns false once the client is gone. */
   send(events: readonly RecordedEvent[]): boolean {
+    // One write per page, not per event.
+    let chunk = '';
     for (const event of events) {
       if (this.closed) return false;
       if (event.position <= this.cursor) continue;
       this.cursor = event.position;
       if (!this.matches(event)) continue;
-      this.sink.write(`id: ${event.position}\ndata: ${JSON.stringify(event)}\n\n`);
+      chunk += frameOf(event);
       this.delivered++;
     }
+    if (chunk !== '' && !this.closed) this.sink.write(chunk);
     return !this.closed;
   }
 }

@@ -111,6 +111,10 @@ export function operationRoutes(api: Api, { store, app }: ServerContext): void {
         ),
         response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
       },
+      // The body is optional: no body is `{}` (every seal), not a body that is not an object.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
     },
     async (request) => ({ ...(await integrity(store).verify(request.body ?? {})) }),
   );

@@ -1,0 +1,316 @@
+/**
+ * The `server` section of `npm run bench`: the HTTP server against the library on the same
+ * database, side by side in one run.
+ *
+ * - appends of one event from 64 concurrent keep-alive clients (an undici Pool of 64
+ *   connections) to `annals serve` running in a child process, against the same appends from
+ *   64 callers of the library in this process;
+ * - SSE fan-out: clients on `/subscribe` while events are appended at a fixed rate: the
+ *   append-to-delivery latency (the append time travels in the event's data) and the
+ *   server's resident memory (read from /proc) at the start, middle and end;
+ * - reading one 1000-event stream over HTTP (and parsing it) against `store.readStream`.
+ *
+ * Loopback only. Every loop is bounded; the child is stopped at the end (SIGTERM, then SIGKILL).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
+import { Pool } from 'undici';
+import { type Measurement, measure, type Row, row } from './measure.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const none: Measurement & { name: string } = {
+  name: '-',
+  eventsPerSecond: Number.NaN,
+  p50Ms: Number.NaN,
+  p99Ms: Number.NaN,
+  seconds: 0,
+};
+
+interface Child {
+  process: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `annals serve --port 0` on `url`/`schema` in a child process; resolves once it listens. */
+async function startChild(url: string, schema: string, poolSize: number): Promise<Child> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=@annals/source',
+      '--import',
+      'tsx',
+      'packages/cli/src/main.ts',
+      'serve',
+      '--port',
+      '0',
+      '--pool-size',
+      String(poolSize),
+    ],
+    {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: url, ANNALS_SCHEMA: schema, ANNALS_HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  const listening = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`annals serve did not start in 60 s:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[0]);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`annals serve exited (${code}):\n${output}`));
+    });
+  });
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return {
+    process: child,
+    url: listening,
+    async stop() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Resident memory of a process, in MiB (Linux). */
+async function rssMiB(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kib = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+  return kib / 1024;
+}
+
+const at = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
+const now = () => performance.timeOrigin + performance.now();
+
+/** Single-event appends with the exact expected version, `callers` at once, over `streams`. */
+function appendLoad(
+  events: number,
+  callers: number,
+  streams: number,
+  append: (streamId: string, version: number, data: { i: number; caller: number }) => Promise<void>,
+): Promise<Measurement> {
+  const perCaller = Math.floor(streams / callers);
+  return measure(events, callers, async (caller, i, versions) => {
+    const stream = caller + callers * (i % perCaller);
+    const version = versions.get(stream) ?? 0;
+    await append(`account-${stream}`, version, { i, caller });
+    versions.set(stream, version + 1);
+  });
+}
+
+export async function serverSection(url: string, n: (count: number) => number, scale: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  const clients = 64;
+  const open = (schema: string, maxConnections = 10): Promise<EventStore> =>
+    openEventStore({ client: createPostgresClient({ connectionString: url, maxConnections }), schema });
+
+  // The server's schema is migrated here first, so the child opens a ready store.
+  const schema = 'bench_server';
+  const store = await open(schema);
+  const child = await startChild(url, schema, 10);
+  const pool = new Pool(child.url, { connections: clients, pipelining: 1, keepAliveTimeout: 30_000 });
+  try {
+    // (a) HTTP appends against the library: same appends, same pool size, same database.
+    const events = n(40_000);
+    const streams = 10_000;
+    const library = await open('bench_server_lib');
+    const libraryAppend = (streamId: string, version: number, data: { i: number; caller: number }) =>
+      library.append(streamId, [{ type: 'Deposited', data }], { expectedVersion: version }).then(() => {});
+    const httpAppend = async (streamId: string, version: number, data: { i: number; caller: number }) => {
+      const response = await pool.request({
+        method: 'POST',
+        path: `/streams/${streamId}/events`,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ events: [{ type: 'Deposited', data }], expectedVersion: version }),
+      });
+      await response.body.dump();
+      if (response.statusCode !== 201) throw new Error(`append answered ${response.statusCode}`);
+    };
+    // Warm-up on streams of their own: JIT, connections, the pools.
+    const warm = n(3_000);
+    await measure(warm, clients, async (caller, i) => {
+      await libraryAppend(`warm-${caller}`, i, { i, caller });
+    });
+    await measure(warm, clients, async (caller, i) => {
+      await httpAppend(`warm-${caller}`, i, { i, caller });
+    });
+    const libraryRun = await appendLoad(events, clients, streams, libraryAppend);
+    const httpRun = await appendLoad(events, clients, streams, httpAppend);
+    rows.push(
+      row(
+        `HTTP append, 1 event, ${clients} keep-alive clients (vs the library, ${clients} callers)`,
+        { ...libraryRun, name: 'library' },
+        httpRun,
+        '>= 15k/s, >= 0.5x',
+      ),
+    );
+
+    // (c) One 1000-event stream: over HTTP (read and parsed) against readStream in-process.
+    await library.append(
+      'big-1',
+      Array.from({ length: 1000 }, (_, i) => ({ type: 'E', data: { i, note: 'a stream read whole' } })),
+    );
+    await store.append(
+      'big-1',
+      Array.from({ length: 1000 }, (_, i) => ({ type: 'E', data: { i, note: 'a stream read whole' } })),
+    );
+    const reads = Math.max(50, Math.round(200 * scale));
+    const readInProcess = await measure(reads, 1, async () => {
+      let count = 0;
+      for await (const _ of library.readStream('big-1')) count++;
+      if (count !== 1000) throw new Error(`read ${count} events`);
+    });
+    const readOverHttp = await measure(reads, 1, async () => {
+      const response = await pool.request({ method: 'GET', path: '/streams/big-1/events?limit=1000' });
+      const page = (await response.body.json()) as { events: unknown[] };
+      if (page.events.length !== 1000) throw new Error(`read ${page.events.length} events`);
+    });
+    readInProcess.eventsPerSecond *= 1000;
+    readOverHttp.eventsPerSecond *= 1000;
+    await library.close();
+
+    // (b) SSE fan-out while appending at a fixed rate. Each client follows one of 100
+    // categories, so each event reaches subscribers / 100 clients.
+    const subscribers = Math.max(100, Math.round(1000 * Math.min(1, scale)));
+    const categories = 100;
+    const rate = 5000;
+    const seconds = Math.max(2, Math.round(8 * scale));
+    const latencies: number[] = [];
+    let delivered = 0;
+    let measuring = false;
+    let dropped = 0;
+    const sse = new Pool(child.url, { connections: subscribers, bodyTimeout: 0, headersTimeout: 30_000 });
+    let closing = false;
+    const connected: Promise<void>[] = [];
+    const ended: Promise<void>[] = [];
+    for (let c = 0; c < subscribers; c++) {
+      connected.push(
+        sse
+          .request({
+            method: 'GET',
+            path: `/subscribe?category=fan${c % categories}`,
+            headers: { accept: 'text/event-stream' },
+          })
+          .then((response) => {
+            if (response.statusCode !== 200) throw new Error(`subscribe answered ${response.statusCode}`);
+            let pending = '';
+            response.body.setEncoding('utf8');
+            response.body.on('data', (chunk: string) => {
+              const received = now();
+              pending += chunk;
+              let end = pending.indexOf('\n\n');
+              while (end >= 0) {
+                const frame = pending.slice(0, end);
+                pending = pending.slice(end + 2);
+                const sent = /"sentAt":([\d.]+)/.exec(frame);
+                if (sent && measuring) {
+                  latencies.push(received - Number(sent[1]));
+                  delivered++;
+                }
+                end = pending.indexOf('\n\n');
+              }
+            });
+            ended.push(
+              new Promise<void>((resolve) => {
+                response.body.on('close', () => {
+                  if (!closing) dropped++;
+                  resolve();
+                });
+                response.body.on('error', () => resolve());
+              }),
+            );
+          }),
+      );
+    }
+    await Promise.all(connected);
+    // Let every client finish its catch-up and switch to live.
+    await sleep(1000);
+    const rssStart = await rssMiB(child.process.pid);
+    let rssMiddle = Number.NaN;
+    const perTick = rate / 100; // every 10 ms
+    const started = performance.now();
+    const appends: Promise<unknown>[] = [];
+    let appended = 0;
+    measuring = true;
+    for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
+      for (let i = 0; i < perTick; i++) {
+        const k = tick * perTick + i;
+        appends.push(
+          store.append(`fan${k % categories}-${k % 1000}`, [{ type: 'Fanned', data: { k, sentAt: now() } }]),
+        );
+        appended++;
+      }
+      if (appends.length > 2000) await Promise.all(appends.splice(0));
+      if (Number.isNaN(rssMiddle) && performance.now() - started > (seconds * 1000) / 2) {
+        rssMiddle = await rssMiB(child.process.pid);
+      }
+      const next = started + (tick + 1) * 10;
+      await sleep(Math.max(0, next - performance.now()));
+    }
+    await Promise.all(appends);
+    const offered = appended / ((performance.now() - started) / 1000);
+    // Give the last events time to arrive, boundedly.
+    const expected = appended * (subscribers / categories);
+    const deadline = performance.now() + 5000;
+    while (delivered < expected && performance.now() < deadline) await sleep(50);
+    measuring = false;
+    const rssEnd = await rssMiB(child.process.pid);
+    closing = true;
+    await sse.destroy().catch(() => {});
+    await Promise.race([Promise.all(ended), sleep(2000)]);
+    latencies.sort((a, b) => a - b);
+    rows.push({
+      workload: `SSE: ${subscribers} clients on /subscribe (${subscribers / categories} per category), ~${Math.round(offered)} events/s appended; delivered/expected ${delivered}/${expected}, ${dropped} dropped`,
+      raw: none,
+      annals: {
+        eventsPerSecond: delivered / seconds,
+        p50Ms: at(latencies, 0.5),
+        p99Ms: at(latencies, 0.99),
+        seconds,
+      },
+      ratio: Number.NaN,
+      target: 'p99 < 100 ms',
+    });
+    rows.push({
+      workload: `  server RSS start / middle / end: ${rssStart.toFixed(0)} / ${rssMiddle.toFixed(0)} / ${rssEnd.toFixed(0)} MiB`,
+      raw: none,
+      annals: { ...none },
+      ratio: Number.NaN,
+      target: 'flat',
+    });
+    rows.push(
+      row(
+        'read one 1000-event stream over HTTP, parsed (vs readStream in-process)',
+        { ...readInProcess, name: 'library' },
+        readOverHttp,
+        '',
+      ),
+    );
+  } finally {
+    await pool.close().catch(() => {});
+    await child.stop();
+    await store.close();
+  }
+  return rows;
+}

@@ -4,7 +4,7 @@
  * goes is the subject's key, so its personal fields read as `null` everywhere from then on.
  * The erasure itself is recorded as an event, through the store's one append path.
  */
-import { InvalidInputError, toAnnalsError } from '../errors.js';
+import { toAnnalsError } from '../errors.js';
 import { deleteSubject } from '../queries/subject-keys.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';

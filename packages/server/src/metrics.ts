@@ -3,7 +3,14 @@
  * own instrumentation hooks), and gauges read at scrape time — the log's head, the lag of
  * every subscription and projection, the sealer's lag, the connection pool, SSE clients.
  */
-import { type EventStore, integrity, type PoolStats, type StoreInstrumentation, subscriptions } from '@annals/core';
+import {
+  type CheckpointStatus,
+  type EventStore,
+  integrity,
+  type PoolStats,
+  type StoreInstrumentation,
+  subscriptions,
+} from '@annals/core';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The metrics of one server. */
@@ -75,37 +82,32 @@ export function createMetrics(): ServerMetrics {
       if (store) this.set(await store.headPosition().catch(() => 0));
     },
   });
-  const lagLabels = ['name'] as const;
-  new Gauge({
-    name: 'annals_checkpoint_lag_events',
-    help: 'Events between each subscription or projection checkpoint and the log head.',
-    labelNames: lagLabels,
-    registers: [registry],
-    async collect() {
-      if (!store) return;
-      this.reset();
-      for (const row of await subscriptions(store)
-        .checkpoints()
-        .catch(() => [])) {
-        this.set({ name: row.name }, row.lag);
-      }
-    },
-  });
-  new Gauge({
-    name: 'annals_checkpoint_lag_seconds',
-    help: 'Age of the oldest event each subscription or projection has not handled.',
-    labelNames: lagLabels,
-    registers: [registry],
-    async collect() {
-      if (!store) return;
-      this.reset();
-      for (const row of await subscriptions(store)
-        .checkpoints()
-        .catch(() => [])) {
-        this.set({ name: row.name }, row.lagSeconds);
-      }
-    },
-  });
+  // Both lag gauges read the checkpoints once per scrape, from one query.
+  const lagGauge = (name: string, help: string, value: (row: CheckpointStatus) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['name'],
+      registers: [registry],
+      async collect() {
+        if (!store) return;
+        this.reset();
+        const rows = await subscriptions(store)
+          .checkpoints()
+          .catch((): CheckpointStatus[] => []);
+        for (const row of rows) this.set({ name: row.name }, value(row));
+      },
+    });
+  lagGauge(
+    'annals_checkpoint_lag_events',
+    'Events between each subscription or projection checkpoint and the log head.',
+    (row) => row.lag,
+  );
+  lagGauge(
+    'annals_checkpoint_lag_seconds',
+    'Age of the oldest event each subscription or projection has not handled.',
+    (row) => row.lagSeconds,
+  );
   new Gauge({
     name: 'annals_sealer_lag_events',
     help: 'Events not sealed yet.',

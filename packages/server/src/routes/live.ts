@@ -59,8 +59,14 @@ async function serveEvents(
         new Promise<void>((resolve) => {
           if (response.writableLength === 0 || response.destroyed) resolve();
           else {
-            response.once('drain', () => resolve());
-            response.once('close', () => resolve());
+            // Whichever comes first; the other listener goes, so waits do not pile up listeners.
+            const done = () => {
+              response.off('drain', done);
+              response.off('close', done);
+              resolve();
+            };
+            response.once('drain', done);
+            response.once('close', done);
           }
         }),
       // The connection goes with the stream: an ended SSE response leaves nothing to reuse.

@@ -250,6 +250,46 @@ export class TamperDetectedError extends AnnalsError {
   }
 }
 
+/**
+ * An import cannot go ahead as asked, and stored nothing of the batch at hand (an
+ * {@link InvalidInputError}, code `INVALID_INPUT`): a restore into a log that is neither empty
+ * nor the beginning of the same log (`not-empty`), a file whose positions leave a gap (`gap`),
+ * another writer appending inside a restore (`concurrent-writer`), or a role that may not
+ * write the log directly (`not-owner`: import is an operation of the schema's owner).
+ */
+export class ImportRefusedError extends InvalidInputError {
+  readonly reason: 'not-empty' | 'gap' | 'not-owner' | 'concurrent-writer';
+  /** The source line the refusal is about, when there is one. */
+  readonly line: number | undefined;
+
+  constructor(reason: ImportRefusedError['reason'], message: string, line?: number) {
+    super('import', message);
+    this.reason = reason;
+    this.line = line;
+  }
+}
+
+/**
+ * A line of an import is not a valid event (not JSON, a missing or malformed field, over the
+ * size limit), or cannot be stored as it is: its stream version is not the next one of its
+ * stream, or its event id is already stored with other content (an {@link InvalidInputError},
+ * code `INVALID_INPUT`, whose `field` is `line <n>` or `line <n>.<key>`). Nothing of the line's
+ * batch was stored; batches before it were: run the import again once the line is fixed, and
+ * what is stored already is skipped.
+ */
+export class ImportLineError extends InvalidInputError {
+  /** Line number in the source, from 1. */
+  readonly line: number;
+  /** The key of the line at fault, when there is one. */
+  readonly key: string | undefined;
+
+  constructor(line: number, reason: string, key?: string) {
+    super(key === undefined ? `line ${line}` : `line ${line}.${key}`, reason);
+    this.line = line;
+    this.key = key;
+  }
+}
+
 function describeExpected(expected: ExpectedVersion): string {
   return typeof expected === 'number' ? String(expected) : `"${expected}"`;
 }

@@ -6,8 +6,8 @@
  * The shape: {@link openEventStore} returns the event store itself (append, read, stream
  * heads, the log's head). Everything else is a facet, a function of a store:
  * `subscriptions(store)`, `projections(store)`, `snapshots(store)`, `integrity(store)`,
- * `personalData(store)`, `auditTrail(store)`, `timeTravel(store, decider)` and
- * `commandHandler(store, decider, options)`.
+ * `personalData(store)`, `auditTrail(store)`, `transfer(store)`, `timeTravel(store, decider)`
+ * and `commandHandler(store, decider, options)`.
  */
 
 export {
@@ -61,6 +61,8 @@ export {
   DomainError,
   EventIdReusedError,
   EventValidationError,
+  ImportLineError,
+  ImportRefusedError,
   InlineProjectionError,
   InvalidInputError,
   PayloadTooLargeError,
@@ -108,6 +110,8 @@ export {
   timeTravel,
 } from './time-travel/time-travel.js';
 export { toArray } from './to-array.js';
+export type { ImportMode, ImportProgress, ImportResult } from './transfer/import.js';
+export { type ExportOptions, type ImportOptions, type Transfer, transfer } from './transfer/transfer.js';
 export type {
   AppendOptions,
   AppendResult,

@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyStream } from 'pg-copy-streams';
 import type { Listener, QueryOptions, SqlClient, SqlQueryable, SqlSession } from './sql-client.js';
 
 const statementNames = new Map<string, string>();
+
+type CopyFrom = NonNullable<SqlQueryable['copyFrom']>;
 
 /** A stable name for a prepared statement: the same text always gets the same name. */
 function statementName(text: string): string {
@@ -49,6 +54,23 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
       // Without parameters node-postgres uses the simple protocol, which runs several statements.
       await runner.query(script);
     },
+    async copyFrom(statement: string, chunks: Iterable<string> | AsyncIterable<string>) {
+      // A COPY holds its connection until the data ends: on the pool, on one of its own.
+      if (runner instanceof pg.Pool) {
+        const client = await runner.connect();
+        let broken: Error | undefined;
+        try {
+          await pipeline(Readable.from(chunks, { objectMode: false }), client.query(copyStream(statement)));
+        } catch (error) {
+          broken = error as Error;
+          throw error;
+        } finally {
+          client.release(broken);
+        }
+        return;
+      }
+      await pipeline(Readable.from(chunks, { objectMode: false }), runner.query(copyStream(statement)));
+    },
   });
 
   return {
@@ -72,6 +94,8 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
         query: (text, params, options) =>
           ended ? Promise.reject(transactionEnded()) : inner.query(text, params, options),
         exec: (script) => (ended ? Promise.reject(transactionEnded()) : inner.exec(script)),
+        copyFrom: (statement, chunks) =>
+          ended ? Promise.reject(transactionEnded()) : (inner.copyFrom as CopyFrom)(statement, chunks),
       };
       try {
         await client.query('begin');

@@ -5,6 +5,8 @@
 import { PGlite } from '@electric-sql/pglite';
 import type { SqlClient, SqlQueryable } from './sql-client.js';
 
+type CopyFrom = NonNullable<SqlQueryable['copyFrom']>;
+
 /** Options of {@link createPgliteClient}. */
 export interface PgliteClientOptions {
   /** Directory of the database files; omit for an in-memory database. */
@@ -35,6 +37,15 @@ export function createPgliteClient(options: PgliteClientOptions = {}): SqlClient
     async exec(script: string) {
       await runner.exec(script);
     },
+    // PGlite has no COPY stream: it reads COPY data from a blob, named '/dev/blob'. The rows
+    // are gathered first (an import hands over one batch at a time).
+    async copyFrom(statement: string, chunks: Iterable<string> | AsyncIterable<string>) {
+      const parts: string[] = [];
+      for await (const chunk of chunks) parts.push(chunk);
+      const fromBlob = statement.replace(/\bfrom\s+stdin\s*$/i, "from '/dev/blob'");
+      if (fromBlob === statement) throw new Error('copyFrom: the statement must end in "from stdin"');
+      await runner.query(fromBlob, [], { blob: new Blob(parts) });
+    },
   });
   const direct = queryable(db);
 
@@ -42,6 +53,7 @@ export function createPgliteClient(options: PgliteClientOptions = {}): SqlClient
     capabilities: { concurrentConnections: false, durable: false },
     query: (text, params) => serialize(() => direct.query(text, params)),
     exec: (script) => serialize(() => direct.exec(script)),
+    copyFrom: (statement, chunks) => serialize(() => (direct.copyFrom as CopyFrom)(statement, chunks)),
     transaction: (fn) =>
       serialize(() =>
         db.transaction((tx) => {
@@ -51,6 +63,8 @@ export function createPgliteClient(options: PgliteClientOptions = {}): SqlClient
           const fenced: SqlQueryable = {
             query: (text, params) => (ended ? Promise.reject(transactionEnded()) : inner.query(text, params)),
             exec: (script) => (ended ? Promise.reject(transactionEnded()) : inner.exec(script)),
+            copyFrom: (statement, chunks) =>
+              ended ? Promise.reject(transactionEnded()) : (inner.copyFrom as CopyFrom)(statement, chunks),
           };
           return fn(fenced).finally(() => {
             ended = true;

@@ -32,6 +32,12 @@ export interface SqlQueryable {
   ): Promise<Row[]>;
   /** Several statements without parameters, as one script (for migrations). */
   exec(script: string): Promise<void>;
+  /**
+   * Runs `statement`, a `copy <table> (<columns>) from stdin` in PostgreSQL's text format,
+   * fed with `chunks` (rows, each ending in a newline, split anywhere). Both adapters have it;
+   * a client without it makes bulk imports fall back to multi-row inserts.
+   */
+  copyFrom?(statement: string, chunks: Iterable<string> | AsyncIterable<string>): Promise<void>;
 }
 
 /** A LISTEN that keeps itself alive; see {@link SqlClient.listen}. */

@@ -7,7 +7,7 @@
  * Writes the same figures to bench/results/latest.json. Not part of the test suite.
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
- * runs some sections only (append, batch, read, live, stream, commands, state, audit, server).
+ * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer, server).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import {
@@ -26,6 +26,7 @@ import { auditSection } from './audit.js';
 import { measure, printTable, type Row, row, timeIt } from './measure.js';
 import * as raw from './raw.js';
 import { serverSection } from './server.js';
+import { transferSection } from './transfer.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
     }
     const copy = await raw.copyImport(url, { events: n(300_000) });
     rows.push({
-      workload: 'bulk import ceiling (COPY; Annals import comes with the CLI)',
+      workload: 'bulk import ceiling (COPY; Annals import: the transfer section)',
       raw: copy,
       annals: copy,
       ratio: Number.NaN,
@@ -298,6 +299,8 @@ async function main(): Promise<void> {
   }
 
   if (section('audit')) rows.push(...(await auditSection(url, n)));
+
+  if (section('transfer')) rows.push(...(await transferSection(url, n)));
 
   if (section('server')) rows.push(...(await serverSection(url, n, scale)));
 

@@ -95,6 +95,8 @@ async function* readBatches(
       ids.add(parsed.id);
       batch.push(parsed);
       bytes += text.length;
+      // Let I/O run (the previous batch's COPY) while this one is parsed.
+      if (batch.length % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
       if (batch.length >= settings.batchSize || bytes >= settings.batchBytes) {
         yield batch;
         batch = [];
@@ -123,6 +125,12 @@ export async function runImport(
   let batches = 0;
   /** The head this import left after its last batch (restore: nobody else may move it). */
   let leftAt: number | undefined;
+  /**
+   * A restore of a file from position 1 knows every stream's version without asking the
+   * database: the log holds exactly the lines read so far. Dropped past `maxKnownStreams`
+   * streams (memory), and in append mode, where other writers may append between batches.
+   */
+  let known: Map<string, number> | undefined;
   const source = readBatches(chunks, settings, counted);
   let next = source.next();
   // The next batch is read while this one is written; its error surfaces when it is awaited.
@@ -133,7 +141,13 @@ export async function runImport(
       if (read.done) break;
       next = source.next();
       next.catch(() => {});
-      const outcome = await storeBatch(client, schema, read.value, settings, leftAt);
+      const batch = read.value;
+      if (batches === 0 && settings.mode === 'restore' && batch[0]?.position === 1) known = new Map();
+      const outcome = await storeBatch(client, schema, batch, settings, leftAt, known);
+      if (known) {
+        for (const line of batch) known.set(line.streamId, line.streamVersion);
+        if (known.size > maxKnownStreams) known = undefined;
+      }
       batches++;
       leftAt = outcome.head;
       progress.imported += outcome.imported;
@@ -155,6 +169,9 @@ export async function runImport(
   return { mode: settings.mode, batches, ...progress };
 }
 
+/** Streams whose versions a restore keeps in memory, at most (about 100 bytes each). */
+const maxKnownStreams = 1_000_000;
+
 /** One batch in one transaction; retried once with the stored ids looked up first. */
 async function storeBatch(
   client: SqlClient,
@@ -162,15 +179,16 @@ async function storeBatch(
   batch: Batch,
   settings: ImportSettings,
   leftAt: number | undefined,
+  known: ReadonlyMap<string, number> | undefined,
 ): Promise<{ imported: number; skipped: number; head: number }> {
   try {
-    return await client.transaction((tx) => writeBatch(tx, schema, batch, settings, leftAt, false));
+    return await client.transaction((tx) => writeBatch(tx, schema, batch, settings, leftAt, known, false));
   } catch (error) {
     if (!(error instanceof DuplicateEventId)) throw toAnnalsError(error);
     // Append mode: an id stored already (in another stream) passed the version check and met
     // the unique key; the retry looks the ids up first and names the line.
     if (settings.mode === 'append') {
-      return client.transaction((tx) => writeBatch(tx, schema, batch, settings, leftAt, true));
+      return client.transaction((tx) => writeBatch(tx, schema, batch, settings, leftAt, undefined, true));
     }
     // Restore: the log is the file up to here, so the file holds the id twice.
     const line = error.line;
@@ -185,6 +203,7 @@ async function writeBatch(
   batch: Batch,
   settings: ImportSettings,
   leftAt: number | undefined,
+  known: ReadonlyMap<string, number> | undefined,
   lookUpIdsFirst: boolean,
 ): Promise<{ imported: number; skipped: number; head: number }> {
   const head = await lockLogForImport(tx, schema);
@@ -225,7 +244,9 @@ async function writeBatch(
   }
   if (lines.length === 0) return { imported: 0, skipped, head };
 
-  const versions = await readStreamVersions(tx, schema, [...new Set(lines.map((line) => line.streamId))]);
+  // A restore from position 1 knows the versions (the log is the file so far, as the head
+  // check above holds); otherwise they are read under the lock.
+  const versions = known ?? (await readStreamVersions(tx, schema, [...new Set(lines.map((line) => line.streamId))]));
   let mismatch = lookUpIdsFirst ? undefined : firstVersionMismatch(lines, versions);
   if (lookUpIdsFirst || (mismatch && settings.mode === 'append')) {
     const stored = await findStoredIds(tx, schema, lines);

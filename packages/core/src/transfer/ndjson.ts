@@ -64,7 +64,6 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 // An ISO-8601 time with a zone; PostgreSQL itself then checks the calendar.
 const timePattern = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)$/;
 const knownKeys = new Set(['position', 'id', 'streamId', 'streamVersion', 'type', 'data', 'metadata', 'recordedAt']);
-const encoder = new TextEncoder();
 
 /** A line that is not a valid event; `field` names the key at fault, when there is one. */
 export class LineError extends Error {
@@ -116,11 +115,14 @@ export function parseLine(text: string, line: number, limits: LineLimits): Impor
     throw new LineError('must be an ISO-8601 time with a zone, e.g. 2026-01-31T12:00:00.123456Z', 'recordedAt');
   }
   const spans = valueSpans(text);
-  const data = text.slice(...(spans.get('data') as [number, number]));
-  const metadata = text.slice(...(spans.get('metadata') as [number, number]));
-  const bytes = encoder.encode(data).length + encoder.encode(metadata).length;
-  if (bytes > limits.maxEventBytes) {
-    throw new LineError(`data and metadata take ${bytes} bytes, over the limit of ${limits.maxEventBytes}`, 'data');
+  const data = text.slice(spans.dataStart, spans.dataEnd);
+  const metadata = text.slice(spans.metadataStart, spans.metadataEnd);
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: count exactly only near the limit.
+  if ((data.length + metadata.length) * 3 > limits.maxEventBytes) {
+    const bytes = Buffer.byteLength(data) + Buffer.byteLength(metadata);
+    if (bytes > limits.maxEventBytes) {
+      throw new LineError(`data and metadata take ${bytes} bytes, over the limit of ${limits.maxEventBytes}`, 'data');
+    }
   }
   return {
     line,
@@ -152,26 +154,41 @@ function checkName(value: unknown, field: string, maxLength: number): void {
   }
 }
 
+/** Where the values of `data` and `metadata` start and end in a line. */
+export interface ValueSpans {
+  dataStart: number;
+  dataEnd: number;
+  metadataStart: number;
+  metadataEnd: number;
+}
+
 /**
- * Where the value of each top-level key starts and ends in `text`, a JSON object that
- * `JSON.parse` already accepted (so only the boundaries need finding: strings with their
- * escapes, nested brackets, and scalars up to the next comma or brace). Of a key given twice
- * the last one counts, as in `JSON.parse`.
+ * Where the values of `data` and `metadata` start and end in `text`, a JSON object that
+ * `JSON.parse` already accepted with both keys present (so only the boundaries need finding:
+ * strings with their escapes, nested brackets, and scalars up to the next comma or brace). Of
+ * a key given twice the last one counts, as in `JSON.parse`.
  */
-export function valueSpans(text: string): Map<string, [number, number]> {
-  const spans = new Map<string, [number, number]>();
+export function valueSpans(text: string): ValueSpans {
+  const spans: ValueSpans = { dataStart: 0, dataEnd: 0, metadataStart: 0, metadataEnd: 0 };
   let i = skipSpace(text, 0) + 1; // past '{'
   for (;;) {
     i = skipSpace(text, i);
-    if (text[i] === '}') return spans;
+    if (text.charCodeAt(i) !== 0x22) return spans; // '}'
     const keyEnd = endOfString(text, i);
-    const key = JSON.parse(text.slice(i, keyEnd)) as string;
+    let key = text.slice(i + 1, keyEnd - 1);
+    if (key.includes('\\')) key = JSON.parse(text.slice(i, keyEnd)) as string;
     i = skipSpace(text, keyEnd) + 1; // past ':'
     const start = skipSpace(text, i);
     const end = endOfValue(text, start);
-    spans.set(key, [start, end]);
+    if (key === 'data') {
+      spans.dataStart = start;
+      spans.dataEnd = end;
+    } else if (key === 'metadata') {
+      spans.metadataStart = start;
+      spans.metadataEnd = end;
+    }
     i = skipSpace(text, end);
-    if (text[i] === ',') i++;
+    if (text.charCodeAt(i) === 0x2c) i++;
   }
 }
 

@@ -10,6 +10,7 @@ import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readComm
 import { rolesCommand } from './commands/roles.js';
 import { serveCommand } from './commands/serve.js';
 import { changesCommand, replayCommand, stateCommand } from './commands/time-travel.js';
+import { exportCommand, importCommand } from './commands/transfer.js';
 import { defaultDataDir } from './config.js';
 
 function integer(value: string): number {
@@ -167,6 +168,32 @@ program
   .action((subject, options) => forgetCommand(subject, { ...global(), ...options }));
 
 program
+  .command('export')
+  .description('write the log as NDJSON, one event per line in log order (stdout, or --out / --resume a file)')
+  .option('--after <position>', 'only events after this position', integer)
+  .option('--until <position|time>', 'up to this position or ISO-8601 time (default: the head when it starts)')
+  .option('--category <name>', 'only this stream category (repeatable)', collect)
+  .option('--out <file>', 'write to this file instead of stdout')
+  .option('--resume <file>', 'continue an export into this file after its last complete line')
+  .option('--json', 'machine-readable summary (with --out or --resume)')
+  .action((options) => exportCommand({ ...global(), ...options }));
+
+program
+  .command('import <file>')
+  .description(
+    'load an NDJSON export (- for stdin) at COPY speed, as the schema owner; exit status 2 at a bad line or a refusal',
+  )
+  .addOption(
+    new Option('--mode <mode>', 'restore: keep positions, into an empty log; append: new positions after the head')
+      .choices(['restore', 'append'])
+      .default('restore'),
+  )
+  .option('--batch-size <n>', 'events per transaction (default 10000)', integer)
+  .option('--no-seal', 'do not seal the log afterwards')
+  .option('--json', 'machine-readable output')
+  .action((file, options) => importCommand(file, { ...global(), ...options }));
+
+program
   .command('serve')
   .description('serve the store over HTTP: append, read, follow live (SSE), audit, time travel, metrics')
   .addOption(new Option('--host <address>', 'address to listen on').env('ANNALS_HOST').default('127.0.0.1'))
@@ -179,6 +206,7 @@ program
   .option('--app <module>', 'application module: deciders, projections, personal-data policy, subscription handlers')
   .option('--body-limit <bytes>', 'largest request body', integer)
   .option('--pool-size <n>', 'database connections (PostgreSQL)', integer)
+  .option('--append-concurrency <n>', 'coalesced append calls in flight at once (default 1)', integer)
   .option('--projections', "run the app's projections (one active runner across processes)")
   .option('--sealer', 'run a sealer')
   .option('--log', 'log requests (JSON lines)')

@@ -1,0 +1,194 @@
+/**
+ * `annals export` and `annals import`: the log as NDJSON (the transfer format of
+ * docs/operations.md), out to a file or stdout and back in at COPY speed.
+ *
+ * Exit codes: 0 done; 1 any other failure (connection, file, bad arguments); 2 the import
+ * stopped at a line it names or was refused (nothing of that batch was stored; run it again
+ * once fixed, what is stored already is skipped).
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  type ExportOptions,
+  ImportLineError,
+  type ImportMode,
+  ImportRefusedError,
+  type ImportResult,
+  InvalidInputError,
+  transfer,
+} from '@annals/core';
+import { type ConnectionFlags, openStore, withStore } from '../config.js';
+
+type Flags = ConnectionFlags & { json?: boolean };
+
+/** A progress line on stderr, redrawn in place: only for a person watching a terminal. */
+function progressLine(enabled: boolean) {
+  let last = 0;
+  return {
+    show(text: string) {
+      if (!enabled) return;
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      process.stderr.write(`\r${text}\u001b[K`);
+    },
+    done() {
+      if (enabled && last > 0) process.stderr.write('\r\u001b[K');
+    },
+  };
+}
+
+/** `--until`: a position (digits) or an ISO-8601 time. */
+function parseUntil(text: string | undefined): number | Date | undefined {
+  if (text === undefined) return undefined;
+  if (/^\d+$/.test(text)) return Number(text);
+  const time = new Date(text);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(time.getTime())) {
+    throw new InvalidInputError('--until', `must be a position or an ISO-8601 time, got ${JSON.stringify(text)}`);
+  }
+  return time;
+}
+
+/**
+ * The position of the last complete line of an export file, cutting off a line left half
+ * written (an export stopped mid-write); 0 for an empty or missing file.
+ */
+async function resumePoint(path: string): Promise<number> {
+  const size = await stat(path).then(
+    (s) => s.size,
+    () => -1,
+  );
+  if (size <= 0) return 0;
+  const file = await open(path, 'r+');
+  try {
+    // Read back from the end until the last complete line is in view.
+    for (let chunk = 64 * 1024; ; chunk *= 2) {
+      const start = Math.max(0, size - chunk);
+      const buffer = Buffer.alloc(size - start);
+      await file.read(buffer, 0, buffer.length, start);
+      const last = buffer.lastIndexOf(0x0a);
+      const previous = last > 0 ? buffer.lastIndexOf(0x0a, last - 1) : -1;
+      if (start > 0 && previous < 0) continue;
+      if (last < 0) {
+        await file.truncate(0);
+        return 0;
+      }
+      if (start + last + 1 < size) await file.truncate(start + last + 1);
+      const line = buffer.subarray(previous + 1, last).toString('utf8');
+      let position: unknown;
+      try {
+        position = (JSON.parse(line) as { position?: unknown }).position;
+      } catch {
+        position = undefined;
+      }
+      if (typeof position !== 'number' || !Number.isSafeInteger(position)) {
+        throw new InvalidInputError('--resume', `the last line of ${path} is not an exported event with a position`);
+      }
+      return position;
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/** `annals export`: the log (or part of it) as NDJSON on stdout or into a file. */
+export async function exportCommand(
+  flags: Flags & { after?: number; until?: string; category?: string[]; out?: string; resume?: string },
+): Promise<void> {
+  if (flags.out && flags.resume)
+    throw new InvalidInputError('--resume', 'names the output file itself: not with --out');
+  const until = parseUntil(flags.until);
+  const target = flags.resume ?? flags.out;
+  const after = flags.resume ? Math.max(flags.after ?? 0, await resumePoint(flags.resume)) : (flags.after ?? 0);
+  await withStore(flags, async (store) => {
+    const options: ExportOptions = { after, until, categories: flags.category };
+    const head = until === undefined ? await store.headPosition() : undefined;
+    const lines = transfer(store).export(options);
+    const progress = progressLine(process.stderr.isTTY === true && !flags.json && target !== undefined);
+    let events = 0;
+    let position = after;
+    const counting = new Transform({
+      writableObjectMode: true,
+      transform(line: string, _encoding, done) {
+        events++;
+        position = Number(/^\{"position":(\d+)/.exec(line)?.[1] ?? position);
+        const total = head === undefined ? '' : ` of ${head}`;
+        progress.show(`exporting: ${events} events, position ${position}${total}`);
+        done(null, line);
+      },
+    });
+    const out = target ? createWriteStream(target, { flags: flags.resume ? 'a' : 'w' }) : process.stdout;
+    try {
+      await pipeline(Readable.from(lines), counting, out, { end: target !== undefined });
+    } finally {
+      progress.done();
+    }
+    if (target) {
+      const summary = { events, after, lastPosition: position, file: target };
+      console.log(
+        flags.json
+          ? JSON.stringify(summary)
+          : `exported ${events} events after position ${after} to ${target}; the last is at position ${position}`,
+      );
+    }
+  });
+}
+
+/** `annals import <file>`: loads an NDJSON export (`-` for stdin); exit status 2 at a bad line. */
+export async function importCommand(
+  file: string,
+  flags: Flags & { mode?: string; batchSize?: number; seal?: boolean },
+): Promise<void> {
+  const mode = (flags.mode ?? 'restore') as ImportMode;
+  if (mode !== 'restore' && mode !== 'append') {
+    throw new InvalidInputError('--mode', `must be restore or append, got ${JSON.stringify(flags.mode)}`);
+  }
+  const size = file === '-' ? undefined : (await stat(file)).size;
+  const { store } = await openStore(flags, true);
+  const progress = progressLine(process.stderr.isTTY === true && !flags.json);
+  let read = 0;
+  const stream = file === '-' ? process.stdin : createReadStream(file);
+  const source = (async function* () {
+    for await (const chunk of stream) {
+      read += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
+  })();
+  let result: ImportResult;
+  try {
+    result = await transfer(store).import(source, {
+      mode,
+      batchSize: flags.batchSize,
+      seal: flags.seal !== false,
+      onProgress: (p) => {
+        const share = size ? ` (${Math.floor((100 * read) / size)}% of the file)` : '';
+        progress.show(`importing: ${p.imported} imported, ${p.skipped} already there, line ${p.lines}${share}`);
+      },
+    });
+  } catch (error) {
+    progress.done();
+    if (error instanceof ImportLineError || error instanceof ImportRefusedError) {
+      if (flags.json) {
+        const { code, message } = error;
+        const line = error.line ?? null;
+        const reason = error instanceof ImportRefusedError ? error.reason : undefined;
+        console.log(JSON.stringify({ ok: false, code, message, line, reason }));
+      }
+      console.error(`annals: ${error.code}: ${error.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  } finally {
+    stream.destroy();
+    await store.close();
+  }
+  progress.done();
+  console.log(
+    flags.json
+      ? JSON.stringify({ ok: true, ...result })
+      : `imported ${result.imported} events (${result.skipped} already there) from ${result.lines} lines in ${result.batches} batches (${result.mode}); the log ends at position ${result.position}; ${result.sealed} sealed`,
+  );
+}

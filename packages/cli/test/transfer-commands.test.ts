@@ -1,0 +1,127 @@
+/**
+ * `annals export` and `annals import` as an operator runs them: the real bin (its TypeScript
+ * entry point, through tsx) in a child process, on this test file's PostgreSQL database, with
+ * its stdout, stderr and exit status.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createPostgresClient, openEventStore } from '@annals/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseUrl, freshSchema } from '../../core/test/support/backends.js';
+
+const repo = fileURLToPath(new URL('../../..', import.meta.url));
+const main = join(repo, 'packages/cli/src/main.ts');
+
+/** Runs `annals <args>`; resolves with its output and exit status, whatever the status. */
+function annals(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@annals/source', main, ...args],
+      { cwd: repo, env: { ...process.env, DATABASE_URL: databaseUrl }, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe.runIf(databaseUrl)('annals export and import (PostgreSQL)', () => {
+  const source = freshSchema('cli_src');
+  const copy = freshSchema('cli_copy');
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'annals-transfer-'));
+    const store = await openEventStore({
+      client: createPostgresClient({ connectionString: databaseUrl as string }),
+      schema: source,
+    });
+    for (let i = 0; i < 30; i++) {
+      await store.append(i % 3 === 0 ? `order-${i}` : `account-${i % 4}`, [
+        { type: 'Happened', data: { i, text: 'tab\there, "quoted", \\ slash' }, metadata: { actor: `user-${i}` } },
+      ]);
+    }
+    await store.close();
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('exports to a file and to stdout, by category, and resumes a cut-off file', async () => {
+    const file = join(dir, 'log.ndjson');
+    const out = await annals(['export', '--schema', source, '--out', file, '--json']);
+    expect(out.code).toBe(0);
+    expect(JSON.parse(out.stdout)).toEqual({ events: 30, after: 0, lastPosition: 30, file });
+    const text = await readFile(file, 'utf8');
+    expect(text.split('\n')).toHaveLength(31);
+
+    const orders = await annals(['export', '--schema', source, '--category', 'order', '--after', '3']);
+    expect(orders.code).toBe(0);
+    const lines = orders.stdout.trimEnd().split('\n');
+    expect(lines.map((l) => JSON.parse(l).streamId)).toEqual([
+      'order-3',
+      'order-6',
+      'order-9',
+      'order-12',
+      'order-15',
+      'order-18',
+      'order-21',
+      'order-24',
+      'order-27',
+    ]);
+    expect(orders.stderr).toBe('');
+
+    // A file cut in the middle of line 12: resume drops the half line and continues after 11.
+    const cut = join(dir, 'cut.ndjson');
+    const cutAt = text.split('\n').slice(0, 11).join('\n').length + 1 + 40;
+    await writeFile(cut, text.slice(0, cutAt));
+    const resumed = await annals(['export', '--schema', source, '--resume', cut, '--json']);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ events: 19, after: 11, lastPosition: 30 });
+    expect(await readFile(cut, 'utf8')).toBe(text);
+  });
+
+  it('imports a file into an empty schema byte for byte; a bad line exits 2 naming it', async () => {
+    const file = join(dir, 'all.ndjson');
+    expect((await annals(['export', '--schema', source, '--out', file])).code).toBe(0);
+    const text = await readFile(file, 'utf8');
+
+    const broken = join(dir, 'broken.ndjson');
+    const lines = text.split('\n');
+    lines[2] = (lines[2] as string).replace('"streamVersion":', '"streamVersion":"one","x":');
+    await writeFile(broken, lines.join('\n'));
+    const bad = await annals(['import', broken, '--schema', copy, '--batch-size', '2', '--json']);
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, code: 'INVALID_INPUT', line: 3 });
+    expect(bad.stderr).toMatch(/line 3/);
+
+    const good = await annals(['import', file, '--schema', copy, '--batch-size', '2', '--json']);
+    expect(good.code).toBe(0);
+    expect(JSON.parse(good.stdout)).toMatchObject({
+      ok: true,
+      mode: 'restore',
+      imported: 28,
+      skipped: 2,
+      position: 30,
+      sealed: 30,
+    });
+    const again = await annals(['export', '--schema', copy]);
+    expect(again.stdout).toBe(text);
+
+    const verify = await annals(['verify', '--schema', copy, '--json']);
+    expect(verify.code).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, checked: 30 });
+
+    const appendAgain = await annals(['import', file, '--schema', source, '--mode', 'append']);
+    expect(appendAgain.code).toBe(0);
+    expect(appendAgain.stdout).toMatch(/imported 0 events \(30 already there\)/);
+    const wrongMode = await annals(['import', file, '--schema', copy, '--mode', 'merge']);
+    expect(wrongMode.code).toBe(1);
+  });
+});

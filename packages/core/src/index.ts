@@ -110,6 +110,7 @@ export {
   timeTravel,
 } from './time-travel/time-travel.js';
 export { toArray } from './to-array.js';
+export { type EmmettSourceOptions, emmettSource } from './transfer/emmett-source.js';
 export type { ImportMode, ImportProgress, ImportResult } from './transfer/import.js';
 export { type ExportOptions, type ImportOptions, type Transfer, transfer } from './transfer/transfer.js';
 export type {

@@ -17,7 +17,8 @@ import { assertStreamId } from '../validation.js';
 
 /** An event as a line of the transfer format names it, the JSON texts as stored. */
 export interface TransferRow {
-  position: string | number | bigint;
+  /** Left out of the line when undefined (records for an append-mode import). */
+  position: string | number | bigint | undefined;
   id: string;
   streamId: string;
   streamVersion: string | number | bigint;
@@ -32,7 +33,8 @@ export interface TransferRow {
 
 /** One line of the transfer format, ending in a newline. */
 export function formatLine(row: TransferRow): string {
-  return `{"position":${row.position},"id":"${row.id}","streamId":${JSON.stringify(row.streamId)},"streamVersion":${row.streamVersion},"type":${JSON.stringify(row.type)},"data":${row.data},"metadata":${row.metadata},"recordedAt":"${row.recordedAt}"}\n`;
+  const position = row.position === undefined ? '' : `"position":${row.position},`;
+  return `{${position}"id":${JSON.stringify(row.id)},"streamId":${JSON.stringify(row.streamId)},"streamVersion":${row.streamVersion},"type":${JSON.stringify(row.type)},"data":${row.data},"metadata":${row.metadata},"recordedAt":"${row.recordedAt}"}\n`;
 }
 
 /** A line read and checked: everything an import stores, the JSON texts as the line has them. */

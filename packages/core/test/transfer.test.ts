@@ -239,6 +239,29 @@ describe.each(backends)('transfer on $name', (backend) => {
     await expect(transfer(t.store).import('', { mode: 'merge' as never })).rejects.toBeInstanceOf(InvalidInputError);
   });
 
+  it('moves personal data as stored: encrypted in the file, readable in the copy once its keys come along', async () => {
+    const policy = { CustomerRegistered: { subject: 'customerId', fields: ['name'] } };
+    const source = await openTestStore(backend, { personalData: policy } as never);
+    const copy = await openTestStore(backend, { personalData: policy } as never);
+    try {
+      await source.store.append('customer-1', [
+        { type: 'CustomerRegistered', data: { customerId: 'c-1', name: 'Ada Lovelace', plan: 'gold' } },
+      ]);
+      const text = await exportText(source.store);
+      expect(text).not.toContain('Ada Lovelace');
+      expect(text).toContain('"plan": "gold"');
+      await transfer(copy.store).import(text);
+      const read = async () => (await toArray(copy.store.readAll()))[0]?.data;
+      // The key stays in the source's subject_keys: the copy reads the field as forgotten.
+      expect(await read()).toMatchObject({ name: null, plan: 'gold' });
+      await copy.client.exec(`insert into "${copy.schema}".subject_keys select * from "${source.schema}".subject_keys`);
+      expect(await read()).toMatchObject({ name: 'Ada Lovelace', plan: 'gold' });
+    } finally {
+      await source.cleanup();
+      await copy.cleanup();
+    }
+  });
+
   it.runIf(capabilities(backend).concurrentConnections)(
     'an append-mode import beside concurrent appends leaves the log gap-free and in order',
     async () => {

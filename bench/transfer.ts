@@ -12,7 +12,8 @@
  *   indexes, no event-store logic. Each side runs twice, interleaved; the better run counts.
  * - export: `transfer(store).export()` read to the end, against keyset pages of 5000 rows of the
  *   same events table, every column as text (what an export must read), nothing formatted.
- * - sealing the imported log (what `import` does by default afterwards), on its own.
+ * - sealing the imported log (what `import` does by default afterwards), on its own, and
+ *   `verify` on the copy (it must pass: the bench stops otherwise).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
@@ -175,6 +176,11 @@ export async function transferSection(url: string, n: (count: number) => number)
   const sealing = await timeIt(events, async () => {
     await integrity(store).seal({ batchSize: 5000 });
   });
+  // And the copy verifies: every seal recomputed from the events as imported.
+  const verifying = await timeIt(events, async () => {
+    const report = await integrity(store).verify();
+    if (!report.ok || report.checked !== events) throw new Error(`verify of the copy: ${JSON.stringify(report)}`);
+  });
   await store.close();
   await admin.query('drop schema if exists bench_transfer_1 cascade');
   await admin.query('drop schema if exists bench_transfer_2 cascade');
@@ -192,5 +198,6 @@ export async function transferSection(url: string, n: (count: number) => number)
       '',
     ),
     row('  sealing the imported log afterwards', { name: 'keyset pages, columns as text', ...rawRead }, sealing, ''),
+    row('  verify of the copy (passes)', { name: 'keyset pages, columns as text', ...rawRead }, verifying, ''),
   ];
 }

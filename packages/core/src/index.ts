@@ -18,7 +18,14 @@ export {
   type TimeRange,
   toAuditEntry,
 } from './audit/audit-trail.js';
-export { loadMigrations, type MigrateResult, type Migration, migrate } from './db/migrate.js';
+export {
+  loadMigrations,
+  type MigrateResult,
+  type Migration,
+  migrate,
+  type SchemaStatus,
+  schemaStatus,
+} from './db/migrate.js';
 export { createPostgresClient, type PostgresClientOptions } from './db/pg-client.js';
 export { applyRoles, type RoleNames, type RolesSql, rolesSql, storeTables } from './db/roles.js';
 export type {

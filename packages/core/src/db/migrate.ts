@@ -89,16 +89,45 @@ export async function migrate(client: SqlClient, schema: string): Promise<Migrat
  * Checks that `schema` is migrated to exactly what this version knows: throws
  * {@link SchemaTooNewError} when it is newer and {@link SchemaOutdatedError} when it is behind.
  */
-export async function assertMigrated(client: SqlClient, schema: string): Promise<void> {
+/** Where a schema's migrations stand against the ones this version of Annals ships. */
+export interface SchemaStatus {
+  /** The schema read. */
+  schema: string;
+  /** The newest migration applied to the schema (0: none, or no such schema). */
+  current: number;
+  /** The newest migration this version ships. */
+  latest: number;
+  /** `current`: ready; `outdated`: run `migrate`; `newer`: migrated by a newer version of Annals. */
+  state: 'current' | 'outdated' | 'newer';
+}
+
+/**
+ * Reads where `schema`'s migrations stand, without changing anything (for readiness checks).
+ *
+ * @example
+ * ```ts
+ * import { createPostgresClient, schemaStatus } from '@annals/core';
+ *
+ * const client = createPostgresClient({ connectionString: 'postgres://localhost/app' });
+ * const { state } = await schemaStatus(client, 'annals');
+ * if (state !== 'current') console.warn(`schema is ${state}`);
+ * ```
+ */
+export async function schemaStatus(client: SqlQueryable, schema: string): Promise<SchemaStatus> {
+  assertSchemaName(schema);
   const latest = (await loadMigrations()).length;
   const exists = await client.query<{ found: boolean }>(`select to_regclass($1) is not null as found`, [
     `"${schema}".migrations`,
   ]);
   const current = exists[0]?.found ? await currentMigration(client, schema) : 0;
-  if (current > latest) throw new SchemaTooNewError(schema, latest, current);
-  if (current < latest) {
-    throw new SchemaOutdatedError(schema, latest, current);
-  }
+  const state = current > latest ? 'newer' : current < latest ? 'outdated' : 'current';
+  return { schema, current, latest, state };
+}
+
+export async function assertMigrated(client: SqlClient, schema: string): Promise<void> {
+  const { current, latest, state } = await schemaStatus(client, schema);
+  if (state === 'newer') throw new SchemaTooNewError(schema, latest, current);
+  if (state === 'outdated') throw new SchemaOutdatedError(schema, latest, current);
 }
 
 async function currentMigration(db: SqlQueryable, schema: string): Promise<number> {

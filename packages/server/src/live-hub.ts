@@ -75,10 +75,16 @@ function frameOf(event: RecordedEvent): string {
 }
 
 class LiveClient {
+  /** Last position examined: everything up to it was sent or filtered out. */
   cursor: number;
   live = false;
   closed = false;
   delivered = 0;
+  readonly #categories: ReadonlySet<string> | undefined;
+  readonly #eventTypes: ReadonlySet<string> | undefined;
+  readonly #streamIds: ReadonlySet<string> | undefined;
+  /** The categories it can match (its categories, or its streams' ones); undefined: any. */
+  readonly keys: readonly string[] | undefined;
 
   constructor(
     readonly filter: LiveFilter,
@@ -86,18 +92,24 @@ class LiveClient {
     readonly sink: LiveSink,
   ) {
     this.cursor = after;
+    const set = (values: string[] | undefined) => (values ? new Set(values) : undefined);
+    this.#categories = set(filter.categories);
+    this.#eventTypes = set(filter.eventTypes);
+    this.#streamIds = set(filter.streamIds);
+    const keys = this.#categories ?? (this.#streamIds && new Set([...this.#streamIds].map(categoryOf)));
+    this.keys = keys && [...keys];
   }
 
-  matches(event: RecordedEvent): boolean {
-    const { categories, eventTypes, streamIds } = this.filter;
+  /** Whether the event passes the filter; `category` is the event's, worked out once by the caller. */
+  matches(event: RecordedEvent, category: string): boolean {
     return (
-      (!categories || categories.includes(categoryOf(event.streamId))) &&
-      (!eventTypes || eventTypes.includes(event.type)) &&
-      (!streamIds || streamIds.includes(event.streamId))
+      (!this.#categories || this.#categories.has(category)) &&
+      (!this.#eventTypes || this.#eventTypes.has(event.type)) &&
+      (!this.#streamIds || this.#streamIds.has(event.streamId))
     );
   }
 
-  /** Sends the events after the cursor that match; returns false once the client is gone. */
+  /** Sends the events after the cursor that match (catch-up); returns false once the client is gone. */
   send(events: readonly RecordedEvent[]): boolean {
     // One write per page, not per event.
     let chunk = '';
@@ -105,12 +117,69 @@ class LiveClient {
       if (this.closed) return false;
       if (event.position <= this.cursor) continue;
       this.cursor = event.position;
-      if (!this.matches(event)) continue;
+      if (!this.matches(event, categoryOf(event.streamId))) continue;
       chunk += frameOf(event);
       this.delivered++;
     }
+    return this.write(chunk);
+  }
+
+  /** Writes a chunk of frames (if any); returns false once the client is gone. */
+  write(chunk: string): boolean {
     if (chunk !== '' && !this.closed) this.sink.write(chunk);
     return !this.closed;
+  }
+}
+
+/**
+ * The live clients, indexed by the categories they can match, so an event is offered only to
+ * the clients that may want it: with many clients each following a few categories, the cost of
+ * a page grows with the deliveries, not with events x clients.
+ */
+class LiveIndex {
+  readonly #byCategory = new Map<string, Set<LiveClient>>();
+  readonly #anyCategory = new Set<LiveClient>();
+  readonly all = new Set<LiveClient>();
+
+  add(client: LiveClient): void {
+    this.all.add(client);
+    if (!client.keys) this.#anyCategory.add(client);
+    else
+      for (const key of client.keys) {
+        const clients = this.#byCategory.get(key) ?? new Set<LiveClient>();
+        this.#byCategory.set(key, clients);
+        clients.add(client);
+      }
+  }
+
+  delete(client: LiveClient): void {
+    if (!this.all.delete(client)) return;
+    this.#anyCategory.delete(client);
+    for (const key of client.keys ?? []) {
+      const clients = this.#byCategory.get(key);
+      clients?.delete(client);
+      if (clients?.size === 0) this.#byCategory.delete(key);
+    }
+  }
+
+  /** Each live client that wants some of `events`, with the frames it wants, in order. */
+  route(events: readonly RecordedEvent[]): Map<LiveClient, string> {
+    const chunks = new Map<LiveClient, string>();
+    for (const event of events) {
+      const category = categoryOf(event.streamId);
+      const offer = (clients: Set<LiveClient> | undefined) => {
+        if (!clients) return;
+        for (const client of clients) {
+          // A client's cursor stays where it went live: events it caught up on are not sent twice.
+          if (event.position <= client.cursor || !client.matches(event, category)) continue;
+          chunks.set(client, (chunks.get(client) ?? '') + frameOf(event));
+          client.delivered++;
+        }
+      };
+      offer(this.#byCategory.get(category));
+      offer(this.#anyCategory);
+    }
+    return chunks;
   }
 }
 
@@ -119,6 +188,7 @@ export class LiveHub {
   readonly #store: EventStore;
   readonly #options: Required<LiveHubOptions>;
   readonly #clients = new Set<LiveClient>();
+  readonly #live = new LiveIndex();
   #buffer: RecordedEvent[] = [];
   /** Last position the hub has seen (its subscription's position). */
   #position = 0;
@@ -211,8 +281,12 @@ export class LiveHub {
       // cursor at or past that point continues from the buffer without a gap.
       const covered = (this.#buffer[0]?.position ?? this.#position + 1) - 1;
       if (client.cursor >= covered) {
+        if (!client.send(this.#buffer)) return;
+        // From here on it gets every page the hub publishes, each after the last: a live
+        // client has been handed everything up to the hub's position.
         client.live = true;
-        this.#deliver(client, this.#buffer);
+        this.#live.add(client);
+        this.#leaveIfBehind(client);
         return;
       }
       const head = await this.#store.headPosition();
@@ -250,20 +324,29 @@ export class LiveHub {
     const excess = this.#buffer.length - this.#options.bufferEvents;
     if (excess > 0) this.#buffer.splice(0, excess);
     this.#position = (events.at(-1) as RecordedEvent).position;
-    for (const client of this.#clients) if (client.live) this.#deliver(client, events);
+    for (const [client, chunk] of this.#live.route(events)) {
+      if (client.write(chunk)) this.#leaveIfBehind(client);
+    }
   }
 
-  #deliver(client: LiveClient, events: readonly RecordedEvent[]): void {
-    if (!client.send(events)) return;
-    if (client.sink.buffered > this.#options.maxBufferedBytes) {
-      // Behind: back to reading the log at its own pace once its socket drains.
-      client.live = false;
-      void this.#catchUp(client);
-    }
+  /** A live client whose socket holds too much goes back to reading the log at its own pace. */
+  #leaveIfBehind(client: LiveClient): void {
+    if (client.sink.buffered <= this.#options.maxBufferedBytes) return;
+    this.#leaveLive(client);
+    void this.#catchUp(client);
+  }
+
+  #leaveLive(client: LiveClient): void {
+    if (!client.live) return;
+    client.live = false;
+    this.#live.delete(client);
+    // Everything up to the hub's position is in its socket or was filtered out.
+    client.cursor = Math.max(client.cursor, this.#position);
   }
 
   #drop(client: LiveClient, how?: 'end' | 'destroy'): void {
     if (client.closed) return;
+    this.#leaveLive(client);
     client.closed = true;
     this.#clients.delete(client);
     if (how) client.sink.close(how);

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics of a server: its HTTP traffic, the store's appends (through the store's
+ * Prometheus metrics of a server: the process's own (prom-client's defaults), its HTTP traffic, the store's appends (through the store's
  * own instrumentation hooks), and gauges read at scrape time — the log's head, the lag of
  * every subscription and projection, the sealer's lag, the connection pool, SSE clients.
  */
@@ -11,7 +11,7 @@ import {
   type StoreInstrumentation,
   subscriptions,
 } from '@annals/core';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The metrics of one server. */
 export interface ServerMetrics {
@@ -28,6 +28,8 @@ const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 
 export function createMetrics(): ServerMetrics {
   const registry = new Registry();
+  // The process's own: memory, heap, CPU, event-loop delay, open handles (prom-client's names).
+  collectDefaultMetrics({ register: registry });
   const requests = new Counter({
     name: 'annals_http_requests_total',
     help: 'HTTP requests by route, method and status.',
@@ -70,6 +72,11 @@ export function createMetrics(): ServerMetrics {
     buckets: latencyBuckets,
     registers: [registry],
   });
+
+  const requestChildren = new Map<
+    string,
+    { count: ReturnType<typeof requests.labels>; seconds: ReturnType<typeof requestSeconds.labels> }
+  >();
 
   let store: EventStore | undefined;
   let sseClients: () => number = () => 0;
@@ -159,8 +166,18 @@ export function createMetrics(): ServerMetrics {
       },
     },
     request(route, method, status, seconds) {
-      requests.inc({ route, method, status: String(status) });
-      requestSeconds.observe({ route, method }, seconds);
+      // The labelled children are looked up once per route, method and status, not per request.
+      const key = `${method} ${route} ${status}`;
+      let child = requestChildren.get(key);
+      if (!child) {
+        child = {
+          count: requests.labels({ route, method, status: String(status) }),
+          seconds: requestSeconds.labels({ route, method }),
+        };
+        requestChildren.set(key, child);
+      }
+      child.count.inc();
+      child.seconds.observe(seconds);
     },
     attach(sources) {
       store = sources.store;

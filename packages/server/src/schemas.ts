@@ -130,13 +130,19 @@ export const TimeRangeQuery = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
 };
 
+/** One problem response: RFC 9457 `application/problem+json`, as the error handler sends it. */
+const problemResponse = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: Problem } },
+});
+
 /** The problem responses every route can give, for the OpenAPI document. */
 export const problemResponses = {
-  400: Problem,
-  404: Problem,
-  409: Problem,
-  413: Problem,
-  415: Problem,
-  422: Problem,
-  503: Problem,
+  400: problemResponse('Bad input: malformed JSON, a field out of range, a wrong type'),
+  404: problemResponse('No such stream, event or route'),
+  409: problemResponse('Conflict: the expected version did not match (both versions are named)'),
+  413: problemResponse('The body is larger than the limit'),
+  415: problemResponse('The body is not JSON'),
+  422: problemResponse('A rule of the domain refused the command (its reason is named)'),
+  503: problemResponse('The database is unavailable or the server is draining; retry after a while'),
 };

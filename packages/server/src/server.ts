@@ -5,7 +5,7 @@
  * (problems.ts), metrics on every request (metrics.ts), and the live hub for SSE.
  */
 
-import type { EventStore, PoolStats } from '@annals/core';
+import type { EventStore, PoolStats, SchemaStatus } from '@annals/core';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyReply, type FastifyServerOptions } from 'fastify';
@@ -37,6 +37,8 @@ export interface ServerOptions {
   live?: LiveHubOptions;
   /** Whether the runners this process started are healthy (readiness). */
   runnersHealthy?: () => Promise<{ ok: boolean; detail: string[] }>;
+  /** Where the store's schema stands (readiness): `schemaStatus(client, schema)` of `@annals/core`. */
+  schemaStatus?: () => Promise<SchemaStatus>;
 }
 
 /** A server, built and not yet listening. */
@@ -58,7 +60,9 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
     bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
     // Unknown fields are refused, not silently dropped; query strings are coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
-    return503OnClosing: true,
+    // Requests that reach a route while draining (on a connection still open: a narrow window
+    // before Node closes idle connections) are refused by the onRequest hook below, as problems.
+    return503OnClosing: false,
     // Path parameters as long as a Name may be; the schema and the store check them.
     routerOptions: { maxParamLength: 1000 },
     // Errors Fastify answers before any route (a bad %-encoding, an over-long parameter) and
@@ -143,13 +147,15 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
       .send(problem(404, 'NOT_FOUND', `no route ${path}`));
   });
 
-  api.addHook('onResponse', async (request, reply) => {
+  // Hooks on every request are callback-style: an async hook costs a promise per request.
+  api.addHook('onResponse', (request, reply, done) => {
     metrics.request(
       request.routeOptions.url ?? 'unmatched',
       request.method,
       reply.statusCode,
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   const context: ServerContext = {
@@ -165,16 +171,28 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   historyRoutes(api, context);
   commandRoutes(api, context);
   operationRoutes(api, context);
-  systemRoutes(api, context, metrics);
+  systemRoutes(api, context, metrics, options.schemaStatus);
 
   // Before Fastify waits for open connections: SSE clients would hold it forever.
   // Draining: requests in flight finish, and their connections close after the response
   // (a kept-alive idle connection would hold the close until its keep-alive timeout); SSE
   // clients are ended with their retry hint before Fastify waits for connections.
   let draining = false;
-  api.addHook('onSend', async (_request, reply, payload) => {
+  api.addHook('onRequest', (request, reply, done) => {
+    if (!draining) return done();
+    reply
+      .code(503)
+      .header('retry-after', '1')
+      .header('connection', 'close')
+      .type('application/problem+json')
+      .send({
+        ...problem(503, 'DRAINING', 'the server is shutting down; retry (another instance, or this one once back)'),
+        instance: request.url,
+      });
+  });
+  api.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
   api.addHook('preClose', async () => {
     draining = true;
@@ -184,7 +202,12 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   return { api, hub, metrics, close: () => api.close() };
 }
 
-function systemRoutes(api: Api, context: ServerContext, metrics: ServerMetrics): void {
+function systemRoutes(
+  api: Api,
+  context: ServerContext,
+  metrics: ServerMetrics,
+  schemaStatus: (() => Promise<SchemaStatus>) | undefined,
+): void {
   const Health = Type.Object({ status: Type.String(), checks: Type.Optional(Type.Array(Type.String())) });
   api.get(
     '/health/live',
@@ -205,6 +228,13 @@ function systemRoutes(api: Api, context: ServerContext, metrics: ServerMetrics):
       let ok = true;
       try {
         checks.push(`database: ok (head ${await context.store.headPosition()})`);
+        if (schemaStatus) {
+          const schema = await schemaStatus();
+          // An outdated schema cannot serve this version; a newer one was migrated by a newer
+          // version of Annals, whose changes this one may not know how to keep.
+          ok &&= schema.state === 'current';
+          checks.push(`schema ${schema.schema}: ${schema.state} (migration ${schema.current} of ${schema.latest})`);
+        }
       } catch (error) {
         ok = false;
         checks.push(`database: ${error instanceof Error ? error.message : String(error)}`);

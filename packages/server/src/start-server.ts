@@ -11,13 +11,15 @@ import {
   type Sealer,
   type SqlClient,
   type StoreOptions,
+  schemaStatus,
 } from '@annals/core';
 import type { AnnalsApp } from './app-module.js';
 import { createMetrics } from './metrics.js';
 import { type AnnalsServer, createServer, type ServerOptions } from './server.js';
 
 /** Options of {@link startServer}. */
-export interface StartServerOptions extends Omit<ServerOptions, 'store' | 'metrics' | 'poolStats' | 'runnersHealthy'> {
+export interface StartServerOptions
+  extends Omit<ServerOptions, 'store' | 'metrics' | 'poolStats' | 'runnersHealthy' | 'schemaStatus'> {
   client: SqlClient;
   /** Store options (schema, limits...), and whether closing the server closes `client`. */
   store?: Partial<StoreOptions> & { closeClient?: boolean };
@@ -43,11 +45,19 @@ export interface RunningServer extends AnnalsServer {
   close(): Promise<void>;
 }
 
+const withoutUndefined = <T extends object>(value: T): Partial<T> =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { client, app = {}, host = '127.0.0.1', port = 3000, runProjections = false, runSealer = false } = options;
   const metrics = createMetrics();
   const store = await openEventStore({
-    ...options.store,
+    // HTTP appends arrive spread over many turns of the event loop, not woken together as
+    // in-process callers are: one call in flight lets the next batch fill up meanwhile
+    // (about 30 appends a call instead of 20 at 64 clients, and 1.4x the throughput; see
+    // docs/server.md).
+    appendConcurrency: 1,
+    ...withoutUndefined(options.store ?? {}),
     client,
     instrumentation: metrics.instrumentation,
     personalData: app.personalData,
@@ -65,6 +75,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       app,
       metrics,
       poolStats: () => client.poolStats?.(),
+      schemaStatus: () => schemaStatus(client, store.options.schema),
       runnersHealthy: async () => {
         const detail: string[] = [];
         let ok = true;

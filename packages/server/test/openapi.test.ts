@@ -4,6 +4,8 @@
  * else is; every operation has a summary; every operation that takes requests of the API
  * documents its error responses with the problem schema; the system routes are there.
  */
+
+import { loadMigrations } from '@annals/core';
 import { validate } from '@readme/openapi-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer } from './support.js';
@@ -102,7 +104,7 @@ describe.each(backends)('OpenAPI document on $name', (backend) => {
         const where = `${method.toUpperCase()} ${path}`;
         // Bad input, an unknown stream or route, conflicts, sizes, media type, rules, the database down.
         for (const status of ['400', '404', '409', '413', '415', '422', '503']) {
-          const schema = operation.responses[status]?.content?.['application/json']?.schema;
+          const schema = operation.responses[status]?.content?.['application/problem+json']?.schema;
           expect(schema, `${where} ${status}`).toBeDefined();
           expect(Object.keys(schema?.properties ?? {}), `${where} ${status}`).toEqual(
             expect.arrayContaining(['type', 'title', 'status', 'detail', 'code']),
@@ -131,9 +133,30 @@ describe.each(backends)('OpenAPI document on $name', (backend) => {
     expect(live.status).toBe(200);
     const ready = await server.request('GET', '/health/ready');
     expect(ready.status).toBe(200);
+    expect(ready.body.checks).toEqual(expect.arrayContaining([expect.stringMatching(/^schema .*: current/)]));
     const metrics = await server.request('GET', '/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(metrics.text).toContain('annals_http_requests_total');
+    // The process's own metrics too (prom-client's defaults).
+    expect(metrics.text).toContain('process_resident_memory_bytes');
+    expect(metrics.text).toContain('nodejs_eventloop_lag_seconds');
+  });
+
+  it('is not ready once a newer version has migrated its schema', async () => {
+    const latest = (await loadMigrations()).length;
+    await server.client.exec(
+      `insert into "${server.schema}".migrations (id, name) values (${latest + 1}, 'from_a_newer_version')`,
+    );
+    try {
+      const ready = await server.request('GET', '/health/ready');
+      expect(ready.status).toBe(503);
+      expect(ready.body.checks).toEqual(
+        expect.arrayContaining([`schema ${server.schema}: newer (migration ${latest + 1} of ${latest})`]),
+      );
+    } finally {
+      await server.client.exec(`delete from "${server.schema}".migrations where id = ${latest + 1}`);
+    }
+    expect((await server.request('GET', '/health/ready')).status).toBe(200);
   });
 });

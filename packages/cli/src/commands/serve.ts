@@ -13,6 +13,7 @@ export type ServeFlags = ConnectionFlags & {
   app?: string;
   bodyLimit?: number;
   poolSize?: number;
+  appendConcurrency?: number;
   projections?: boolean;
   sealer?: boolean;
   log?: boolean;
@@ -33,7 +34,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   }
   const server = await startServer({
     client: connection.client,
-    store: { schema: connection.schema },
+    store: { schema: connection.schema, appendConcurrency: flags.appendConcurrency },
     app,
     host,
     port,

@@ -83,11 +83,17 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
     async (request, reply) => {
       const { streamId } = request.params;
       const { fromVersion, limit = 1000, direction = 'forward' } = request.query;
-      if (!(await store.getStream(streamId))?.exists) throw new StreamNotFoundError(streamId);
       const events = store.readStream(streamId, { fromVersion, limit, direction });
-      return sendEventPage(reply, events, limit, (last) => ({
-        fromVersion: direction === 'forward' ? last.streamVersion + 1 : last.streamVersion - 1,
-      }));
+      return sendEventPage(
+        reply,
+        events,
+        limit,
+        (last) => ({ fromVersion: direction === 'forward' ? last.streamVersion + 1 : last.streamVersion - 1 }),
+        // Only an empty page needs to tell a missing stream from a read past its end.
+        async () => {
+          if (!(await store.getStream(streamId))?.exists) throw new StreamNotFoundError(streamId);
+        },
+      );
     },
   );
 

@@ -106,7 +106,10 @@ export async function exportCommand(
     const options: ExportOptions = { after, until, categories: flags.category };
     const head = until === undefined ? await store.headPosition() : undefined;
     const lines = transfer(store).export(options);
-    const progress = progressLine(process.stderr.isTTY === true && !flags.json && target !== undefined);
+    // On a terminal's stderr, unless the lines themselves go to that terminal.
+    const progress = progressLine(
+      process.stderr.isTTY === true && !flags.json && (target !== undefined || process.stdout.isTTY !== true),
+    );
     let events = 0;
     let position = after;
     const counting = new Transform({

@@ -236,6 +236,17 @@ describe.each(backends)('transfer on $name', (backend) => {
     const continued = await transfer(t.store).import(lines(3, { from: 2, prefix: 'more' }).join('\n'));
     expect(continued).toMatchObject({ imported: 3, position: 4 });
     await expect(transfer(t.store).import(42 as never)).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(transfer(t.store).import([1, 2] as never)).rejects.toBeInstanceOf(InvalidInputError);
+    // A line without end, longer than any event may be, stops at once with its line number.
+    const endless = (function* () {
+      yield `${lines(1, { from: 5 })[0]}\n`;
+      for (;;) yield 'x'.repeat(64 * 1024);
+    })();
+    const tooLong = await transfer(t.store)
+      .import(endless, { mode: 'append' })
+      .catch((e: unknown) => e);
+    expect(tooLong).toBeInstanceOf(ImportLineError);
+    expect(tooLong).toMatchObject({ line: 2 });
     await expect(transfer(t.store).import('', { mode: 'merge' as never })).rejects.toBeInstanceOf(InvalidInputError);
   });
 

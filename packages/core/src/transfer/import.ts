@@ -80,7 +80,8 @@ async function* readBatches(
   let ids = new Set<string>();
   let previous = 0;
   try {
-    for await (const { text, line } of readLines(chunks)) {
+    // A line holds at most maxEventBytes of data and metadata, plus its other fields.
+    for await (const { text, line } of readLines(chunks, settings.limits.maxEventBytes + 64 * 1024)) {
       counted.lines = line;
       const parsed = parseLine(text, line, settings.limits);
       if (settings.mode === 'restore' && previous > 0 && parsed.position !== previous + 1) {

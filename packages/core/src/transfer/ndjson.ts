@@ -246,6 +246,7 @@ function endOfValue(text: string, i: number): number {
  */
 export async function* readLines(
   chunks: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
+  maxLineLength = Number.POSITIVE_INFINITY,
 ): AsyncGenerator<{ text: string; line: number }> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let rest = '';
@@ -266,12 +267,20 @@ export async function* readLines(
   };
   for await (const chunk of chunks) {
     let text: string;
-    try {
-      text = typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    } catch {
-      throw new LineError('not valid UTF-8', undefined, line + 1);
+    if (typeof chunk === 'string') text = chunk;
+    else if (chunk instanceof Uint8Array) {
+      try {
+        text = decoder.decode(chunk, { stream: true });
+      } catch {
+        throw new LineError('not valid UTF-8', undefined, line + 1);
+      }
+    } else {
+      throw new InvalidInputError('source', 'must yield strings or bytes (Uint8Array, Buffer)');
     }
     yield* lines(rest + text);
+    if (rest.length > maxLineLength) {
+      throw new LineError(`longer than ${maxLineLength} characters without a line end`, undefined, line + 1);
+    }
   }
   const last = rest + decoder.decode();
   rest = '';

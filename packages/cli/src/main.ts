@@ -179,15 +179,19 @@ program
   .action((options) => exportCommand({ ...global(), ...options }));
 
 program
-  .command('import <file>')
+  .command('import [file]')
   .description(
     'load an NDJSON export (- for stdin) at COPY speed, as the schema owner; exit status 2 at a bad line or a refusal',
   )
   .addOption(
-    new Option('--mode <mode>', 'restore: keep positions, into an empty log; append: new positions after the head')
-      .choices(['restore', 'append'])
-      .default('restore'),
+    new Option(
+      '--mode <mode>',
+      'restore: keep positions, into an empty log (default); append: new positions after the head',
+    ).choices(['restore', 'append']),
   )
+  .option('--emmett <url>', "instead of a file: the events of an Emmett PostgreSQL store's emt_messages (append)")
+  .option('--emmett-schema <name>', "the schema of Emmett's tables (default public)")
+  .option('--emmett-partition <name>', "Emmett's partition (default emt:default)")
   .option('--batch-size <n>', 'events per transaction (default 10000)', integer)
   .option('--no-seal', 'do not seal the log afterwards')
   .option('--json', 'machine-readable output')

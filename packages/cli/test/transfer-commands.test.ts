@@ -124,4 +124,37 @@ describe.runIf(databaseUrl)('annals export and import (PostgreSQL)', () => {
     const wrongMode = await annals(['import', file, '--schema', copy, '--mode', 'merge']);
     expect(wrongMode.code).toBe(1);
   });
+
+  it('imports the events of an Emmett store, written by Emmett itself', async () => {
+    // Loaded here, last: Emmett sets node-postgres type parsers for the whole process.
+    const { getPostgreSQLEventStore } = await import('@event-driven-io/emmett-postgresql');
+    const emmett = getPostgreSQLEventStore(databaseUrl as string);
+    try {
+      await emmett.appendToStream('shop-1', [
+        { type: 'ShopOpened', data: { name: 'Corner' }, metadata: { actor: 'owner' } },
+        { type: 'ItemListed', data: { sku: 'a-1', price: 2.5 } },
+      ]);
+      await emmett.appendToStream('shop-2', [{ type: 'ShopOpened', data: { name: 'Mall' } }]);
+    } finally {
+      await emmett.close();
+    }
+    const target = freshSchema('cli_emmett');
+    const imported = await annals(['import', '--emmett', databaseUrl as string, '--schema', target, '--json']);
+    expect(imported.code).toBe(0);
+    expect(JSON.parse(imported.stdout)).toMatchObject({ ok: true, mode: 'append', imported: 3, position: 3 });
+    const lines = (await annals(['export', '--schema', target])).stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((e) => [e.streamId, e.streamVersion, e.type])).toEqual([
+      ['shop-1', 1, 'ShopOpened'],
+      ['shop-1', 2, 'ItemListed'],
+      ['shop-2', 1, 'ShopOpened'],
+    ]);
+    expect(lines[0]).toMatchObject({ data: { name: 'Corner' }, metadata: { actor: 'owner' } });
+    const again = await annals(['import', '--emmett', databaseUrl as string, '--schema', target, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ imported: 0, skipped: 3, position: 3 });
+    const both = await annals(['import', 'x.ndjson', '--emmett', databaseUrl as string, '--schema', target]);
+    expect(both.code).toBe(1);
+  });
 });

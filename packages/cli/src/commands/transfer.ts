@@ -11,7 +11,9 @@ import { open, stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  createPostgresClient,
   type ExportOptions,
+  emmettSource,
   ImportLineError,
   type ImportMode,
   ImportRefusedError,
@@ -139,26 +141,47 @@ export async function exportCommand(
   });
 }
 
-/** `annals import <file>`: loads an NDJSON export (`-` for stdin); exit status 2 at a bad line. */
+/**
+ * `annals import <file>`: loads an NDJSON export (`-` for stdin), or with `--emmett <url>` the
+ * events of an Emmett PostgreSQL store (append mode); exit status 2 at a bad line.
+ */
 export async function importCommand(
-  file: string,
-  flags: Flags & { mode?: string; batchSize?: number; seal?: boolean },
+  file: string | undefined,
+  flags: Flags & {
+    mode?: string;
+    batchSize?: number;
+    seal?: boolean;
+    emmett?: string;
+    emmettSchema?: string;
+    emmettPartition?: string;
+  },
 ): Promise<void> {
-  const mode = (flags.mode ?? 'restore') as ImportMode;
+  if ((file === undefined) === (flags.emmett === undefined)) {
+    throw new InvalidInputError('file', 'give a file to import (- for stdin), or --emmett <url>, not both');
+  }
+  const mode = (flags.mode ?? (flags.emmett ? 'append' : 'restore')) as ImportMode;
   if (mode !== 'restore' && mode !== 'append') {
     throw new InvalidInputError('--mode', `must be restore or append, got ${JSON.stringify(flags.mode)}`);
   }
-  const size = file === '-' ? undefined : (await stat(file)).size;
+  if (flags.emmett && mode !== 'append') {
+    throw new InvalidInputError('--mode', "an Emmett store's positions are not Annals positions: use --mode append");
+  }
+  const size = file === undefined || file === '-' ? undefined : (await stat(file)).size;
+  const emmett = flags.emmett
+    ? createPostgresClient({ connectionString: flags.emmett, maxConnections: 1, applicationName: 'annals-cli' })
+    : undefined;
   const { store } = await openStore(flags, true);
   const progress = progressLine(process.stderr.isTTY === true && !flags.json);
   let read = 0;
-  const stream = file === '-' ? process.stdin : createReadStream(file);
-  const source = (async function* () {
-    for await (const chunk of stream) {
-      read += (chunk as Buffer).length;
-      yield chunk as Buffer;
-    }
-  })();
+  const stream = file === undefined ? undefined : file === '-' ? process.stdin : createReadStream(file);
+  const source = emmett
+    ? emmettSource(emmett, { schema: flags.emmettSchema, partition: flags.emmettPartition })
+    : (async function* () {
+        for await (const chunk of stream as NodeJS.ReadableStream) {
+          read += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      })();
   let result: ImportResult;
   try {
     result = await transfer(store).import(source, {
@@ -185,7 +208,8 @@ export async function importCommand(
     }
     throw error;
   } finally {
-    stream.destroy();
+    if (stream && 'destroy' in stream) stream.destroy();
+    await emmett?.close();
     await store.close();
   }
   progress.done();

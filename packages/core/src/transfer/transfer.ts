@@ -73,7 +73,9 @@ export interface Transfer {
    * naming it, and nothing of its batch is stored (batches before it are). Events stored
    * already are skipped, so running an import again, or after it stopped, finishes it.
    * Writes the events table directly: run it as the schema's owner (else
-   * {@link ImportRefusedError} with reason `not-owner`).
+   * {@link ImportRefusedError} with reason `not-owner`). Inline projections do not run for
+   * imported events (rebuild them afterwards); subscriptions and async projections read them
+   * from the log as usual.
    *
    * @example
    * ```ts

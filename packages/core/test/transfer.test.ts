@@ -312,6 +312,14 @@ describe.each(backends)('transfer on $name', (backend) => {
                        from "${t.schema}".events) e`,
           );
           expect(rows[0]).toEqual({ n: count + appended, lo: 1, hi: count + appended, imported: count, ordered: true });
+          // The appends really ran beside the import: some landed between two of its batches.
+          const { rows: between } = await raw.query(
+            `select count(*)::int as n from "${t.schema}".events
+              where stream_id like 'live-%'
+                and position > (select min(position) from "${t.schema}".events where stream_id like 'acct-%')
+                and position < (select max(position) from "${t.schema}".events where stream_id like 'acct-%')`,
+          );
+          expect(between[0].n).toBeGreaterThan(0);
           const { rows: versions } = await raw.query(
             `select stream_id from "${t.schema}".events group by stream_id
               having max(stream_version) <> count(*) or bool_or(stream_version < 1)`,

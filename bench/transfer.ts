@@ -14,6 +14,8 @@
  *   same events table, every column as text (what an export must read), nothing formatted.
  * - sealing the imported log (what `import` does by default afterwards), on its own, and
  *   `verify` on the copy (it must pass: the bench stops otherwise).
+ * - for scale, raw COPY of as many rows into the batch section's plainer table (raw.copyImport),
+ *   as a ratio to raw COPY into the table like events.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
@@ -22,6 +24,7 @@ import { createPostgresClient, type EventStore, integrity, openEventStore, trans
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { type Measurement, type Row, row, timeIt } from './measure.js';
+import * as raw from './raw.js';
 
 const streams = 10_000;
 
@@ -182,6 +185,10 @@ export async function transferSection(url: string, n: (count: number) => number)
     if (!report.ok || report.checked !== events) throw new Error(`verify of the copy: ${JSON.stringify(report)}`);
   });
   await store.close();
+  // For scale: the batch section's COPY ceiling, into a plainer table (three keys, no
+  // generated column, identity positions), the same number of rows.
+  const plain = await raw.copyImport(url, { events });
+  await admin.query('drop table if exists raw_copy');
   await admin.query('drop schema if exists bench_transfer_1 cascade');
   await admin.query('drop schema if exists bench_transfer_2 cascade');
   await admin.query('drop schema if exists bench_transfer_template cascade');
@@ -199,5 +206,6 @@ export async function transferSection(url: string, n: (count: number) => number)
     ),
     row('  sealing the imported log afterwards', { name: 'keyset pages, columns as text', ...rawRead }, sealing, ''),
     row('  verify of the copy (passes)', { name: 'keyset pages, columns as text', ...rawRead }, verifying, ''),
+    row('  (raw COPY into the plainer table of the batch section)', rawImport, { ...plain }, ''),
   ];
 }

@@ -158,7 +158,8 @@ export async function runImport(
       settings.onProgress?.({ ...progress });
     }
   } finally {
-    await source.return(undefined).catch(() => {});
+    // Not awaited: a read in flight (a slow stdin) ends when the caller closes its source.
+    void source.return(undefined).catch(() => {});
   }
   progress.lines = counted.lines;
   if (leftAt === undefined) {

@@ -96,6 +96,16 @@ async function main(): Promise<void> {
       row('  same, with one inline projection (vs none)', { ...annals, name: 'Annals, no projection' }, withInline, ''),
     );
     rows.push(row('  same, vs raw read-version-then-insert', rawChecked, annals, ''));
+
+    // One caller, one event at a time: no coalescing to hide the fixed cost of a call.
+    const alone = n(4_000);
+    const rawAlone = await raw.singleInsertPerTransaction(url, { events: alone, streams, callers: 1 });
+    const single = await open('bench_single');
+    const annalsAlone = await measure(alone, 1, async (_caller, i) => {
+      await single.append(`account-${i % streams}`, [{ type: 'Deposited', data: { amount: i } }]);
+    });
+    await single.close();
+    rows.push(row('1 event/append, 1 caller (vs one-row INSERT)', rawAlone, annalsAlone, '>= 0.8x'));
   }
 
   if (section('batch')) {

@@ -12,7 +12,7 @@
  *
  * Loopback only. Every loop is bounded; the child is stopped at the end (SIGTERM, then SIGKILL).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
@@ -39,6 +39,8 @@ async function startChild(url: string, schema: string, poolSize: number): Promis
   const child = spawn(
     process.execPath,
     [
+      // Extra node flags for the server, e.g. BENCH_SERVER_FLAGS=--cpu-prof to profile it.
+      ...(process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? []),
       '--conditions=@annals/source',
       '--import',
       'tsx',
@@ -87,6 +89,21 @@ async function startChild(url: string, schema: string, poolSize: number): Promis
       clearTimeout(timer);
     },
   };
+}
+
+/** The server's V8 heap in use, in MiB, from its own metrics. */
+async function heapMiB(pool: Pool): Promise<number> {
+  const response = await pool.request({ method: 'GET', path: '/metrics' });
+  const text = await response.body.text();
+  return Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1]) / 1024 / 1024;
+}
+
+/** CPU seconds a process has used (Linux). */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Resident memory of a process, in MiB (Linux). */
@@ -195,64 +212,46 @@ export async function serverSection(url: string, n: (count: number) => number, s
     const subscribers = Math.max(100, Math.round(1000 * Math.min(1, scale)));
     const categories = 100;
     const rate = 5000;
-    const seconds = Math.max(2, Math.round(8 * scale));
-    const latencies: number[] = [];
-    let delivered = 0;
-    let measuring = false;
-    let dropped = 0;
-    const sse = new Pool(child.url, { connections: subscribers, bodyTimeout: 0, headersTimeout: 30_000 });
-    let closing = false;
-    const connected: Promise<void>[] = [];
-    const ended: Promise<void>[] = [];
-    for (let c = 0; c < subscribers; c++) {
-      connected.push(
-        sse
-          .request({
-            method: 'GET',
-            path: `/subscribe?category=fan${c % categories}`,
-            headers: { accept: 'text/event-stream' },
-          })
-          .then((response) => {
-            if (response.statusCode !== 200) throw new Error(`subscribe answered ${response.statusCode}`);
-            let pending = '';
-            response.body.setEncoding('utf8');
-            response.body.on('data', (chunk: string) => {
-              const received = now();
-              pending += chunk;
-              let end = pending.indexOf('\n\n');
-              while (end >= 0) {
-                const frame = pending.slice(0, end);
-                pending = pending.slice(end + 2);
-                const sent = /"sentAt":([\d.]+)/.exec(frame);
-                if (sent && measuring) {
-                  latencies.push(received - Number(sent[1]));
-                  delivered++;
-                }
-                end = pending.indexOf('\n\n');
-              }
-            });
-            ended.push(
-              new Promise<void>((resolve) => {
-                response.body.on('close', () => {
-                  if (!closing) dropped++;
-                  resolve();
-                });
-                response.body.on('error', () => resolve());
-              }),
-            );
-          }),
-      );
-    }
-    await Promise.all(connected);
+    // BENCH_SSE_SECONDS runs it longer, to watch the server's memory over time.
+    const seconds = Number(process.env.BENCH_SSE_SECONDS ?? Math.max(2, Math.round(8 * scale)));
+    const clientsProcess = fork(fileURLToPath(new URL('./sse-clients.ts', import.meta.url)), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const fromClients = <T>(key: string): Promise<T> =>
+      new Promise((resolve, reject) => {
+        const onMessage = (message: Record<string, unknown>) => {
+          if (message.error) reject(new Error(String(message.error)));
+          if (key in message) {
+            clientsProcess.off('message', onMessage);
+            resolve(message[key] as T);
+          }
+        };
+        clientsProcess.on('message', onMessage);
+      });
+    const connected = fromClients<boolean>('connected');
+    clientsProcess.send({ start: { url: child.url, clients: subscribers, categories } });
+    await connected;
     // Let every client finish its catch-up and switch to live.
     await sleep(1000);
     const rssStart = await rssMiB(child.process.pid);
-    let rssMiddle = Number.NaN;
+    const serverCpuStart = await cpuSeconds(child.process.pid);
+    const heapStart = await heapMiB(pool);
+    // Memory once a second while measuring: flat means the second half peaks no higher than the first.
+    const memory: { at: number; rss: number; heap: number }[] = [];
+    const sampler = setInterval(() => {
+      const at = performance.now();
+      void Promise.all([rssMiB(child.process.pid), heapMiB(pool)]).then(([rss, heap]) =>
+        memory.push({ at, rss, heap }),
+      );
+    }, 1000);
     const perTick = rate / 100; // every 10 ms
     const started = performance.now();
     const appends: Promise<unknown>[] = [];
     let appended = 0;
-    measuring = true;
+    const measuring = fromClients<boolean>('measuring');
+    clientsProcess.send({ measure: true });
+    await measuring;
     for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
       for (let i = 0; i < perTick; i++) {
         const k = tick * perTick + i;
@@ -262,26 +261,40 @@ export async function serverSection(url: string, n: (count: number) => number, s
         appended++;
       }
       if (appends.length > 2000) await Promise.all(appends.splice(0));
-      if (Number.isNaN(rssMiddle) && performance.now() - started > (seconds * 1000) / 2) {
-        rssMiddle = await rssMiB(child.process.pid);
-      }
       const next = started + (tick + 1) * 10;
       await sleep(Math.max(0, next - performance.now()));
     }
     await Promise.all(appends);
+    clearInterval(sampler);
+    const half = started + (seconds * 1000) / 2;
+    const peak = (samples: typeof memory, key: 'rss' | 'heap') => Math.max(...samples.map((sample) => sample[key]));
+    const firstHalf = memory.filter((sample) => sample.at < half);
+    const secondHalf = memory.filter((sample) => sample.at >= half);
     const offered = appended / ((performance.now() - started) / 1000);
     // Give the last events time to arrive, boundedly.
     const expected = appended * (subscribers / categories);
     const deadline = performance.now() + 5000;
-    while (delivered < expected && performance.now() < deadline) await sleep(50);
-    measuring = false;
+    for (;;) {
+      const answer = fromClients<number>('delivered');
+      clientsProcess.send({ delivered: true });
+      if ((await answer) >= expected || performance.now() > deadline) break;
+      await sleep(50);
+    }
     const rssEnd = await rssMiB(child.process.pid);
-    closing = true;
-    await sse.destroy().catch(() => {});
-    await Promise.race([Promise.all(ended), sleep(2000)]);
-    latencies.sort((a, b) => a - b);
+    const heapEnd = await heapMiB(pool);
+    const result = fromClients<{
+      latencies: number[];
+      fromStore: number[];
+      delivered: number;
+      dropped: number;
+      cpuSeconds: number;
+    }>('result');
+    clientsProcess.send({ stop: true });
+    const { latencies, fromStore, delivered, dropped, cpuSeconds: clientsCpu } = await result;
+    const measuredSeconds = (performance.now() - started) / 1000;
+    const serverCpu = (await cpuSeconds(child.process.pid)) - serverCpuStart;
     rows.push({
-      workload: `SSE: ${subscribers} clients on /subscribe (${subscribers / categories} per category), ~${Math.round(offered)} events/s appended; delivered/expected ${delivered}/${expected}, ${dropped} dropped`,
+      workload: `SSE from the append call: ${subscribers} clients on /subscribe (${subscribers / categories} per category), ~${Math.round(offered)} events/s appended; delivered/expected ${delivered}/${expected}, ${dropped} dropped`,
       raw: none,
       annals: {
         eventsPerSecond: delivered / seconds,
@@ -293,7 +306,14 @@ export async function serverSection(url: string, n: (count: number) => number, s
       target: 'p99 < 100 ms',
     });
     rows.push({
-      workload: `  server RSS start / middle / end: ${rssStart.toFixed(0)} / ${rssMiddle.toFixed(0)} / ${rssEnd.toFixed(0)} MiB`,
+      workload: '  the same deliveries timed from each event’s recordedAt (its commit, ms precision)',
+      raw: none,
+      annals: { eventsPerSecond: Number.NaN, p50Ms: at(fromStore, 0.5), p99Ms: at(fromStore, 0.99), seconds },
+      ratio: Number.NaN,
+      target: '',
+    });
+    rows.push({
+      workload: `  CPU while measuring: server ${((100 * serverCpu) / measuredSeconds).toFixed(0)}%, SSE clients ${((100 * clientsCpu) / measuredSeconds).toFixed(0)}% of a core; server RSS start ${rssStart.toFixed(0)}, peak 1st half ${peak(firstHalf, 'rss').toFixed(0)}, 2nd half ${peak(secondHalf, 'rss').toFixed(0)}, end ${rssEnd.toFixed(0)} MiB; heap used ${heapStart.toFixed(0)}, ${peak(firstHalf, 'heap').toFixed(0)}, ${peak(secondHalf, 'heap').toFixed(0)}, ${heapEnd.toFixed(0)} MiB`,
       raw: none,
       annals: { ...none },
       ratio: Number.NaN,

@@ -7,7 +7,8 @@
  * Writes the same figures to bench/results/latest.json. Not part of the test suite.
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
- * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer, server).
+ * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer,
+ * processes, server).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import {
@@ -24,6 +25,7 @@ import { bankAccount } from '@annals/example-bank';
 import pg from 'pg';
 import { auditSection } from './audit.js';
 import { measure, printTable, type Row, row, timeIt } from './measure.js';
+import { processesSection } from './processes.js';
 import * as raw from './raw.js';
 import { serverSection } from './server.js';
 import { transferSection } from './transfer.js';
@@ -312,6 +314,7 @@ async function main(): Promise<void> {
 
   if (section('transfer')) rows.push(...(await transferSection(url, n)));
 
+  if (section('processes')) rows.push(...(await processesSection(url, scale)));
   if (section('server')) rows.push(...(await serverSection(url, n, scale)));
 
   printTable(rows);

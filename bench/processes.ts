@@ -8,12 +8,12 @@
  * Each process is a child (bench/append-worker.ts) with its own connections; all start
  * together and stop at the same wall-clock time. Loopback only, bounded in time.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createPostgresClient, openEventStore } from '@annals/core';
 import pg from 'pg';
+import { forkBench, nextMessage } from './children.js';
 import type { Measurement, Row } from './measure.js';
 import { row } from './measure.js';
+import { createTable } from './raw.js';
 
 interface Result {
   appends: number;
@@ -23,36 +23,15 @@ interface Result {
 const at = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 
-function message<T>(child: ChildProcess, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (value: Record<string, unknown>) => {
-      if (value.error) reject(new Error(String(value.error)));
-      if (key in value) {
-        child.off('message', onMessage);
-        resolve(value[key] as T);
-      }
-    };
-    child.on('message', onMessage);
-    child.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`append worker exited with ${code}`));
-    });
-  });
-}
-
 /** Runs `processes` x `callers` for `seconds`; events per second over all, p50/p99 per append. */
 async function layout(
   url: string,
   o: { mode: 'annals' | 'raw'; processes: number; callers: number; seconds: number; realistic: boolean },
 ): Promise<Measurement> {
-  const children = Array.from({ length: o.processes }, () =>
-    fork(fileURLToPath(new URL('./append-worker.ts', import.meta.url)), [], {
-      execArgv: ['--conditions=@annals/source', '--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    }),
-  );
+  const children = Array.from({ length: o.processes }, () => forkBench('./append-worker.ts'));
   try {
     // Every process connects first; then all start together and stop at the same moment.
-    const ready = children.map((child) => message<boolean>(child, 'ready'));
+    const ready = children.map((child) => nextMessage<boolean>(child, 'ready'));
     const job = {
       url,
       mode: o.mode,
@@ -64,7 +43,7 @@ async function layout(
     };
     for (const child of children) child.send({ start: job });
     await Promise.all(ready);
-    const results = children.map((child) => message<Result>(child, 'result'));
+    const results = children.map((child) => nextMessage<Result>(child, 'result'));
     const started = performance.now();
     const until = Date.now() + o.seconds * 1000;
     for (const child of children) child.send({ go: until });
@@ -86,19 +65,8 @@ export async function processesSection(url: string, scale: number): Promise<Row[
     schema: 'bench_processes',
   });
   await store.close();
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query('drop table if exists raw_processes');
-  await admin.query(`create table raw_processes (
-    position bigint generated always as identity primary key,
-    stream_id text not null,
-    stream_version bigint not null,
-    event_id uuid not null unique,
-    event_type text not null,
-    data jsonb not null,
-    metadata jsonb not null default '{}',
-    recorded_at timestamptz not null default now(),
-    unique (stream_id, stream_version))`);
+  const admin = new pg.Pool({ connectionString: url, max: 1 });
+  await createTable(admin, 'raw_processes');
   await admin.end();
 
   const rows: Row[] = [];

@@ -21,7 +21,8 @@ async function withPool<T>(url: string, max: number, work: (pool: pg.Pool) => Pr
   }
 }
 
-async function createTable(pool: pg.Pool, table: string): Promise<void> {
+/** A plain table shaped like Annals' events table (same columns, same unique keys). */
+export async function createTable(pool: pg.Pool, table: string): Promise<void> {
   await pool.query(`drop table if exists ${table}`);
   await pool.query(`create table ${table} (
     position bigint generated always as identity primary key,

@@ -12,11 +12,12 @@
  *
  * Loopback only. Every loop is bounded; the child is stopped at the end (SIGTERM, then SIGKILL).
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
 import { Pool } from 'undici';
+import { forkBench, nextMessage } from './children.js';
 import { type Measurement, measure, type Row, row } from './measure.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -214,21 +215,8 @@ export async function serverSection(url: string, n: (count: number) => number, s
     const rate = 5000;
     // BENCH_SSE_SECONDS runs it longer, to watch the server's memory over time.
     const seconds = Number(process.env.BENCH_SSE_SECONDS ?? Math.max(2, Math.round(8 * scale)));
-    const clientsProcess = fork(fileURLToPath(new URL('./sse-clients.ts', import.meta.url)), [], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const fromClients = <T>(key: string): Promise<T> =>
-      new Promise((resolve, reject) => {
-        const onMessage = (message: Record<string, unknown>) => {
-          if (message.error) reject(new Error(String(message.error)));
-          if (key in message) {
-            clientsProcess.off('message', onMessage);
-            resolve(message[key] as T);
-          }
-        };
-        clientsProcess.on('message', onMessage);
-      });
+    const clientsProcess = forkBench('./sse-clients.ts');
+    const fromClients = <T>(key: string) => nextMessage<T>(clientsProcess, key);
     const connected = fromClients<boolean>('connected');
     clientsProcess.send({ start: { url: child.url, clients: subscribers, categories } });
     await connected;

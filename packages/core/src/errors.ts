@@ -19,6 +19,9 @@ export type AnnalsErrorCode =
   | 'DOMAIN_ERROR'
   | 'PROJECTION_FAILED'
   | 'STREAM_NOT_FOUND'
+  | 'STREAM_DELETED'
+  | 'STREAM_TOMBSTONED'
+  | 'STREAM_ARCHIVED'
   | 'TAMPER_DETECTED';
 
 /** Base class of every error Annals throws on purpose. */
@@ -232,6 +235,53 @@ export class StreamNotFoundError extends AnnalsError {
 
   constructor(streamId: string) {
     super('STREAM_NOT_FOUND', `stream ${JSON.stringify(streamId)} has no events`);
+    this.streamId = streamId;
+  }
+}
+
+/**
+ * The stream is deleted: soft-deleted (`lifecycle(store).delete`; an append with `any` or
+ * `no-stream` re-opens it) or tombstoned (`tombstoned: true`, for good). A read of it without
+ * `includeDeleted` answers this; so does an append with an exact expected version or
+ * `stream-exists` to a soft-deleted stream, where nothing was stored.
+ */
+export class StreamDeletedError extends AnnalsError {
+  readonly streamId: string;
+  /** True when it was tombstoned: it can never be written again. */
+  readonly tombstoned: boolean;
+
+  constructor(streamId: string, tombstoned: boolean, detail = '') {
+    super(
+      'STREAM_DELETED',
+      `stream ${JSON.stringify(streamId)} is ${tombstoned ? 'tombstoned (deleted for good)' : 'deleted'}${detail}`,
+    );
+    this.streamId = streamId;
+    this.tombstoned = tombstoned;
+  }
+}
+
+/**
+ * An append (or a lifecycle change) to a tombstoned stream: it was deleted for good and
+ * takes no more events. Nothing was stored.
+ */
+export class StreamTombstonedError extends AnnalsError {
+  readonly streamId: string;
+
+  constructor(streamId: string) {
+    super('STREAM_TOMBSTONED', `stream ${JSON.stringify(streamId)} is tombstoned: it takes no more events`);
+    this.streamId = streamId;
+  }
+}
+
+/**
+ * The stream is archived: a read without `includeArchived`, or an append (refused until
+ * `lifecycle(store).unarchive`; nothing was stored).
+ */
+export class StreamArchivedError extends AnnalsError {
+  readonly streamId: string;
+
+  constructor(streamId: string, detail = '') {
+    super('STREAM_ARCHIVED', `stream ${JSON.stringify(streamId)} is archived${detail}`);
     this.streamId = streamId;
   }
 }

@@ -6,7 +6,7 @@
  * The shape: {@link openEventStore} returns the event store itself (append, read, stream
  * heads, the log's head). Everything else is a facet, a function of a store:
  * `subscriptions(store)`, `projections(store)`, `snapshots(store)`, `integrity(store)`,
- * `personalData(store)`, `auditTrail(store)`, `transfer(store)`, `timeTravel(store, decider)`
+ * `personalData(store)`, `auditTrail(store)`, `transfer(store)`, `lifecycle(store)`, `timeTravel(store, decider)`
  * and `commandHandler(store, decider, options)`.
  */
 
@@ -76,7 +76,10 @@ export {
   SchemaOutdatedError,
   SchemaTooNewError,
   StoreClosedError,
+  StreamArchivedError,
+  StreamDeletedError,
   StreamNotFoundError,
+  StreamTombstonedError,
   TamperDetectedError,
   UnknownEventTypeError,
   type ValidationIssue,
@@ -84,6 +87,13 @@ export {
 export { type Integrity, integrity, type SealStatus } from './integrity/integrity.js';
 export { Sealer, type SealerOptions, type SealerStatus } from './integrity/sealer.js';
 export type { BrokenLink, VerifyOptions, VerifyReport } from './integrity/verify.js';
+export {
+  type Lifecycle,
+  type LifecycleChange,
+  type LifecycleResult,
+  lifecycle,
+  lifecycleStream,
+} from './lifecycle/lifecycle.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
 export { type ForgetResult, type PersonalData, personalData } from './personal/erasure.js';
 export type { PersonalDataPolicy, PersonalFields } from './personal/personal-data.js';
@@ -127,11 +137,13 @@ export type {
   ExpectedVersion,
   JsonObject,
   JsonValue,
+  LifecycleReadOptions,
   LogHolder,
   NewEvent,
   ReadAllOptions,
   ReadStreamOptions,
   RecordedEvent,
   StreamInfo,
+  StreamState,
   StreamWrite,
 } from './types.js';

@@ -103,10 +103,37 @@ export interface StreamInfo {
   createdAt: Date | null;
   /** When its last event was stored (null without events). */
   lastEventAt: Date | null;
+  /**
+   * Its lifecycle state (`lifecycle(store)`): `active`, `deleted` (soft: re-opened by an
+   * append with `any` or `no-stream`), `tombstoned` (for good) or `archived`.
+   */
+  state: StreamState;
+  /** Versions below this are hidden from default reads by a soft delete (0: none). */
+  truncateBefore: number;
+}
+
+/** The lifecycle state of a stream; see `lifecycle(store)` and docs/operations.md. */
+export type StreamState = 'active' | 'deleted' | 'tombstoned' | 'archived';
+
+/** What a read shows beyond a stream's live events. */
+export interface LifecycleReadOptions {
+  /**
+   * Also the events hidden by a delete: of a soft-deleted or tombstoned stream, and the
+   * versions before a re-opened stream's re-opening. Without it, `readStream` of a deleted
+   * stream throws {@link StreamDeletedError} and `readAll` skips those events.
+   * @defaultValue `false`
+   */
+  includeDeleted?: boolean;
+  /**
+   * Also the events of archived streams. Without it, `readStream` of an archived stream
+   * throws {@link StreamArchivedError} and `readAll` skips its events.
+   * @defaultValue `false`
+   */
+  includeArchived?: boolean;
 }
 
 /** Options of {@link EventStore.readStream}. */
-export interface ReadStreamOptions {
+export interface ReadStreamOptions extends LifecycleReadOptions {
   /** `'forward'` (default) from version 1 up, or `'backward'` from the last version down. */
   direction?: 'forward' | 'backward';
   /** First version to return (inclusive). Defaults to 1 forward, the last version backward. */
@@ -118,7 +145,7 @@ export interface ReadStreamOptions {
 }
 
 /** Options of {@link EventStore.readAll}. */
-export interface ReadAllOptions {
+export interface ReadAllOptions extends LifecycleReadOptions {
   /** Return events after this position (exclusive): a checkpoint. Defaults to 0, the start. */
   after?: number;
   /** Only events of streams in these categories (the stream id up to its first `-`). */

@@ -136,7 +136,9 @@ export function auditTrail(store: EventStore) {
       streamId: string,
       options: { fromVersion?: number; limit?: number } = {},
     ): AsyncGenerator<AuditEntry> {
-      for await (const event of store.readStream(streamId, options)) yield toAuditEntry(event);
+      // The audit trail shows every stored event, whatever the stream's lifecycle state.
+      const read = { ...options, includeDeleted: true, includeArchived: true };
+      for await (const event of store.readStream(streamId, read)) yield toAuditEntry(event);
     },
 
     /** Everything one actor did in a time range, in log order. */
@@ -156,6 +158,8 @@ export function auditTrail(store: EventStore) {
         categories: range.categories,
         eventTypes: range.eventTypes,
         limit: range.limit,
+        includeDeleted: true,
+        includeArchived: true,
       })) {
         if (event.position > upTo) return;
         yield event;

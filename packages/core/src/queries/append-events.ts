@@ -7,7 +7,11 @@ import type { PreparedWrite } from '../validation.js';
 
 /** Outcome of one write (one stream of one append) as `append_events` reports it. */
 export interface WriteOutcome {
-  outcome: 'ok' | 'duplicate' | 'conflict' | 'id_reused';
+  /**
+   * `refused`: another write of the same append failed. `deleted`, `tombstoned`, `archived`:
+   * this write was refused by its stream's lifecycle state (migration 0009).
+   */
+  outcome: 'ok' | 'duplicate' | 'conflict' | 'id_reused' | 'refused' | 'deleted' | 'tombstoned' | 'archived';
   /** Stream version found before the append (for a conflict: the version that did not match). */
   actualVersion: number;
   /** Stream version after the append (null unless ok or duplicate). */

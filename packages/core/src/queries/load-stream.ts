@@ -3,7 +3,8 @@
  * trip: what every command starts with.
  */
 import type { SqlQueryable } from '../db/sql-client.js';
-import type { JsonValue, RecordedEvent } from '../types.js';
+import type { JsonValue, RecordedEvent, StreamState } from '../types.js';
+import type { StateColumns } from './lifecycle.js';
 import { type EventRow, toRecordedEvent } from './rows.js';
 import type { Snapshot } from './snapshots.js';
 
@@ -16,19 +17,25 @@ export async function loadStreamPage(
   snapshotOf: { decider: string; modelVersion: number } | null,
   toVersion: number,
   limit: number,
-): Promise<{ snapshot: Snapshot | null; events: RecordedEvent[] }> {
+): Promise<{ snapshot: Snapshot | null; events: RecordedEvent[]; state: StreamState }> {
   const rows = await db.query<
-    { snapshot_version: string | number | bigint | null; snapshot_state: JsonValue | null } & Nullable<EventRow>
+    { snapshot_version: string | number | bigint | null; snapshot_state: JsonValue | null } & Nullable<EventRow> &
+      StateColumns
   >(
-    `select s.stream_version as snapshot_version, s.state as snapshot_state,
+    // A soft delete hides the versions below its truncation: a snapshot from before it (below
+    // it) is not used, and no event below it is read.
+    `select s.stream_version as snapshot_version, s.state as snapshot_state, h.state, h.truncate_before,
             e.position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
        from (select) as one
+       left join "${schema}".stream_states h on h.stream_id = $1
        left join "${schema}".snapshots s
          on s.stream_id = $1 and s.decider = $2 and s.model_version = $3 and s.stream_version <= $4
+        and s.stream_version >= coalesce(h.truncate_before, 0)
        left join lateral (
          select position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
            from "${schema}".events
           where stream_id = $1 and stream_version > coalesce(s.stream_version, 0) and stream_version <= $4
+            and stream_version >= coalesce(h.truncate_before, 0)
           order by stream_version
           limit $5) e on true`,
     [streamId, snapshotOf?.decider ?? null, snapshotOf?.modelVersion ?? null, toVersion, limit],
@@ -46,5 +53,5 @@ export async function loadStreamPage(
         }
       : null;
   const events = (rows.filter((row) => row.position !== null) as EventRow[]).map(toRecordedEvent);
-  return { snapshot, events };
+  return { snapshot, events, state: first?.state ?? 'active' };
 }

@@ -7,6 +7,7 @@
  */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
+import { hiddenByLifecycle } from './lifecycle.js';
 import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
 
 export interface ReadAllFilter {
@@ -16,6 +17,11 @@ export interface ReadAllFilter {
   streamIds?: readonly string[] | undefined;
   /** One partition of the streams: those whose id hashes to `index` modulo `count`. */
   partition?: { count: number; index: number } | undefined;
+  /**
+   * Events hidden by their stream's lifecycle to include: of deleted (soft or tombstoned,
+   * and below a re-opened stream's truncation) and of archived streams. Default: neither.
+   */
+  include?: { deleted: boolean; archived: boolean } | undefined;
 }
 
 /**
@@ -58,6 +64,8 @@ export async function readAllPage(
     params.push(filter.partition.count, filter.partition.index);
     where.push(`mod(hashtext(stream_id)::bigint + 2147483648, $${params.length - 1}) = $${params.length}`);
   }
+  const lifecycle = hiddenByLifecycle(schema, 'events', filter.include ?? { deleted: false, archived: false });
+  if (lifecycle) where.push(lifecycle);
   const text = driver
     ? `select ${eventColumns} from "${schema}".events
          join (

@@ -1,11 +1,13 @@
 /**
  * One stream's facts: its version (the last event's, through the (stream_id, stream_version)
- * index), first and last event times, and its metadata row.
+ * index), first and last event times, its metadata row and its lifecycle state. The version
+ * and times count every stored event, hidden ones included: versions never restart.
  */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { JsonObject, StreamInfo } from '../types.js';
+import type { StateColumns } from './lifecycle.js';
 
-interface StreamRow {
+interface StreamRow extends StateColumns {
   version: string | number | bigint | null;
   created_at: Date | null;
   last_event_at: Date | null;
@@ -16,9 +18,10 @@ interface StreamRow {
 export async function readStreamInfo(db: SqlQueryable, schema: string, streamId: string): Promise<StreamInfo | null> {
   const [row] = await db.query<StreamRow>(
     `select last.stream_version as version, first.recorded_at as created_at,
-            last.recorded_at as last_event_at, m.metadata
+            last.recorded_at as last_event_at, m.metadata, h.state, h.truncate_before
        from (select) as one
        left join "${schema}".streams m on m.stream_id = $1
+       left join "${schema}".stream_states h on h.stream_id = $1
        left join lateral (
          select e.stream_version, e.recorded_at from "${schema}".events e
           where e.stream_id = $1 order by e.stream_version desc limit 1) last on true
@@ -27,7 +30,7 @@ export async function readStreamInfo(db: SqlQueryable, schema: string, streamId:
           where e.stream_id = $1 and e.stream_version = 1) first on true`,
     [streamId],
   );
-  if (!row || (row.version === null && row.metadata === null)) return null;
+  if (!row || (row.version === null && row.metadata === null && row.state === null)) return null;
   const version = Number(row.version ?? 0);
   return {
     streamId,
@@ -36,6 +39,8 @@ export async function readStreamInfo(db: SqlQueryable, schema: string, streamId:
     metadata: row.metadata ?? {},
     createdAt: row.created_at,
     lastEventAt: row.last_event_at,
+    state: row.state ?? 'active',
+    truncateBefore: Number(row.truncate_before ?? 0),
   };
 }
 

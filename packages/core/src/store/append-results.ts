@@ -1,5 +1,11 @@
 /** Turns the outcomes `append_events` reports into append results or typed errors. */
-import { ConcurrencyError, EventIdReusedError } from '../errors.js';
+import {
+  ConcurrencyError,
+  EventIdReusedError,
+  StreamArchivedError,
+  StreamDeletedError,
+  StreamTombstonedError,
+} from '../errors.js';
 import { satisfiesExpectedVersion } from '../expected-version.js';
 import type { WriteOutcome } from '../queries/append-events.js';
 import type { AppendResult } from '../types.js';
@@ -8,6 +14,21 @@ import type { PreparedWrite } from '../validation.js';
 /** Turns one append's write outcomes into its results, or throws its error. */
 export function toAppendResults(writes: readonly PreparedWrite[], outcomes: WriteOutcome[]): AppendResult[] {
   if (outcomes.length !== writes.length) throw new Error('append_events returned the wrong number of outcomes');
+  // A write refused by its stream's lifecycle state fails the whole append; name it.
+  const refused = outcomes.findIndex(
+    (o) => o.outcome === 'deleted' || o.outcome === 'tombstoned' || o.outcome === 'archived',
+  );
+  if (refused >= 0) {
+    const { streamId } = writes[refused] as PreparedWrite;
+    const outcome = (outcomes[refused] as WriteOutcome).outcome;
+    if (outcome === 'tombstoned') throw new StreamTombstonedError(streamId);
+    if (outcome === 'archived') throw new StreamArchivedError(streamId, ': unarchive it to append');
+    throw new StreamDeletedError(
+      streamId,
+      false,
+      ': append with expected version "any" or "no-stream" to re-open it (its versions go on from where they were)',
+    );
+  }
   if (outcomes.some((o) => o.outcome === 'conflict')) {
     // The whole append failed; name the write whose version did not match.
     const w = Math.max(

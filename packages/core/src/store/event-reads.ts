@@ -5,6 +5,7 @@
  * ciphertext or skip a redaction. The queries behind them return events as stored.
  */
 import type { SqlQueryable } from '../db/sql-client.js';
+import { StreamArchivedError, StreamDeletedError } from '../errors.js';
 import { revealEvents } from '../personal/personal-data.js';
 import { readByMetadata } from '../queries/audit.js';
 import { loadStreamPage } from '../queries/load-stream.js';
@@ -12,7 +13,7 @@ import { type ReadAllFilter, readAllPage } from '../queries/read-all.js';
 import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
 import type { Snapshot } from '../queries/snapshots.js';
-import type { RecordedEvent } from '../types.js';
+import type { RecordedEvent, StreamState } from '../types.js';
 
 export type { ReadAllFilter } from '../queries/read-all.js';
 
@@ -27,7 +28,31 @@ export async function readAllEvents(
   return revealEvents(db, schema, await readAllPage(db, schema, after, limit, filter));
 }
 
-/** Events of a stream from `fromVersion` (inclusive) in `direction`, at most `limit`. */
+/** What a stream read shows beyond live events. */
+export interface StreamReadScope {
+  includeDeleted: boolean;
+  includeArchived: boolean;
+}
+
+/**
+ * Throws what a read of a stream in `state` answers: {@link StreamDeletedError} for a deleted
+ * or tombstoned one (unless `includeDeleted`), {@link StreamArchivedError} for an archived one
+ * (unless `includeArchived`).
+ */
+export function assertReadable(streamId: string, state: StreamState, scope: StreamReadScope): void {
+  if ((state === 'deleted' || state === 'tombstoned') && !scope.includeDeleted) {
+    throw new StreamDeletedError(streamId, state === 'tombstoned', ': read it with includeDeleted to see its events');
+  }
+  if (state === 'archived' && !scope.includeArchived) {
+    throw new StreamArchivedError(streamId, ': read it with includeArchived to see its events');
+  }
+}
+
+/**
+ * Events of a stream from `fromVersion` (inclusive) in `direction`, at most `limit`, as its
+ * lifecycle state lets `scope` see them (see {@link assertReadable}); without
+ * `includeDeleted`, none below a re-opened stream's truncation.
+ */
 export async function readStreamEvents(
   db: SqlQueryable,
   schema: string,
@@ -35,8 +60,11 @@ export async function readStreamEvents(
   direction: 'forward' | 'backward',
   fromVersion: number,
   limit: number,
+  scope: StreamReadScope = { includeDeleted: false, includeArchived: false },
 ): Promise<RecordedEvent[]> {
-  return revealEvents(db, schema, await readStreamPage(db, schema, streamId, direction, fromVersion, limit));
+  const page = await readStreamPage(db, schema, streamId, direction, fromVersion, limit, scope.includeDeleted);
+  assertReadable(streamId, page.state, scope);
+  return revealEvents(db, schema, page.events);
 }
 
 /** Events whose indexed metadata `key` is `value`, in a position range, in log order. */
@@ -56,7 +84,10 @@ export async function readEvent(db: SqlQueryable, schema: string, eventId: strin
   return event ? ((await revealEvents(db, schema, [event]))[0] ?? null) : null;
 }
 
-/** A stream's latest usable snapshot and the first page of events after it, in one round trip. */
+/**
+ * A stream's latest usable snapshot and the first page of events after it, in one round trip;
+ * throws for a deleted, tombstoned or archived stream (see {@link assertReadable}).
+ */
 export async function loadStreamEvents(
   db: SqlQueryable,
   schema: string,
@@ -65,6 +96,7 @@ export async function loadStreamEvents(
   toVersion: number,
   limit: number,
 ): Promise<{ snapshot: Snapshot | null; events: RecordedEvent[] }> {
-  const { snapshot, events } = await loadStreamPage(db, schema, streamId, snapshotOf, toVersion, limit);
+  const { snapshot, events, state } = await loadStreamPage(db, schema, streamId, snapshotOf, toVersion, limit);
+  assertReadable(streamId, state, { includeDeleted: false, includeArchived: false });
   return { snapshot, events: await revealEvents(db, schema, events) };
 }

@@ -43,6 +43,10 @@ import type { StoreInstrumentation } from './instrumentation.js';
 import { paged } from './paging.js';
 import { bindStoreContext, createStoreContext, type StoreContext } from './store-context.js';
 
+function assertFlag(value: unknown, field: string): asserts value is boolean {
+  if (typeof value !== 'boolean') throw new InvalidInputError(field, `must be a boolean, got ${describe(value)}`);
+}
+
 /** Options of {@link openEventStore}. */
 export interface OpenEventStoreOptions extends Partial<StoreOptions> {
   /** The database: `createPostgresClient(...)` or `createPgliteClient(...)`. */
@@ -173,6 +177,11 @@ export class EventStore {
   /**
    * Reads a stream in version order, fetching a page at a time (constant memory).
    *
+   * A deleted or tombstoned stream answers {@link StreamDeletedError} (unless
+   * `includeDeleted`), an archived one {@link StreamArchivedError} (unless
+   * `includeArchived`), thrown by the iteration; a re-opened stream starts at its first
+   * version after the delete. See `lifecycle(store)`.
+   *
    * @example
    * ```ts
    * for await (const event of store.readStream('account-42', { direction: 'backward', limit: 10 })) {
@@ -187,7 +196,11 @@ export class EventStore {
       fromVersion,
       limit,
       pageSize = this.options.pageSize,
+      includeDeleted = false,
+      includeArchived = false,
     } = readOptions<ReadStreamOptions>(options, 'options');
+    assertFlag(includeDeleted, 'includeDeleted');
+    assertFlag(includeArchived, 'includeArchived');
     if (direction !== 'forward' && direction !== 'backward') {
       throw new InvalidInputError('direction', `must be "forward" or "backward", got ${describe(direction)}`);
     }
@@ -202,7 +215,12 @@ export class EventStore {
           pageSize,
           limit ?? Number.POSITIVE_INFINITY,
           (version, rows) =>
-            this.#context.query((db) => readStreamEvents(db, this.options.schema, streamId, direction, version, rows)),
+            this.#context.query((db) =>
+              readStreamEvents(db, this.options.schema, streamId, direction, version, rows, {
+                includeDeleted,
+                includeArchived,
+              }),
+            ),
           (last) => last.streamVersion + step,
         ),
     };
@@ -212,6 +230,10 @@ export class EventStore {
    * Reads the global log in position order after a checkpoint, a page at a time. Never skips
    * an event: positions become visible only as a gap-free prefix, whatever order concurrent
    * appends commit in.
+   *
+   * Skips the events of deleted, tombstoned and archived streams, and those below a re-opened
+   * stream's truncation, unless `includeDeleted` / `includeArchived`: what it skips is decided
+   * as each page is read.
    *
    * @example
    * ```ts
@@ -223,14 +245,23 @@ export class EventStore {
    */
   readAll(given: ReadAllOptions = {}): AsyncIterable<RecordedEvent> {
     const options = readOptions<ReadAllOptions>(given, 'options');
-    const { after = 0, limit, pageSize = this.options.pageSize } = options;
+    const {
+      after = 0,
+      limit,
+      pageSize = this.options.pageSize,
+      includeDeleted = false,
+      includeArchived = false,
+    } = options;
     assertInteger(after, 'after', 0);
+    assertFlag(includeDeleted, 'includeDeleted');
+    assertFlag(includeArchived, 'includeArchived');
     if (limit !== undefined) assertInteger(limit, 'limit', 0);
     assertInteger(pageSize, 'pageSize', 1);
     const filter: ReadAllFilter = {
       categories: this.#nameList(options.categories, 'categories'),
       eventTypes: this.#nameList(options.eventTypes, 'eventTypes'),
       streamIds: this.#nameList(options.streamIds, 'streamIds'),
+      include: { deleted: includeDeleted, archived: includeArchived },
     };
     return {
       [Symbol.asyncIterator]: () =>
@@ -245,7 +276,10 @@ export class EventStore {
     };
   }
 
-  /** One event by its id, or null. */
+  /**
+   * One event by its id, or null. Returns any stored event, whatever its stream's lifecycle
+   * state (a lookup by identity, as the audit trail and command idempotency need).
+   */
   getEvent(eventId: string): Promise<RecordedEvent | null> {
     assertEventId(eventId, 'eventId');
     return this.#context.query((db) => readEvent(db, this.options.schema, eventId.toLowerCase()));
@@ -267,7 +301,11 @@ export class EventStore {
     return this.#context.query((db) => readHeadPosition(db, this.options.schema));
   }
 
-  /** A stream's head, or null when it has neither events nor metadata. */
+  /**
+   * A stream's head and lifecycle state, or null when it has neither events, metadata nor a
+   * lifecycle state. Its `version` counts every stored event (a deleted stream keeps its
+   * version; a re-opened one goes on from it).
+   */
   getStream(streamId: string): Promise<StreamInfo | null> {
     assertStreamId(streamId, 'streamId', this.options.maxStreamIdLength);
     return this.#context.query((db) => readStreamInfo(db, this.options.schema, streamId));

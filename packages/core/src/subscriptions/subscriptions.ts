@@ -89,7 +89,11 @@ export function subscriptions(store: EventStore): Subscriptions {
       let replayed = 0;
       let failed = 0;
       for (const event of await parked(subscription)) {
-        const [stored] = await context.query((db) => readAllEvents(db, schema, event.position - 1, 1));
+        const [stored] = await context.query((db) =>
+          readAllEvents(db, schema, event.position - 1, 1, {
+            include: { deleted: true, archived: true },
+          }),
+        );
         try {
           if (stored) await handler(stored);
           await context.query((db) => unparkEvent(db, schema, subscription, event.position));

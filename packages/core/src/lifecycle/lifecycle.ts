@@ -1,0 +1,220 @@
+/**
+ * The lifecycle facet of a store: soft delete, tombstone, archive and unarchive a stream,
+ * without rewriting history. No stored event changes: a stream's state is a row of
+ * `stream_states` (sql/0009_stream_lifecycle.sql), changed by `change_stream_state` under the
+ * log lock, and each change is recorded as an event in the stream `$lifecycle` (with who did
+ * it and why) through the store's one append path, in the same transaction. What each state
+ * means for each read path is in docs/operations.md, "Stream lifecycle".
+ */
+import {
+  ConcurrencyError,
+  InvalidInputError,
+  StreamDeletedError,
+  StreamTombstonedError,
+  toAnnalsError,
+} from '../errors.js';
+import { expectedVersionCode } from '../expected-version.js';
+import { changeStreamState, type StateChange } from '../queries/lifecycle.js';
+import type { EventStore } from '../store/event-store.js';
+import { contextOf } from '../store/store-context.js';
+import type { ExpectedVersion, StreamState } from '../types.js';
+import { assertStreamId, encodeExpectedVersion, readOptions } from '../validation.js';
+
+/** The stream where every lifecycle change is recorded (category `$lifecycle`). */
+export const lifecycleStream = '$lifecycle';
+
+/** Who changes a stream's lifecycle, why, and what they expect of it. */
+export interface LifecycleChange {
+  /** Why (recorded with the change; required). */
+  reason: string;
+  /** Who (recorded with the change as the event's `actor`). */
+  actor?: string;
+  /**
+   * The stream's version the change expects: an exact version, `'stream-exists'` or
+   * `'any'` (as an append's, against the stream's version, hidden events included).
+   * @defaultValue `'any'`
+   */
+  expectedVersion?: Exclude<ExpectedVersion, 'no-stream'>;
+}
+
+/** What a lifecycle change did. */
+export interface LifecycleResult {
+  streamId: string;
+  /** The state now. */
+  state: StreamState;
+  /** The state before. */
+  previousState: StreamState;
+  /** False when the stream already was in that state: nothing was changed nor recorded. */
+  changed: boolean;
+  /** The stream's version (its last event's; versions never restart). */
+  streamVersion: number;
+  /** Versions below this are hidden from default reads (0: none). */
+  truncateBefore: number;
+  /** Position of the recorded change in `$lifecycle` (null when nothing changed). */
+  position: number | null;
+}
+
+/** The lifecycle operations of one store; see {@link lifecycle}. */
+export interface Lifecycle {
+  /**
+   * Soft-deletes a stream: reads of it answer {@link StreamDeletedError}, `readAll` and the
+   * workers skip its events, and every event stays in the log. An append with expected
+   * version `'any'` or `'no-stream'` re-opens it at its next version, with the old events
+   * still hidden; an exact version or `'stream-exists'` is refused with
+   * {@link StreamDeletedError}. Recorded as `StreamDeleted` in `$lifecycle`.
+   *
+   * @example
+   * ```ts
+   * import { lifecycle } from '@annals/core';
+   *
+   * const { truncateBefore } = await lifecycle(store).delete('account-42', {
+   *   reason: 'account closed by request #881',
+   *   actor: 'support@example.com',
+   * });
+   * console.log(`versions below ${truncateBefore} are hidden`);
+   * ```
+   *
+   * @throws {@link ConcurrencyError} when the stream is not at `expectedVersion`.
+   * @throws {@link StreamTombstonedError} when it is tombstoned.
+   */
+  delete(streamId: string, change: LifecycleChange): Promise<LifecycleResult>;
+  /**
+   * Tombstones a stream: deleted for good. Every later append is refused with
+   * {@link StreamTombstonedError}; reads answer {@link StreamDeletedError} (`tombstoned:
+   * true`). Works on a stream in any state but tombstoned, also one without events (which
+   * reserves the name). Recorded as `StreamTombstoned` in `$lifecycle`.
+   *
+   * @example
+   * ```ts
+   * import { lifecycle } from '@annals/core';
+   *
+   * await lifecycle(store).tombstone('account-42', { reason: 'retention period over', expectedVersion: 12 });
+   * ```
+   */
+  tombstone(streamId: string, change: LifecycleChange): Promise<LifecycleResult>;
+  /**
+   * Archives a stream: kept, hidden from default reads (readable with `includeArchived`)
+   * and from the live work of subscriptions and projections; appends are refused with
+   * {@link StreamArchivedError} until {@link Lifecycle.unarchive}. A soft-deleted stream
+   * cannot be archived ({@link StreamDeletedError}). Recorded as `StreamArchived`.
+   *
+   * @example
+   * ```ts
+   * import { lifecycle } from '@annals/core';
+   *
+   * await lifecycle(store).archive('order-2019-77', { reason: 'closed orders of 2019' });
+   * for await (const event of store.readStream('order-2019-77', { includeArchived: true })) console.log(event.type);
+   * ```
+   */
+  archive(streamId: string, change: LifecycleChange): Promise<LifecycleResult>;
+  /**
+   * Unarchives a stream: back to active, readable and writable as before. A stream that is
+   * not archived is left as it is (`changed: false`). Recorded as `StreamUnarchived`.
+   *
+   * @example
+   * ```ts
+   * import { lifecycle } from '@annals/core';
+   *
+   * const { changed } = await lifecycle(store).unarchive('order-2019-77', { reason: 'customer dispute' });
+   * console.log(changed);
+   * ```
+   */
+  unarchive(streamId: string, change: LifecycleChange): Promise<LifecycleResult>;
+}
+
+const recordTypes = {
+  deleted: 'StreamDeleted',
+  tombstoned: 'StreamTombstoned',
+  archived: 'StreamArchived',
+  active: 'StreamUnarchived',
+} as const;
+
+/**
+ * The lifecycle facet of `store`: soft delete, tombstone, archive and unarchive.
+ *
+ * @example
+ * ```ts
+ * import { lifecycle } from '@annals/core';
+ *
+ * await lifecycle(store).delete('cart-9', { reason: 'abandoned', actor: 'cleanup-job' });
+ * console.log((await store.getStream('cart-9'))?.state); // 'deleted'
+ * ```
+ */
+export function lifecycle(store: EventStore): Lifecycle {
+  const context = contextOf(store);
+  const change = async (streamId: string, to: StreamState, given: LifecycleChange): Promise<LifecycleResult> => {
+    context.assertOpen();
+    assertStreamId(streamId, 'streamId', context.options.maxStreamIdLength);
+    if (streamId === lifecycleStream) {
+      throw new InvalidInputError('streamId', `${lifecycleStream} records lifecycle changes and has none of its own`);
+    }
+    const by = readOptions<LifecycleChange>(given, 'change');
+    if (typeof by.reason !== 'string' || by.reason.trim() === '') {
+      throw new InvalidInputError('change.reason', 'is required: a lifecycle change is recorded with why');
+    }
+    if (by.actor !== undefined && typeof by.actor !== 'string') {
+      throw new InvalidInputError('change.actor', 'must be a string');
+    }
+    const expected = by.expectedVersion ?? 'any';
+    const expectedCode = encodeExpectedVersion(expected, 'change.expectedVersion');
+    if (expectedCode === expectedVersionCode['no-stream']) {
+      throw new InvalidInputError('change.expectedVersion', 'must be a version, "any" or "stream-exists"');
+    }
+    // Checked before any SQL, like an append: the record's metadata must be valid.
+    const record = (outcome: StateChange) =>
+      context.pipeline.prepare([
+        {
+          streamId: lifecycleStream,
+          events: [
+            {
+              type: recordTypes[to],
+              data: {
+                streamId,
+                previousState: outcome.previousState,
+                streamVersion: outcome.streamVersion,
+                truncateBefore: outcome.truncateBefore,
+              },
+              metadata: { ...(by.actor ? { actor: by.actor } : {}), reason: by.reason as string },
+            },
+          ],
+        },
+      ]);
+    record({ outcome: 'ok', previousState: 'active', streamVersion: 0, truncateBefore: 0 });
+    let outcome: StateChange;
+    let position: number | null = null;
+    try {
+      [outcome, position] = await context.client.transaction(async (tx) => {
+        const changed = await changeStreamState(tx, context.schema, streamId, to, expectedCode);
+        if (changed.outcome !== 'ok') return [changed, null] as const;
+        const [result] = await context.pipeline.appendInTransaction(tx, record(changed));
+        return [changed, result?.positions[0] ?? null] as const;
+      });
+    } catch (error) {
+      throw toAnnalsError(error);
+    }
+    switch (outcome.outcome) {
+      case 'conflict':
+        throw new ConcurrencyError(streamId, expected, outcome.streamVersion);
+      case 'tombstoned':
+        throw new StreamTombstonedError(streamId);
+      case 'deleted':
+        throw new StreamDeletedError(streamId, false, ': re-open it with an append before archiving it');
+      default:
+        return {
+          streamId,
+          state: outcome.outcome === 'ok' ? to : outcome.previousState,
+          previousState: outcome.previousState,
+          changed: outcome.outcome === 'ok',
+          streamVersion: outcome.streamVersion,
+          truncateBefore: outcome.truncateBefore,
+          position,
+        };
+    }
+  };
+  return {
+    delete: (streamId, given) => change(streamId, 'deleted', given),
+    tombstone: (streamId, given) => change(streamId, 'tombstoned', given),
+    archive: (streamId, given) => change(streamId, 'archived', given),
+    unarchive: (streamId, given) => change(streamId, 'active', given),
+  };
+}

@@ -6,6 +6,7 @@ import { auditCommand, historyCommand } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { forgetCommand, sealCommand, verifyCommand } from './commands/integrity.js';
 import { migrateCommand } from './commands/migrate.js';
+import { rebuildCommand, statsCommand, tailCommand } from './commands/operate.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
 import { rolesCommand } from './commands/roles.js';
 import { serveCommand } from './commands/serve.js';
@@ -166,6 +167,28 @@ program
   .option('--actor <id>', 'who asks (recorded with the erasure)')
   .option('--json', 'machine-readable output')
   .action((subject, options) => forgetCommand(subject, { ...global(), ...options }));
+
+program
+  .command('tail')
+  .description('follow the log live, like tail -f: each event as it commits, in log order, until Ctrl-C')
+  .option('--after <position>', 'start after this position (default: the head now)', integer)
+  .option('--category <name>', 'only this stream category (repeatable)', collect)
+  .option('--type <name>', 'only this event type (repeatable)', collect)
+  .option('--json', 'one JSON object per line')
+  .action((options) => tailCommand({ ...global(), ...options }));
+
+program
+  .command('stats')
+  .description("the log's head, events appended in the last 1, 5 and 15 minutes, seal lag, every runner's lag")
+  .option('--json', 'machine-readable output')
+  .action((options) => statsCommand({ ...global(), ...options }));
+
+program
+  .command('rebuild <projection>')
+  .description("rebuild an app module's projection from the start of the log, with progress and ETA")
+  .option('--app <module>', 'the application module that exports the projection')
+  .option('--json', 'the final status as JSON')
+  .action((name, options) => rebuildCommand(name, { ...global(), ...options }));
 
 program
   .command('export')

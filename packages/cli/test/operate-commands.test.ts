@@ -1,0 +1,172 @@
+/**
+ * `annals tail`, `annals stats` and `annals rebuild` as an operator runs them: the real bin (its
+ * TypeScript entry point, through tsx) in a child process, on this test file's PostgreSQL
+ * database — `tail` follows appends another process makes, so it needs a server database.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseUrl, freshSchema, waitUntil } from '../../core/test/support/backends.js';
+
+const repo = fileURLToPath(new URL('../../..', import.meta.url));
+const main = join(repo, 'packages/cli/src/main.ts');
+const node = ['--import', 'tsx', '--conditions=@annals/source', main];
+
+function annals(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [...node, ...args],
+      { cwd: repo, env: { ...process.env, DATABASE_URL: databaseUrl } },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe.runIf(databaseUrl)('annals tail, stats and rebuild (PostgreSQL)', () => {
+  const schema = freshSchema('cli_ops');
+  let store: EventStore;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'annals-ops-'));
+    store = await openEventStore({ client: createPostgresClient({ connectionString: databaseUrl as string }), schema });
+    for (let i = 0; i < 5; i++) await store.append(`order-${i}`, [{ type: 'Placed', data: { i } }]);
+  });
+  afterAll(async () => {
+    await store?.close();
+    const admin = createPostgresClient({ connectionString: databaseUrl as string });
+    await admin.exec(`drop schema if exists "${schema}" cascade`);
+    await admin.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('tail follows what is appended from now on, filtered, once each in order, and stops on SIGINT', async () => {
+    const child = spawn(process.execPath, [...node, 'tail', '--schema', schema, '--category', 'order', '--json'], {
+      cwd: repo,
+      env: { ...process.env, DATABASE_URL: databaseUrl },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      // It starts at the head: wait until it follows (its LISTEN is up once its first read ran).
+      await waitUntil(() => listening(schema), { timeoutMs: 30_000, intervalMs: 100, message: 'tail to listen' });
+      const appended: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const [result] = await store.appendMulti([
+          { streamId: `order-${i % 3}`, events: [{ type: 'Placed', data: { i } }] },
+          { streamId: `invoice-${i}`, events: [{ type: 'Issued', data: { i } }] },
+        ]);
+        appended.push(...(result?.positions ?? []));
+      }
+      await waitUntil(() => stdout.trim().split('\n').filter(Boolean).length >= appended.length, {
+        timeoutMs: 30_000,
+        message: 'tail to print every order event',
+      });
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      const printed = stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { position: number; streamId: string });
+      expect(printed.map((event) => event.position)).toEqual(appended);
+      expect(printed.every((event) => event.streamId.startsWith('order-'))).toBe(true);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(stderr).not.toMatch(/error/i);
+  });
+
+  it('stats reports the head, the recent rate, seal lag and every runner', async () => {
+    const { code, stdout } = await annals(['stats', '--schema', schema, '--json']);
+    expect(code).toBe(0);
+    const stats = JSON.parse(stdout) as {
+      head: number;
+      rates: { minutes: number; events: number }[];
+      unsealed: number;
+      runners: unknown[];
+    };
+    const head = await store.headPosition();
+    expect(stats.head).toBe(head);
+    // Everything here was appended within the last minute.
+    expect(stats.rates.map((rate) => [rate.minutes, rate.events])).toEqual([
+      [1, head],
+      [5, head],
+      [15, head],
+    ]);
+    expect(stats.unsealed).toBe(head);
+  });
+
+  it('rebuild runs an app module’s projection over the whole log and reports where it got', async () => {
+    const app = join(dir, 'app.mjs');
+    await writeFile(
+      app,
+      `export const projections = [{
+        name: 'order_counts',
+        categories: ['order'],
+        setup: (tx) => tx.query('create table if not exists "${schema}".order_counts (stream text primary key, n int not null)'),
+        handleBatch: async (events, tx) => {
+          for (const event of events) {
+            await tx.query(
+              'insert into "${schema}".order_counts values ($1, 1) on conflict (stream) do update set n = order_counts.n + 1',
+              [event.streamId],
+            );
+          }
+        },
+      }];\n`,
+    );
+    const { code, stdout, stderr } = await annals([
+      'rebuild',
+      'order_counts',
+      '--app',
+      app,
+      '--schema',
+      schema,
+      '--json',
+    ]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const status = JSON.parse(stdout) as { name: string; position: number; head: number };
+    expect(status.name).toBe('order_counts');
+    expect(status.position).toBe(await store.headPosition());
+    const admin = createPostgresClient({ connectionString: databaseUrl as string });
+    const rows = await admin.query<{ n: number }>(`select sum(n)::int as n from "${schema}".order_counts`);
+    await admin.close();
+    let orders = 0;
+    for await (const _ of store.readAll({ categories: ['order'] })) orders++;
+    expect(rows[0]?.n).toBe(orders);
+
+    const unknown = await annals(['rebuild', 'nothing_here', '--app', app, '--schema', schema]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no projection nothing_here');
+  });
+});
+
+/** Whether a backend of the CLI (application_name annals-cli) listens on the schema's channel. */
+async function listening(schema: string): Promise<boolean> {
+  const admin = createPostgresClient({ connectionString: databaseUrl as string });
+  try {
+    const rows = await admin.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity where application_name = 'annals-cli' and query ilike $1`,
+      [`%listen%${schema}%`],
+    );
+    return (rows[0]?.n ?? 0) > 0;
+  } finally {
+    await admin.close();
+  }
+}

@@ -11,6 +11,9 @@ import {
   DomainError,
   InvalidInputError,
   PayloadTooLargeError,
+  StreamArchivedError,
+  StreamDeletedError,
+  StreamTombstonedError,
 } from '@annals/core';
 import type { FastifyError } from 'fastify';
 
@@ -96,6 +99,9 @@ export function problemOf(error: unknown): Problem {
       Object.assign(extra, { streamId: error.streamId, expected: error.expected, actual: error.actual });
     }
     if (error instanceof DomainError) extra.reason = error.reason;
+    if (error instanceof StreamDeletedError)
+      Object.assign(extra, { streamId: error.streamId, tombstoned: error.tombstoned });
+    if (error instanceof StreamTombstonedError || error instanceof StreamArchivedError) extra.streamId = error.streamId;
     // A database failure's message may name internals: say what happened, not how.
     const detail = error.code === 'DATABASE_ERROR' ? 'the database is not available; try again' : error.message;
     return problem(status, error.code, detail, extra);

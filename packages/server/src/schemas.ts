@@ -90,7 +90,22 @@ export const StreamInfo = Type.Object({
   metadata: Type.Record(Type.String(), Type.Unknown()),
   createdAt: Type.Union([Timestamp, Type.Null()]),
   lastEventAt: Type.Union([Timestamp, Type.Null()]),
+  state: Type.Union([
+    Type.Literal('active'),
+    Type.Literal('deleted'),
+    Type.Literal('tombstoned'),
+    Type.Literal('archived'),
+  ]),
+  truncateBefore: Type.Integer(),
 });
+
+/** What a read shows beyond live events (stream lifecycle). */
+export const LifecycleReadFlags = {
+  includeDeleted: Type.Optional(
+    Type.Boolean({ description: 'Also events hidden by a delete (soft or tombstone).', default: false }),
+  ),
+  includeArchived: Type.Optional(Type.Boolean({ description: 'Also events of archived streams.', default: false })),
+};
 
 /** RFC 9457 problem details, with the store's error code and the offending field. */
 export const Problem = Type.Object(

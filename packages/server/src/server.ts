@@ -18,6 +18,7 @@ import type { Api, ServerContext } from './route-kit.js';
 import { commandRoutes } from './routes/commands.js';
 import { historyRoutes } from './routes/history.js';
 import { liveRoutes } from './routes/live.js';
+import { lifecycleRoutes } from './routes/lifecycle.js';
 import { operationRoutes } from './routes/operations.js';
 import { streamRoutes } from './routes/streams.js';
 
@@ -167,6 +168,7 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   metrics.attach({ store, sseClients: () => hub.clients, poolStats: options.poolStats ?? (() => undefined) });
 
   streamRoutes(api, context);
+  lifecycleRoutes(api, context);
   liveRoutes(api, context);
   historyRoutes(api, context);
   commandRoutes(api, context);

@@ -410,6 +410,7 @@ function bodies(
     context: shaped({ actor: type, reason: type, correlationId: type, causationId: type, metadata }),
   });
   const forget = shaped({ reason: type, actor: type });
+  const lifecycleChange = shaped({ reason: type, actor: type, expectedVersion });
   const verify = shaped({
     streamId,
     anchor: shaped({
@@ -454,6 +455,7 @@ function bodies(
     if (pattern === '/appends') return forRoute(shaped({ writes }));
     if (pattern.startsWith('/commands/')) return forRoute(command);
     if (pattern.endsWith('/forget')) return forRoute(forget);
+    if (pattern.endsWith('/archive') || pattern.endsWith('/unarchive')) return forRoute(lifecycleChange);
     if (pattern === '/verify') return forRoute(fc.option(verify, { nil: undefined }));
     if (pattern.endsWith('/metadata')) return forRoute(metadata);
     return anyBody;
@@ -511,6 +513,9 @@ function bodies(
     if (pattern === '/appends') return okWrites;
     if (pattern.startsWith('/commands/')) return okCommand;
     if (pattern.endsWith('/forget')) return fc.constantFrom('{"reason":"asked"}', '{"reason":"asked","actor":"a"}');
+    if (pattern.endsWith('/archive') || pattern.endsWith('/unarchive')) {
+      return fc.constantFrom('{"reason":"asked"}', '{"reason":"asked","actor":"a","expectedVersion":1}');
+    }
     if (pattern === '/verify') return fc.constantFrom(undefined, '{}', '{"streamId":"fuzz-1"}');
     if (pattern.endsWith('/metadata')) return fc.constantFrom('{}', '{"owner":"o"}', '{"n":[1,2,3]}');
     return fc.constant(undefined);

@@ -7,6 +7,7 @@ import {
   AppendBody,
   AppendResult,
   EventPage,
+  LifecycleReadFlags,
   LogFilter,
   MultiAppendBody,
   Name,
@@ -74,6 +75,7 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
             fromVersion: Type.Optional(Position),
             limit: Type.Optional(PageLimit),
             direction: Type.Optional(Type.Union([Type.Literal('forward'), Type.Literal('backward')])),
+            ...LifecycleReadFlags,
           },
           { additionalProperties: false },
         ),
@@ -82,8 +84,8 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
     },
     async (request, reply) => {
       const { streamId } = request.params;
-      const { fromVersion, limit = 1000, direction = 'forward' } = request.query;
-      const events = store.readStream(streamId, { fromVersion, limit, direction });
+      const { fromVersion, limit = 1000, direction = 'forward', includeDeleted, includeArchived } = request.query;
+      const events = store.readStream(streamId, { fromVersion, limit, direction, includeDeleted, includeArchived });
       return sendEventPage(
         reply,
         events,
@@ -141,15 +143,23 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
           'Events after a position, in log order, filtered by category, type or stream; never skips an event. `next.after` is the checkpoint of the next page.',
         tags: ['log'],
         querystring: Type.Object(
-          { after: Type.Optional(Position), limit: Type.Optional(PageLimit), ...LogFilter },
+          { after: Type.Optional(Position), limit: Type.Optional(PageLimit), ...LogFilter, ...LifecycleReadFlags },
           { additionalProperties: false },
         ),
         response: { 200: EventPage, ...problemResponses },
       },
     },
     async (request, reply) => {
-      const { after = 0, limit = 1000, category, type, stream } = request.query;
-      const events = store.readAll({ after, limit, categories: category, eventTypes: type, streamIds: stream });
+      const { after = 0, limit = 1000, category, type, stream, includeDeleted, includeArchived } = request.query;
+      const events = store.readAll({
+        after,
+        limit,
+        categories: category,
+        eventTypes: type,
+        streamIds: stream,
+        includeDeleted,
+        includeArchived,
+      });
       return sendEventPage(reply, events, limit, (last) => ({ after: last.position }));
     },
   );

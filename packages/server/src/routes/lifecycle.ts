@@ -1,0 +1,98 @@
+/**
+ * Stream lifecycle: soft delete or tombstone (`DELETE /streams/:streamId`), archive and
+ * unarchive. None rewrites an event: each change is a state beside the stream and an event in
+ * `$lifecycle` with who and why (docs/operations.md, "Stream lifecycle").
+ */
+import { lifecycle } from '@annals/core';
+import { Type } from 'typebox';
+import type { Api, ServerContext } from '../route-kit.js';
+import { Name, Position, problemResponses } from '../schemas.js';
+
+const StreamParams = Type.Object({ streamId: Name });
+const Reason = Type.String({ minLength: 1, maxLength: 1000, description: 'Why (recorded with the change).' });
+const Actor = Type.String({ maxLength: 256, description: 'Who (recorded with the change).' });
+const ChangeExpectedVersion = Type.Union([Position, Type.Literal('any'), Type.Literal('stream-exists')], {
+  description: 'The version the stream must be at: a number, "any" or "stream-exists".',
+});
+const State = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('deleted'),
+  Type.Literal('tombstoned'),
+  Type.Literal('archived'),
+]);
+const LifecycleResult = Type.Object({
+  streamId: Type.String(),
+  state: State,
+  previousState: State,
+  changed: Type.Boolean(),
+  streamVersion: Type.Integer(),
+  truncateBefore: Type.Integer(),
+  position: Type.Union([Type.Integer(), Type.Null()]),
+});
+const ChangeBody = Type.Object(
+  { reason: Reason, actor: Type.Optional(Actor), expectedVersion: Type.Optional(ChangeExpectedVersion) },
+  { additionalProperties: false },
+);
+
+export function lifecycleRoutes(api: Api, { store }: ServerContext): void {
+  api.delete(
+    '/streams/:streamId',
+    {
+      schema: {
+        summary: 'Delete a stream (soft, or for good with tombstone=true)',
+        description:
+          'Soft: reads answer 410 STREAM_DELETED and the log skips its events, until an append with "any" or "no-stream" re-opens it at its next version. tombstone=true: deleted for good, every later append answers 410 STREAM_TOMBSTONED. No event is removed; the change is recorded in $lifecycle with the reason and actor.',
+        tags: ['lifecycle'],
+        params: StreamParams,
+        querystring: Type.Object(
+          {
+            reason: Reason,
+            actor: Type.Optional(Actor),
+            expectedVersion: Type.Optional(Position),
+            tombstone: Type.Optional(Type.Boolean({ default: false })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: LifecycleResult, ...problemResponses },
+      },
+    },
+    async (request) => {
+      const { tombstone, ...change } = request.query;
+      const facet = lifecycle(store);
+      return tombstone
+        ? facet.tombstone(request.params.streamId, change)
+        : facet.delete(request.params.streamId, change);
+    },
+  );
+
+  api.post(
+    '/streams/:streamId/archive',
+    {
+      schema: {
+        summary: 'Archive a stream',
+        description:
+          'Kept, hidden from default reads (includeArchived=true shows it) and from live subscriptions and projections; appends answer 409 STREAM_ARCHIVED until it is unarchived.',
+        tags: ['lifecycle'],
+        params: StreamParams,
+        body: ChangeBody,
+        response: { 200: LifecycleResult, ...problemResponses },
+      },
+    },
+    async (request) => lifecycle(store).archive(request.params.streamId, request.body),
+  );
+
+  api.post(
+    '/streams/:streamId/unarchive',
+    {
+      schema: {
+        summary: 'Unarchive a stream',
+        description: 'Back to active; a stream that is not archived is left as it is (changed: false).',
+        tags: ['lifecycle'],
+        params: StreamParams,
+        body: ChangeBody,
+        response: { 200: LifecycleResult, ...problemResponses },
+      },
+    },
+    async (request) => lifecycle(store).unarchive(request.params.streamId, request.body),
+  );
+}

@@ -56,6 +56,11 @@ export interface LiveHubOptions {
   catchUpPageSize?: number;
   /** How long a client's socket may stay full before the client is disconnected. @defaultValue 30000 */
   stallTimeoutMs?: number;
+  /**
+   * Told of every page the hub's reader hands out, before it goes to the clients: its events
+   * and the live clients it reached (for metrics: how far behind the log the fan-out runs).
+   */
+  onPublish?: (page: { events: readonly RecordedEvent[]; deliveries: number; clients: number }) => void;
 }
 
 const categoryOf = (streamId: string) => {
@@ -186,7 +191,8 @@ class LiveIndex {
 /** The live fan-out; see the module comment. */
 export class LiveHub {
   readonly #store: EventStore;
-  readonly #options: Required<LiveHubOptions>;
+  readonly #options: Required<Omit<LiveHubOptions, 'onPublish'>>;
+  readonly #onPublish: LiveHubOptions['onPublish'];
   readonly #clients = new Set<LiveClient>();
   readonly #live = new LiveIndex();
   #buffer: RecordedEvent[] = [];
@@ -207,6 +213,7 @@ export class LiveHub {
       catchUpPageSize: options.catchUpPageSize ?? 500,
       stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
     };
+    this.#onPublish = options.onPublish;
   }
 
   /** Clients connected now. */
@@ -324,9 +331,13 @@ export class LiveHub {
     const excess = this.#buffer.length - this.#options.bufferEvents;
     if (excess > 0) this.#buffer.splice(0, excess);
     this.#position = (events.at(-1) as RecordedEvent).position;
-    for (const [client, chunk] of this.#live.route(events)) {
+    const routed = this.#live.route(events);
+    let deliveries = 0;
+    for (const [client, chunk] of routed) {
       if (client.write(chunk)) this.#leaveIfBehind(client);
+      deliveries++;
     }
+    this.#onPublish?.({ events, deliveries, clients: routed.size });
   }
 
   /** A live client whose socket holds too much goes back to reading the log at its own pace. */

@@ -8,6 +8,7 @@ import {
   type EventStore,
   integrity,
   type PoolStats,
+  type RecordedEvent,
   type StoreInstrumentation,
   subscriptions,
 } from '@annals/core';
@@ -20,6 +21,8 @@ export interface ServerMetrics {
   instrumentation: StoreInstrumentation;
   /** Observes one HTTP request. */
   request(route: string, method: string, status: number, seconds: number): void;
+  /** Observes one page the live hub handed out (see `LiveHubOptions.onPublish`). */
+  published(page: { events: readonly RecordedEvent[]; clients: number }): void;
   /** Connects the scrape-time gauges to a store, its pool and the SSE hub. */
   attach(sources: { store: EventStore; sseClients: () => number; poolStats: () => PoolStats | undefined }): void;
 }
@@ -77,6 +80,18 @@ export function createMetrics(): ServerMetrics {
     string,
     { count: ReturnType<typeof requests.labels>; seconds: ReturnType<typeof requestSeconds.labels> }
   >();
+
+  const liveLag = new Histogram({
+    name: 'annals_sse_publish_lag_seconds',
+    help: 'From an event being stored (its recordedAt) to the live hub handing it to its SSE clients.',
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const liveWrites = new Counter({
+    name: 'annals_sse_writes_total',
+    help: 'Writes to SSE clients by the live hub (one per client per page it wanted).',
+    registers: [registry],
+  });
 
   let store: EventStore | undefined;
   let sseClients: () => number = () => 0;
@@ -178,6 +193,11 @@ export function createMetrics(): ServerMetrics {
       }
       child.count.inc();
       child.seconds.observe(seconds);
+    },
+    published({ events, clients }) {
+      const last = events.at(-1);
+      if (last) liveLag.observe(Math.max(0, Date.now() - last.recordedAt.getTime()) / 1000);
+      liveWrites.inc(clients);
     },
     attach(sources) {
       store = sources.store;

@@ -17,8 +17,8 @@ import { problem, problemOf } from './problems.js';
 import type { Api, ServerContext } from './route-kit.js';
 import { commandRoutes } from './routes/commands.js';
 import { historyRoutes } from './routes/history.js';
-import { liveRoutes } from './routes/live.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
+import { liveRoutes } from './routes/live.js';
 import { operationRoutes } from './routes/operations.js';
 import { streamRoutes } from './routes/streams.js';
 
@@ -55,7 +55,14 @@ export interface AnnalsServer {
 /** Builds the server on `options.store`; call `api.listen({ host, port })` to serve. */
 export async function createServer(options: ServerOptions): Promise<AnnalsServer> {
   const { store, app = {}, metrics = createMetrics() } = options;
-  const hub = new LiveHub(store, options.live);
+  const userOnPublish = options.live?.onPublish;
+  const hub = new LiveHub(store, {
+    ...options.live,
+    onPublish: (page) => {
+      metrics.published(page);
+      userOnPublish?.(page);
+    },
+  });
   const api = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,

@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { auditCommand, historyCommand } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { forgetCommand, sealCommand, verifyCommand } from './commands/integrity.js';
+import { archiveCommand, deleteCommand, tombstoneCommand, unarchiveCommand } from './commands/lifecycle.js';
 import { migrateCommand } from './commands/migrate.js';
 import { rebuildCommand, statsCommand, tailCommand } from './commands/operate.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
@@ -33,6 +34,13 @@ const program = new Command('annals')
     new Option('--data-dir <dir>', 'embedded database directory').env('ANNALS_DATA_DIR').default(defaultDataDir),
   )
   .addOption(new Option('--schema <name>', 'PostgreSQL schema').env('ANNALS_SCHEMA').default('annals'));
+
+const lifecycleCommands = {
+  delete: deleteCommand,
+  tombstone: tombstoneCommand,
+  archive: archiveCommand,
+  unarchive: unarchiveCommand,
+};
 
 const global = () => program.opts<{ databaseUrl?: string; dataDir?: string; schema?: string }>();
 
@@ -167,6 +175,22 @@ program
   .option('--actor <id>', 'who asks (recorded with the erasure)')
   .option('--json', 'machine-readable output')
   .action((subject, options) => forgetCommand(subject, { ...global(), ...options }));
+
+for (const [name, what] of [
+  ['delete', 'soft-delete a stream: reads answer STREAM_DELETED until an append with any/no-stream re-opens it'],
+  ['tombstone', 'delete a stream for good: every later append is refused'],
+  ['archive', 'archive a stream: hidden from default reads and live workers, appends refused until unarchived'],
+  ['unarchive', 'make an archived stream active again'],
+] as const) {
+  program
+    .command(`${name} <stream>`)
+    .description(`${what} (no event is removed; recorded in $lifecycle with who and why)`)
+    .requiredOption('--reason <text>', 'why (recorded with the change)')
+    .option('--actor <id>', 'who (recorded with the change)')
+    .option('--expected-version <v>', 'only if the stream is at this version (a number, any or stream-exists)')
+    .option('--json', 'machine-readable output')
+    .action((stream, options) => lifecycleCommands[name](stream, { ...global(), ...options }));
+}
 
 program
   .command('tail')

@@ -1,0 +1,115 @@
+/**
+ * `annals delete`, `tombstone`, `archive` and `unarchive` as an operator runs them: the real
+ * bin (its TypeScript entry point, through tsx) in a child process, on this test file's
+ * PostgreSQL database, with its stdout, stderr and exit status.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createPostgresClient, type EventStore, openEventStore, toArray } from '@annals/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseUrl, freshSchema } from '../../core/test/support/backends.js';
+
+const repo = fileURLToPath(new URL('../../..', import.meta.url));
+const main = join(repo, 'packages/cli/src/main.ts');
+
+/** Runs `annals <args>`; resolves with its output and exit status, whatever the status. */
+function annals(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@annals/source', main, ...args],
+      { cwd: repo, env: { ...process.env, DATABASE_URL: databaseUrl } },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe.runIf(databaseUrl)('annals delete, tombstone, archive and unarchive (PostgreSQL)', () => {
+  const schema = freshSchema('cli_life');
+  let store: EventStore;
+
+  beforeAll(async () => {
+    store = await openEventStore({ client: createPostgresClient({ connectionString: databaseUrl as string }), schema });
+    for (const stream of ['account-1', 'account-2', 'account-3']) {
+      await store.append(stream, [{ type: 'Opened', data: {} }]);
+      await store.append(stream, [{ type: 'Deposited', data: { amount: 5 } }]);
+    }
+  });
+
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  it('soft-deletes with --json, refuses a stale --expected-version and a missing --reason', async () => {
+    const stale = await annals([
+      'delete',
+      'account-1',
+      '--schema',
+      schema,
+      '--reason',
+      'closed',
+      '--expected-version',
+      '1',
+    ]);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain('CONCURRENCY_CONFLICT');
+    const noReason = await annals(['delete', 'account-1', '--schema', schema]);
+    expect(noReason.code).toBe(1);
+    expect(noReason.stderr).toContain('--reason');
+    expect((await store.getStream('account-1'))?.state).toBe('active');
+
+    const deleted = await annals([
+      'delete',
+      'account-1',
+      '--schema',
+      schema,
+      '--reason',
+      'closed by request',
+      '--actor',
+      'ops@example.com',
+      '--expected-version',
+      '2',
+      '--json',
+    ]);
+    expect(deleted.code).toBe(0);
+    expect(JSON.parse(deleted.stdout)).toMatchObject({
+      streamId: 'account-1',
+      state: 'deleted',
+      previousState: 'active',
+      changed: true,
+      streamVersion: 2,
+      truncateBefore: 3,
+    });
+    const [record] = await toArray(store.readStream('$lifecycle'));
+    expect(record?.metadata).toEqual({ actor: 'ops@example.com', reason: 'closed by request' });
+
+    const read = await annals(['read', 'account-1', '--schema', schema]);
+    expect(read.code).toBe(1);
+    expect(read.stderr).toContain('STREAM_DELETED');
+    const again = await annals(['delete', 'account-1', '--schema', schema, '--reason', 'again']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('already deleted');
+  });
+
+  it('tombstones for good, and archives then unarchives', async () => {
+    const tombstoned = await annals(['tombstone', 'account-2', '--schema', schema, '--reason', 'retention over']);
+    expect(tombstoned.code).toBe(0);
+    expect(tombstoned.stdout).toContain('account-2 tombstoned');
+    const refused = await annals(['archive', 'account-2', '--schema', schema, '--reason', 'x']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('STREAM_TOMBSTONED');
+
+    const archived = await annals(['archive', 'account-3', '--schema', schema, '--reason', 'closed books', '--json']);
+    expect(archived.code).toBe(0);
+    expect(JSON.parse(archived.stdout)).toMatchObject({ state: 'archived', changed: true });
+    expect((await store.getStream('account-3'))?.state).toBe('archived');
+    const unarchived = await annals(['unarchive', 'account-3', '--schema', schema, '--reason', 'audit']);
+    expect(unarchived.code).toBe(0);
+    expect(unarchived.stdout).toContain('account-3 unarchived');
+    expect((await store.getStream('account-3'))?.state).toBe('active');
+  });
+});

@@ -196,8 +196,15 @@ describe.each(backends)('the server with an app module on $name', (backend) => {
 
   it('exports metrics of requests, appends, the log, lag, the pool and SSE clients', async () => {
     const event = { id: '0190a6f2-8c1e-7b3a-9f00-00000000abcd', type: 'Noted', data: {} };
+    // A live SSE client, so the fan-out has something to measure.
+    const head = (await server.request('GET', '/position')).body.head as number;
+    const live = await fetch(`${server.url}/subscribe?category=note&after=${head}`);
+    const reader = (live.body as ReadableStream<Uint8Array>).getReader();
     await server.request('POST', '/streams/note-1/events', { events: [event] });
     await server.request('POST', '/streams/note-1/events', { events: [event] });
+    let text = '';
+    while (!text.includes('data:')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
     const metrics = await server.request('GET', '/metrics');
     expect(metrics.status).toBe(200);
     for (const name of [
@@ -210,9 +217,13 @@ describe.each(backends)('the server with an app module on $name', (backend) => {
       'annals_checkpoint_lag_events{name=',
       'annals_sealer_lag_events',
       'annals_sse_clients',
+      'process_resident_memory_bytes',
     ]) {
       expect(metrics.text, name).toContain(name);
     }
+    // The live client got its page: the fan-out was measured and written once at least.
+    expect(metrics.text).toMatch(/^annals_sse_publish_lag_seconds_count [1-9]/m);
+    expect(metrics.text).toMatch(/^annals_sse_writes_total [1-9]/m);
     if (backend.client().capabilities.concurrentConnections)
       expect(metrics.text).toContain('annals_db_pool_connections{state="total"}');
     expect((await server.request('GET', '/health/live')).body).toEqual({ status: 'ok' });

@@ -28,6 +28,7 @@ import {
   subscriptions,
   timeTravel,
   toArray,
+  transfer,
 } from '../src/index.js';
 import { appendEvents } from '../src/queries/append-events.js';
 import { prepareWrites } from '../src/validation.js';
@@ -206,6 +207,12 @@ describe.each(backends)('stream lifecycle on $name', (backend: TestBackend) => {
         ]),
       );
       expect(multi).toMatchObject({ code: 'STREAM_TOMBSTONED', streamId: 'order-1' });
+      // A bulk import refuses it too.
+      const line = (streamVersion: number) =>
+        `{"id":"0b9e3c4e-0000-4000-8000-00000000000${streamVersion}","streamId":"order-1","streamVersion":${streamVersion},"type":"Deposited","data":{},"metadata":{},"recordedAt":"2025-01-01T10:00:00Z"}\n`;
+      const imported = await rejection(transfer(store).import(line(3), { mode: 'append', seal: false }));
+      expect(imported).toMatchObject({ code: 'INVALID_INPUT', field: 'line 1.streamId' });
+      expect(String((imported as Error).message)).toContain('tombstoned');
       for (const change of ['delete', 'tombstone', 'archive', 'unarchive'] as const) {
         expect(await rejection(lifecycle(store)[change]('order-1', by))).toBeInstanceOf(StreamTombstonedError);
       }

@@ -64,3 +64,16 @@ export function hiddenByLifecycle(
   return `not exists (select 1 from "${schema}".stream_states h
            where h.stream_id = ${alias}.stream_id and (${hidden.join(' or ')}))`;
 }
+
+/** The lifecycle states of those of `streamIds` that are not active (read under the log lock by an import). */
+export async function readInactiveStates(
+  db: SqlQueryable,
+  schema: string,
+  streamIds: readonly string[],
+): Promise<Map<string, StreamState>> {
+  const rows = await db.query<{ stream_id: string; state: StreamState }>(
+    `select stream_id, state from "${schema}".stream_states where stream_id = any($1::text[]) and state <> 'active'`,
+    [streamIds],
+  );
+  return new Map(rows.map((row) => [row.stream_id, row.state]));
+}

@@ -21,6 +21,7 @@
  */
 import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
 import { ImportLineError, ImportRefusedError, sqlStateOf, toAnnalsError } from '../errors.js';
+import { readInactiveStates } from '../queries/lifecycle.js';
 import {
   copyStatement,
   findStoredIds,
@@ -248,7 +249,20 @@ async function writeBatch(
 
   // A restore from position 1 knows the versions (the log is the file so far, as the head
   // check above holds); otherwise they are read under the lock.
-  const versions = known ?? (await readStreamVersions(tx, schema, [...new Set(lines.map((line) => line.streamId))]));
+  const streamIds = [...new Set(lines.map((line) => line.streamId))];
+  const versions = known ?? (await readStreamVersions(tx, schema, streamIds));
+  // A stream that is deleted, tombstoned or archived takes no events, from an import neither.
+  if (!known) {
+    const inactive = await readInactiveStates(tx, schema, streamIds);
+    const closed = lines.find((line) => inactive.has(line.streamId));
+    if (closed) {
+      throw new ImportLineError(
+        closed.line,
+        `stream ${JSON.stringify(closed.streamId)} is ${inactive.get(closed.streamId)}: it takes no imported events`,
+        'streamId',
+      );
+    }
+  }
   let mismatch = lookUpIdsFirst ? undefined : firstVersionMismatch(lines, versions);
   if (lookUpIdsFirst || (mismatch && settings.mode === 'append')) {
     const stored = await findStoredIds(tx, schema, lines);

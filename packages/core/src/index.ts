@@ -110,6 +110,12 @@ export type { Snapshot } from './queries/snapshots.js';
 export { type LoadedStream, type Snapshots, snapshots } from './snapshots/snapshots.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
 export type { AppendBatchReport, AppendReport, StoreInstrumentation } from './store/instrumentation.js';
+export {
+  type ListStreamsOptions,
+  listStreams,
+  type StreamPage,
+  type StreamSummary,
+} from './store/stream-list.js';
 export { ConsumerGroupMember, type ConsumerGroupOptions } from './subscriptions/consumer-group.js';
 export {
   Subscription,

@@ -7,7 +7,7 @@ import { demoCommand } from './commands/demo.js';
 import { forgetCommand, sealCommand, verifyCommand } from './commands/integrity.js';
 import { archiveCommand, deleteCommand, tombstoneCommand, unarchiveCommand } from './commands/lifecycle.js';
 import { migrateCommand } from './commands/migrate.js';
-import { rebuildCommand, statsCommand, tailCommand } from './commands/operate.js';
+import { rebuildCommand, statsCommand, streamsCommand, tailCommand } from './commands/operate.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
 import { rolesCommand } from './commands/roles.js';
 import { serveCommand } from './commands/serve.js';
@@ -202,8 +202,20 @@ program
   .action((options) => tailCommand({ ...global(), ...options }));
 
 program
+  .command('streams')
+  .description('list the streams in stream-id order, with version, last event and state')
+  .option('--category <name>', 'only this stream category')
+  .option('--after <stream>', 'start after this stream id (the next page)')
+  .option('--limit <n>', 'streams per page (default 100)', integer)
+  .option('--json', 'machine-readable output')
+  .action((options) => streamsCommand({ ...global(), ...options }));
+
+program
   .command('stats')
-  .description("the log's head, events appended in the last 1, 5 and 15 minutes, seal lag, every runner's lag")
+  .description(
+    "the log's head, events appended in the last 1, 5 and 15 minutes, seal lag, largest streams, runners' lag",
+  )
+  .option('--largest <n>', 'how many of the largest streams to show (0: skip walking the streams)', integer)
   .option('--json', 'machine-readable output')
   .action((options) => statsCommand({ ...global(), ...options }));
 

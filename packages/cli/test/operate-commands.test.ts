@@ -110,6 +110,28 @@ describe.runIf(databaseUrl)('annals tail, stats and rebuild (PostgreSQL)', () =>
       [15, head],
     ]);
     expect(stats.unsealed).toBe(head);
+    // order-0 got the most events: one in the set-up and seven while tail ran.
+    const largest = stats as unknown as { streams: number; largest: { streamId: string; version: number }[] };
+    expect(largest.largest[0]).toEqual({ streamId: 'order-0', version: 8 });
+    expect(largest.streams).toBe(5 + 20);
+  });
+
+  it('streams lists the streams page by page, and one category', async () => {
+    const first = await annals(['streams', '--schema', schema, '--category', 'order', '--limit', '3', '--json']);
+    expect(first.code).toBe(0);
+    const page = JSON.parse(first.stdout) as { streams: { streamId: string; version: number }[]; next: string };
+    expect(page.streams.map((s) => [s.streamId, s.version])).toEqual([
+      ['order-0', 8],
+      ['order-1', 8],
+      ['order-2', 7],
+    ]);
+    expect(page.next).toBe('order-2');
+    const rest = await annals(['streams', '--schema', schema, '--category', 'order', '--after', page.next]);
+    expect(rest.code).toBe(0);
+    expect(rest.stdout.trim().split('\n').map((line) => line.split(' ')[0])).toEqual(['order-3', 'order-4']);
+    const bad = await annals(['streams', '--schema', schema, '--limit', '0']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('options.limit');
   });
 
   it('rebuild runs an app module’s projection over the whole log and reports where it got', async () => {

@@ -1,15 +1,18 @@
 /**
  * The commands an operator reaches for while the store runs: `annals tail` (follow the log
- * live, like `tail -f`), `annals stats` (the log's size and rate, and how far every runner is
- * behind) and `annals rebuild <projection>` (rebuild an app's projection with a progress bar and
- * an ETA).
+ * live, like `tail -f`), `annals streams` (list them, with version and last time), `annals
+ * stats` (the log's size and rate, the largest streams, and how far every runner is behind)
+ * and `annals rebuild <projection>` (rebuild an app's projection with a progress bar and an
+ * ETA).
  */
 import {
   type EventStore,
   InvalidInputError,
   integrity,
+  listStreams,
   type ProjectionStatus,
   projections,
+  type StreamSummary,
   subscriptions,
 } from '@annals/core';
 import { loadApp } from '@annals/server';
@@ -52,6 +55,42 @@ export async function tailCommand(
   });
 }
 
+/** `annals streams`: the streams in stream-id order, with version, last event time and state. */
+export async function streamsCommand(
+  flags: ConnectionFlags & Output & { category?: string; after?: string; limit?: number },
+): Promise<void> {
+  await withStore(flags, async (store) => {
+    const page = await listStreams(store, { category: flags.category, after: flags.after, limit: flags.limit });
+    if (flags.json) {
+      console.log(JSON.stringify(page));
+      return;
+    }
+    for (const s of page.streams) {
+      const state = s.state === 'active' ? '' : `  (${s.state})`;
+      console.log(`${s.streamId}  v${s.version}  last #${s.lastPosition} at ${s.lastEventAt.toISOString()}${state}`);
+    }
+    if (page.streams.length === 0) console.log('no streams');
+    if (page.next) console.log(`more: annals streams --after '${page.next}'`);
+  });
+}
+
+/** The `count` streams with the most events, and how many streams there are (walks them all). */
+async function largestStreams(
+  store: EventStore,
+  count: number,
+): Promise<{ streams: number; largest: StreamSummary[] }> {
+  let largest: StreamSummary[] = [];
+  let streams = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await listStreams(store, { after, limit: 10_000 });
+    streams += page.streams.length;
+    largest = [...largest, ...page.streams].sort((a, b) => b.version - a.version).slice(0, count);
+    if (!page.next) return { streams, largest };
+    after = page.next;
+  }
+}
+
 /** Events appended in the last `minutes`, from the position the log had then. */
 async function appendedSince(store: EventStore, head: number, minutes: number): Promise<number> {
   const then = await store.positionAt(new Date(Date.now() - minutes * 60_000));
@@ -64,11 +103,20 @@ export interface Stats {
   /** Events appended in the last 1, 5 and 15 minutes, and per second over each. */
   rates: { minutes: number; events: number; perSecond: number }[];
   unsealed: number;
+  /** How many streams have events, and the largest (omitted with `--largest 0`). */
+  streams?: number;
+  largest?: { streamId: string; version: number }[];
   runners: { name: string; position: number; lag: number; lagSeconds: number; parked: number }[];
 }
 
-/** `annals stats`: the log's head and append rate, seal lag, and the lag of every runner. */
-export async function statsCommand(flags: ConnectionFlags & Output): Promise<void> {
+/**
+ * `annals stats`: the log's head and append rate, seal lag, the largest streams (walking every
+ * stream: one index probe each; `--largest 0` skips it on a store of millions) and the lag of
+ * every runner.
+ */
+export async function statsCommand(flags: ConnectionFlags & Output & { largest?: number }): Promise<void> {
+  const count = flags.largest ?? 5;
+  if (!Number.isSafeInteger(count) || count < 0) throw new InvalidInputError('--largest', 'must be 0 or more');
   await withStore(flags, async (store) => {
     const head = await store.headPosition();
     const rates = await Promise.all(
@@ -82,6 +130,12 @@ export async function statsCommand(flags: ConnectionFlags & Output): Promise<voi
       head,
       rates,
       unsealed: status.unsealed,
+      ...(count > 0
+        ? await largestStreams(store, count).then(({ streams, largest }) => ({
+            streams,
+            largest: largest.map(({ streamId, version }) => ({ streamId, version })),
+          }))
+        : {}),
       runners: checkpoints.map(({ name, position, lag, lagSeconds, parked }) => ({
         name,
         position,
@@ -99,6 +153,10 @@ export async function statsCommand(flags: ConnectionFlags & Output): Promise<voi
       console.log(`  last ${rate.minutes} min: ${rate.events} events, ${rate.perSecond.toFixed(1)}/s`);
     }
     console.log(`unsealed: ${stats.unsealed} events`);
+    if (stats.largest) {
+      console.log(`streams: ${stats.streams}; the largest:`);
+      for (const s of stats.largest) console.log(`  ${s.streamId}: ${s.version} events`);
+    }
     if (stats.runners.length === 0) console.log('runners: none has a checkpoint yet');
     for (const runner of stats.runners) {
       console.log(

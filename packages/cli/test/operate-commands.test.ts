@@ -128,7 +128,12 @@ describe.runIf(databaseUrl)('annals tail, stats and rebuild (PostgreSQL)', () =>
     expect(page.next).toBe('order-2');
     const rest = await annals(['streams', '--schema', schema, '--category', 'order', '--after', page.next]);
     expect(rest.code).toBe(0);
-    expect(rest.stdout.trim().split('\n').map((line) => line.split(' ')[0])).toEqual(['order-3', 'order-4']);
+    expect(
+      rest.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' ')[0]),
+    ).toEqual(['order-3', 'order-4']);
     const bad = await annals(['streams', '--schema', schema, '--limit', '0']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('options.limit');

@@ -95,6 +95,32 @@ describe.each(backends)('streams over HTTP on $name', (backend) => {
     expect(missing.body.code).toBe('STREAM_NOT_FOUND');
   });
 
+  it('lists the streams page by page, of one category, and refuses bad paging', async () => {
+    for (const id of ['shelf-b', 'shelf-a', 'shelf-c']) {
+      await server.request('POST', `/streams/${id}/events`, { events: [{ type: 'Stocked', data: {} }] });
+    }
+    await server.request('POST', '/streams/shelf-a/events', { events: [{ type: 'Stocked', data: {} }] });
+    const seen: { streamId: string; version: number; state: string }[] = [];
+    let query = 'category=shelf&limit=2';
+    for (let pages = 0; pages < 5; pages++) {
+      const page = await server.request('GET', `/streams?${query}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.streams);
+      if (!page.body.next) break;
+      query = `category=shelf&limit=2&after=${encodeURIComponent(page.body.next.after)}`;
+    }
+    expect(seen.map((s) => [s.streamId, s.version, s.state])).toEqual([
+      ['shelf-a', 2, 'active'],
+      ['shelf-b', 1, 'active'],
+      ['shelf-c', 1, 'active'],
+    ]);
+    for (const bad of ['limit=0', 'limit=x', 'category=a-b', 'after=', 'nope=1']) {
+      const refused = await server.request('GET', `/streams?${bad}`);
+      expect(refused.status, bad).toBe(400);
+      expect(refused.headers.get('content-type'), bad).toContain('application/problem+json');
+    }
+  });
+
   it('reads the global log after a position with filters, page by page, and one event by id', async () => {
     const all: number[] = [];
     let next: Record<string, number> | null = { after: 0 };

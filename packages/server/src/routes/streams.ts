@@ -1,5 +1,5 @@
 /** Streams and the global log: append (one stream or several), read, stream heads and metadata. */
-import { type JsonObject, type NewEvent, StreamNotFoundError, type StreamWrite } from '@annals/core';
+import { type JsonObject, listStreams, type NewEvent, StreamNotFoundError, type StreamWrite } from '@annals/core';
 import { Type } from 'typebox';
 import { HttpProblem, problem } from '../problems.js';
 import { type Api, type ServerContext, sendEventPage, traced } from '../route-kit.js';
@@ -15,9 +15,22 @@ import {
   problemResponses,
   RecordedEvent,
   StreamInfo,
+  Timestamp,
 } from '../schemas.js';
 
 const StreamParams = Type.Object({ streamId: Name });
+const StreamSummary = Type.Object({
+  streamId: Type.String(),
+  version: Type.Integer(),
+  lastPosition: Type.Integer(),
+  lastEventAt: Timestamp,
+  state: Type.Union([
+    Type.Literal('active'),
+    Type.Literal('deleted'),
+    Type.Literal('tombstoned'),
+    Type.Literal('archived'),
+  ]),
+});
 const PageLimit = Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 });
 
 export function streamRoutes(api: Api, { store }: ServerContext): void {
@@ -59,6 +72,37 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
         (write): StreamWrite => ({ ...write, events: traced(request, write.events as NewEvent[]) }),
       );
       return { results: await store.appendMulti(writes) };
+    },
+  );
+
+  api.get(
+    '/streams',
+    {
+      schema: {
+        summary: 'List the streams',
+        description:
+          'In stream-id order, a page at a time, each with its version, last event and lifecycle state; `next` holds the next page query.',
+        tags: ['streams'],
+        querystring: Type.Object(
+          {
+            category: Type.Optional(Name),
+            after: Type.Optional(Name),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            streams: Type.Array(StreamSummary),
+            next: Type.Union([Type.Object({ after: Type.String() }), Type.Null()]),
+          }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) => {
+      const page = await listStreams(store, request.query);
+      return { streams: page.streams, next: page.next === null ? null : { after: page.next } };
     },
   );
 

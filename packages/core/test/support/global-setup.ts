@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -108,10 +108,13 @@ async function buildPgliteTemplate(): Promise<string> {
     const partial = `${path}.${process.pid}.partial`;
     await writeFile(partial, Buffer.from(await dump.arrayBuffer()));
     await rename(partial, path);
+    // Older templates go, but only once no run can still be using them: a run started with
+    // other migrations (while one is being written) copies its own template as it goes.
     for (const file of await readdir(dir)) {
-      if (file.startsWith('pglite-template-') && file.endsWith('.tar') && join(dir, file) !== path) {
-        await rm(join(dir, file), { force: true });
-      }
+      const other = join(dir, file);
+      if (!file.startsWith('pglite-template-') || !file.endsWith('.tar') || other === path) continue;
+      const age = Date.now() - (await stat(other).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > staleAfterMs) await rm(other, { force: true });
     }
     return path;
   } finally {

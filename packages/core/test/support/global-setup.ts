@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -97,7 +97,12 @@ async function buildPgliteTemplate(): Promise<string> {
     .slice(0, 16);
   const dir = fileURLToPath(new URL('node_modules/.cache/annals-test/', root));
   const path = join(dir, `pglite-template-${hash}.tar`);
-  if (existsSync(path)) return path;
+  if (existsSync(path)) {
+    // Its time is its last use, which is what the clean-up below goes by.
+    const now = new Date();
+    await utimes(path, now, now).catch(() => {});
+    return path;
+  }
   const db = new PGlite();
   try {
     const client = createPgliteClient({ db });
@@ -108,8 +113,8 @@ async function buildPgliteTemplate(): Promise<string> {
     const partial = `${path}.${process.pid}.partial`;
     await writeFile(partial, Buffer.from(await dump.arrayBuffer()));
     await rename(partial, path);
-    // Older templates go, but only once no run can still be using them: a run started with
-    // other migrations (while one is being written) copies its own template as it goes.
+    // Other templates go once unused for a day: a run started with other migrations (while
+    // one is being written, say) may still be copying its own.
     for (const file of await readdir(dir)) {
       const other = join(dir, file);
       if (!file.startsWith('pglite-template-') || !file.endsWith('.tar') || other === path) continue;

@@ -5,7 +5,13 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { auditCommand, historyCommand } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { forgetCommand, sealCommand, verifyCommand } from './commands/integrity.js';
-import { archiveCommand, deleteCommand, tombstoneCommand, unarchiveCommand } from './commands/lifecycle.js';
+import {
+  archiveCommand,
+  deleteCommand,
+  retentionCommand,
+  tombstoneCommand,
+  unarchiveCommand,
+} from './commands/lifecycle.js';
 import { migrateCommand } from './commands/migrate.js';
 import { rebuildCommand, statsCommand, streamsCommand, tailCommand } from './commands/operate.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
@@ -191,6 +197,17 @@ for (const [name, what] of [
     .option('--json', 'machine-readable output')
     .action((stream, options) => lifecycleCommands[name](stream, { ...global(), ...options }));
 }
+
+program
+  .command('retention <stream>')
+  .description("hide a stream's older events from its reads (none is removed; recorded in $lifecycle)")
+  .requiredOption('--reason <text>', 'why (recorded with the change)')
+  .option('--actor <id>', 'who (recorded with the change)')
+  .option('--max-count <n>', 'reads keep only the last n versions (none: all)')
+  .option('--max-age <seconds>', 'reads keep only events of the last n seconds (none: all)')
+  .option('--truncate-before <version>', 'hide versions below this, from the log too (only raised)', integer)
+  .option('--json', 'machine-readable output')
+  .action((stream, options) => retentionCommand(stream, { ...global(), ...options }));
 
 program
   .command('tail')

@@ -28,7 +28,7 @@ function annals(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-describe.runIf(databaseUrl)('annals delete, tombstone, archive and unarchive (PostgreSQL)', () => {
+describe.runIf(databaseUrl)('annals delete, tombstone, archive, unarchive and retention (PostgreSQL)', () => {
   const schema = freshSchema('cli_life');
   let store: EventStore;
 
@@ -95,7 +95,7 @@ describe.runIf(databaseUrl)('annals delete, tombstone, archive and unarchive (Po
     expect(again.stdout).toContain('already deleted');
   });
 
-  it('tombstones for good, and archives then unarchives', async () => {
+  it('tombstones for good, archives then unarchives, and sets retention', async () => {
     const tombstoned = await annals(['tombstone', 'account-2', '--schema', schema, '--reason', 'retention over']);
     expect(tombstoned.code).toBe(0);
     expect(tombstoned.stdout).toContain('account-2 tombstoned');
@@ -111,5 +111,23 @@ describe.runIf(databaseUrl)('annals delete, tombstone, archive and unarchive (Po
     expect(unarchived.code).toBe(0);
     expect(unarchived.stdout).toContain('account-3 unarchived');
     expect((await store.getStream('account-3'))?.state).toBe('active');
+
+    const retention = await annals([
+      'retention',
+      'account-3',
+      '--schema',
+      schema,
+      '--reason',
+      'keep one',
+      '--max-count',
+      '1',
+      '--json',
+    ]);
+    expect(retention.code).toBe(0);
+    expect(JSON.parse(retention.stdout)).toMatchObject({ changed: true, maxCount: 1, maxAge: null });
+    expect((await toArray(store.readStream('account-3'))).map((e) => e.streamVersion)).toEqual([2]);
+    const bad = await annals(['retention', 'account-3', '--schema', schema, '--reason', 'x', '--max-age', '0']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--max-age');
   });
 });

@@ -93,6 +93,8 @@ export {
   type LifecycleResult,
   lifecycle,
   lifecycleStream,
+  type RetentionResult,
+  type RetentionSettings,
 } from './lifecycle/lifecycle.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
 export { type ForgetResult, type PersonalData, personalData } from './personal/erasure.js';
@@ -150,6 +152,7 @@ export type {
   ReadStreamOptions,
   RecordedEvent,
   StreamInfo,
+  StreamRetention,
   StreamState,
   StreamWrite,
 } from './types.js';

@@ -108,8 +108,24 @@ export interface StreamInfo {
    * append with `any` or `no-stream`), `tombstoned` (for good) or `archived`.
    */
   state: StreamState;
-  /** Versions below this are hidden from default reads by a soft delete (0: none). */
+  /**
+   * Versions below this are hidden from default reads, by a soft delete or by retention's
+   * `truncateBefore` (0: none).
+   */
   truncateBefore: number;
+  /** Its moving retention windows, which hide older events from reads of the stream. */
+  retention: StreamRetention;
+}
+
+/**
+ * A stream's retention (`lifecycle(store).setRetention`), as KurrentDB's `$maxCount` and
+ * `$maxAge`: older events are hidden from reads of the stream, never removed.
+ */
+export interface StreamRetention {
+  /** Only its last `maxCount` versions are read (null: all). */
+  maxCount: number | null;
+  /** Only its events recorded in the last `maxAge` seconds are read (null: all). */
+  maxAge: number | null;
 }
 
 /** The lifecycle state of a stream; see `lifecycle(store)` and docs/operations.md. */

@@ -317,6 +317,81 @@ describe.each(backends)('stream lifecycle on $name', (backend: TestBackend) => {
     }
   });
 
+  it('retention hides older events from reads of the stream; truncateBefore also from the log', async () => {
+    const t = await openTestStore(backend);
+    try {
+      const { store } = t;
+      for (let n = 1; n <= 6; n++) await store.append('sensor-1', events(n));
+      await store.append('sensor-2', events(1));
+      const facet = lifecycle(store);
+
+      const kept = await facet.setRetention('sensor-1', { maxCount: 2, reason: 'keep the last two', actor: 'ops' });
+      expect(kept).toMatchObject({ changed: true, maxCount: 2, maxAge: null, truncateBefore: 0, streamVersion: 6 });
+      expect(await store.getStream('sensor-1')).toMatchObject({
+        version: 6,
+        state: 'active',
+        retention: { maxCount: 2, maxAge: null },
+      });
+      expect(versions(await toArray(store.readStream('sensor-1')))).toEqual([5, 6]);
+      expect(versions(await toArray(store.readStream('sensor-1', { direction: 'backward' })))).toEqual([6, 5]);
+      expect(versions(await toArray(store.readStream('sensor-1', { includeDeleted: true })))).toHaveLength(6);
+      // The window moves with the stream; a command load and time travel fold only the window.
+      await store.append('sensor-1', events(7), { expectedVersion: 6 });
+      expect(versions(await toArray(store.readStream('sensor-1')))).toEqual([6, 7]);
+      expect(versions(await toArray((await snapshots(store).loadStream('sensor-1')).events))).toEqual([6, 7]);
+      expect((await timeTravel(store, counter).stateAt('sensor-1', { version: 7 })).state.versions).toEqual([6, 7]);
+      // The global log and its workers are not cut by a moving window.
+      expect(versions(await toArray(store.readAll({ streamIds: ['sensor-1'] })))).toHaveLength(7);
+
+      // maxAge: everything recorded more than a second ago is hidden.
+      await facet.setRetention('sensor-2', { maxAge: 1, reason: 'fresh only' });
+      expect(versions(await toArray(store.readStream('sensor-2')))).toEqual([1]);
+      await waitUntil(async () => (await toArray(store.readStream('sensor-2'))).length === 0, {
+        timeoutMs: 5000,
+        message: 'the event ages out of the window',
+      });
+      expect(versions(await toArray(store.readStream('sensor-2', { includeDeleted: true })))).toEqual([1]);
+      await store.append('sensor-2', events(2));
+      expect(versions(await toArray(store.readStream('sensor-2')))).toEqual([2]);
+
+      // truncateBefore hides from the log as well, is only raised, and not past the head + 1.
+      await facet.setRetention('sensor-1', { maxCount: null, truncateBefore: 4, reason: 'cut' });
+      expect(versions(await toArray(store.readStream('sensor-1')))).toEqual([4, 5, 6, 7]);
+      expect(versions(await toArray(store.readAll({ streamIds: ['sensor-1'] })))).toEqual([4, 5, 6, 7]);
+      expect(await facet.setRetention('sensor-1', { truncateBefore: 2, reason: 'lower' })).toMatchObject({
+        changed: false,
+        truncateBefore: 4,
+        position: null,
+      });
+      const beyond = await rejection(facet.setRetention('sensor-1', { truncateBefore: 9, reason: 'too far' }));
+      expect(beyond).toMatchObject({ code: 'INVALID_INPUT', field: 'settings.truncateBefore' });
+      expect(await rejection(facet.setRetention('sensor-1', { maxCount: 0, reason: 'x' }))).toMatchObject({
+        field: 'settings.maxCount',
+      });
+      await facet.tombstone('sensor-2', by);
+      expect(await rejection(facet.setRetention('sensor-2', { maxCount: 5, reason: 'x' }))).toBeInstanceOf(
+        StreamTombstonedError,
+      );
+
+      const records = await toArray(auditTrail(store).history(lifecycleStream));
+      expect(records.filter((e) => e.type === 'StreamRetentionSet').map((e) => [e.reason, e.actor])).toEqual([
+        ['keep the last two', 'ops'],
+        ['fresh only', undefined],
+        ['cut', undefined],
+      ]);
+      expect(records.find((e) => e.type === 'StreamRetentionSet')?.data).toEqual({
+        streamId: 'sensor-1',
+        maxCount: 2,
+        maxAge: null,
+        truncateBefore: 0,
+        streamVersion: 6,
+      });
+      expect(await verified(store)).toBe(true);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
   it('refuses bad lifecycle input before any SQL', async () => {
     const t = await openTestStore(backend);
     try {

@@ -97,6 +97,10 @@ export const StreamInfo = Type.Object({
     Type.Literal('archived'),
   ]),
   truncateBefore: Type.Integer(),
+  retention: Type.Object({
+    maxCount: Type.Union([Type.Integer(), Type.Null()]),
+    maxAge: Type.Union([Type.Integer(), Type.Null()]),
+  }),
 });
 
 /** What a read shows beyond live events (stream lifecycle). */

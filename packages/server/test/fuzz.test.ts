@@ -411,6 +411,7 @@ function bodies(
   });
   const forget = shaped({ reason: type, actor: type });
   const lifecycleChange = shaped({ reason: type, actor: type, expectedVersion });
+  const retention = shaped({ reason: type, actor: type, maxCount: expectedVersion, maxAge: expectedVersion });
   const verify = shaped({
     streamId,
     anchor: shaped({
@@ -456,6 +457,7 @@ function bodies(
     if (pattern.startsWith('/commands/')) return forRoute(command);
     if (pattern.endsWith('/forget')) return forRoute(forget);
     if (pattern.endsWith('/archive') || pattern.endsWith('/unarchive')) return forRoute(lifecycleChange);
+    if (pattern.endsWith('/retention')) return forRoute(retention);
     if (pattern === '/verify') return forRoute(fc.option(verify, { nil: undefined }));
     if (pattern.endsWith('/metadata')) return forRoute(metadata);
     return anyBody;
@@ -515,6 +517,13 @@ function bodies(
     if (pattern.endsWith('/forget')) return fc.constantFrom('{"reason":"asked"}', '{"reason":"asked","actor":"a"}');
     if (pattern.endsWith('/archive') || pattern.endsWith('/unarchive')) {
       return fc.constantFrom('{"reason":"asked"}', '{"reason":"asked","actor":"a","expectedVersion":1}');
+    }
+    if (pattern.endsWith('/retention')) {
+      return fc.constantFrom(
+        '{"reason":"r","maxCount":2}',
+        '{"reason":"r","maxAge":60,"maxCount":null}',
+        '{"reason":"r","truncateBefore":1}',
+      );
     }
     if (pattern === '/verify') return fc.constantFrom(undefined, '{}', '{"streamId":"fuzz-1"}');
     if (pattern.endsWith('/metadata')) return fc.constantFrom('{}', '{"owner":"o"}', '{"n":[1,2,3]}');

@@ -101,4 +101,17 @@ describe.each(backends)('stream lifecycle over HTTP on $name', (backend) => {
     const twice = await server.request('POST', '/streams/ledger-1/unarchive', { reason: 'audit' });
     expect(twice.body).toMatchObject({ changed: false, position: null });
   });
+
+  it('sets a stream’s retention', async () => {
+    for (let n = 1; n <= 3; n++) await server.request('POST', '/streams/sensor-1/events', deposit(n));
+    const set = await server.request('PUT', '/streams/sensor-1/retention', { reason: 'keep two', maxCount: 2 });
+    expect(set.status).toBe(200);
+    expect(set.body).toMatchObject({ changed: true, maxCount: 2, maxAge: null, streamVersion: 3 });
+    const read = await server.request('GET', '/streams/sensor-1/events');
+    expect(read.body.events.map((e: { streamVersion: number }) => e.streamVersion)).toEqual([2, 3]);
+    expect((await server.request('GET', '/streams/sensor-1')).body.retention).toEqual({ maxCount: 2, maxAge: null });
+    const beyond = await server.request('PUT', '/streams/sensor-1/retention', { reason: 'x', truncateBefore: 9 });
+    expect(beyond.status).toBe(400);
+    expect(beyond.body.field).toBe('settings.truncateBefore');
+  });
 });

@@ -1,11 +1,17 @@
 /**
- * `annals delete`, `annals tombstone`, `annals archive` and `annals unarchive`: a stream's
- * lifecycle, recorded with who and why; no event is removed (docs/operations.md, "Stream
+ * `annals delete`, `annals tombstone`, `annals archive`, `annals unarchive` and `annals
+ * retention`: a stream's lifecycle, recorded with who and why; no event is removed (docs/operations.md, "Stream
  * lifecycle"). Exit status 0 when the stream is in the asked state (also when it already
  * was: `changed: false`), 1 for an error (a stale `--expected-version`, a tombstoned stream,
  * bad input), printed as `annals: <CODE>: <message>`.
  */
-import { InvalidInputError, type LifecycleChange, type LifecycleResult, lifecycle } from '@annals/core';
+import {
+  InvalidInputError,
+  type LifecycleChange,
+  type LifecycleResult,
+  lifecycle,
+  type RetentionSettings,
+} from '@annals/core';
 import { type ConnectionFlags, withStore } from '../config.js';
 
 type Flags = ConnectionFlags & { reason?: string; actor?: string; expectedVersion?: string; json?: boolean };
@@ -56,3 +62,33 @@ export const tombstoneCommand = (streamId: string, flags: Flags) => change('tomb
 export const archiveCommand = (streamId: string, flags: Flags) => change('archive', streamId, flags);
 /** `annals unarchive <stream>`. */
 export const unarchiveCommand = (streamId: string, flags: Flags) => change('unarchive', streamId, flags);
+
+/** A window option: a whole number >= 1, or `none` to remove it. */
+function window(text: string | undefined, field: string): number | null | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'none') return null;
+  if (/^\d+$/.test(text) && Number(text) >= 1) return Number(text);
+  throw new InvalidInputError(field, `must be a whole number >= 1 or "none", got ${JSON.stringify(text)}`);
+}
+
+/** `annals retention <stream>`: maxCount, maxAge (seconds) and truncateBefore. */
+export async function retentionCommand(
+  streamId: string,
+  flags: Flags & { maxCount?: string; maxAge?: string; truncateBefore?: number },
+): Promise<void> {
+  if (!flags.reason) throw new InvalidInputError('--reason', 'is required: a retention change is recorded with why');
+  const settings: RetentionSettings = { reason: flags.reason, actor: flags.actor };
+  const maxCount = window(flags.maxCount, '--max-count');
+  const maxAge = window(flags.maxAge, '--max-age');
+  if (maxCount !== undefined) settings.maxCount = maxCount;
+  if (maxAge !== undefined) settings.maxAge = maxAge;
+  if (flags.truncateBefore !== undefined) settings.truncateBefore = flags.truncateBefore;
+  const result = await withStore(flags, (store) => lifecycle(store).setRetention(streamId, settings));
+  if (flags.json) console.log(JSON.stringify(result));
+  else {
+    const shown = (value: number | null, unit: string) => (value === null ? 'all' : `${value}${unit}`);
+    console.log(
+      `${streamId}${result.changed ? '' : ' unchanged'}: reads keep ${shown(result.maxCount, ' versions')}, ${shown(result.maxAge, ' s')} of age, from version ${Math.max(result.truncateBefore, 1)}${result.changed ? `; recorded at position ${result.position}` : ''}`,
+    );
+  }
+}

@@ -48,7 +48,7 @@ export interface RolesSql {
 
 type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'update (created_at)';
 
-/** Each table of migrations 0001-0009 and what the application role does with it. */
+/** Each table of migrations 0001-0010 and what the application role does with it. */
 const appTablePrivileges: Record<string, Privilege[]> = {
   migrations: ['select'],
   events: ['select'],
@@ -68,13 +68,14 @@ const appTablePrivileges: Record<string, Privilege[]> = {
   stream_states: ['select'],
 };
 
-/** The tables of the schema as migrations 0001-0009 make them. */
+/** The tables of the schema as migrations 0001-0010 make them. */
 export const storeTables: readonly string[] = Object.keys(appTablePrivileges);
 
 const appendEventsSignature =
   'append_events(int[], text[], bigint[], int[], int[], int[], uuid[], text[], jsonb[], jsonb[])';
 
 const changeStreamStateSignature = 'change_stream_state(text, text, bigint)';
+const setStreamRetentionSignature = 'set_stream_retention(text, boolean, bigint, boolean, bigint, bigint)';
 
 const rolePattern = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -134,7 +135,7 @@ end $$;`;
   ].join('\n');
 
   const grantLines = [
-    `-- Grants on the tables of migrations 0001-0009 of ${s}. Run after \`annals migrate\`.`,
+    `-- Grants on the tables of migrations 0001-0010 of ${s}. Run after \`annals migrate\`.`,
     `grant usage on schema ${s} to "${app}", "${reader}";`,
     `revoke create on schema ${s} from "${app}", "${reader}";`,
   ];
@@ -147,9 +148,11 @@ end $$;`;
     `-- Events enter the log only through append_events, which runs as the owner.`,
     `revoke all on function ${s}.${appendEventsSignature} from public, "${reader}";`,
     `grant execute on function ${s}.${appendEventsSignature} to "${app}";`,
-    `-- Stream lifecycle changes (delete, tombstone, archive) go through change_stream_state, as the owner.`,
+    `-- Stream lifecycle changes (delete, tombstone, archive, retention) go through change_stream_state and set_stream_retention, as the owner.`,
     `revoke all on function ${s}.${changeStreamStateSignature} from public, "${reader}";`,
     `grant execute on function ${s}.${changeStreamStateSignature} to "${app}";`,
+    `revoke all on function ${s}.${setStreamRetentionSignature} from public, "${reader}";`,
+    `grant execute on function ${s}.${setStreamRetentionSignature} to "${app}";`,
     '',
   );
   return { names: resolved, setup, grants: grantLines.join('\n') };

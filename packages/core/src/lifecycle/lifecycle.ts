@@ -1,6 +1,6 @@
 /**
- * The lifecycle facet of a store: soft delete, tombstone, archive and unarchive a stream,
- * without rewriting history. No stored event changes: a stream's state is a row of
+ * The lifecycle facet of a store: soft delete, tombstone, archive and unarchive a stream, and
+ * set its retention, without rewriting history. No stored event changes: a stream's state is a row of
  * `stream_states` (sql/0009_stream_lifecycle.sql), changed by `change_stream_state` under the
  * log lock, and each change is recorded as an event in the stream `$lifecycle` (with who did
  * it and why) through the store's one append path, in the same transaction. What each state
@@ -14,11 +14,11 @@ import {
   toAnnalsError,
 } from '../errors.js';
 import { expectedVersionCode } from '../expected-version.js';
-import { changeStreamState, type StateChange } from '../queries/lifecycle.js';
+import { changeStreamState, type RetentionChange, type StateChange, setStreamRetention } from '../queries/lifecycle.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
-import type { ExpectedVersion, StreamState } from '../types.js';
-import { assertStreamId, encodeExpectedVersion, readOptions } from '../validation.js';
+import type { ExpectedVersion, StreamRetention, StreamState } from '../types.js';
+import { assertInteger, assertStreamId, encodeExpectedVersion, readOptions } from '../validation.js';
 
 /** The stream where every lifecycle change is recorded (category `$lifecycle`). */
 export const lifecycleStream = '$lifecycle';
@@ -51,6 +51,38 @@ export interface LifecycleResult {
   /** Versions below this are hidden from default reads (0: none). */
   truncateBefore: number;
   /** Position of the recorded change in `$lifecycle` (null when nothing changed). */
+  position: number | null;
+}
+
+/**
+ * A change of a stream's retention, with who and why. A field left out keeps its value;
+ * `null` removes that window.
+ */
+export interface RetentionSettings {
+  /** Only the last `maxCount` versions are read (at least 1; null: all). */
+  maxCount?: number | null;
+  /** Only events recorded in the last `maxAge` seconds are read (at least 1; null: all). */
+  maxAge?: number | null;
+  /**
+   * Hide the versions below this from every default read, the global log included (as
+   * KurrentDB's `$tb`). Only ever raised, and at most to the stream's version + 1.
+   */
+  truncateBefore?: number;
+  /** Why (recorded with the change; required). */
+  reason: string;
+  /** Who (recorded with the change as the event's `actor`). */
+  actor?: string;
+}
+
+/** What a retention change did. */
+export interface RetentionResult extends StreamRetention {
+  streamId: string;
+  state: StreamState;
+  /** False when nothing differed: nothing was changed nor recorded. */
+  changed: boolean;
+  streamVersion: number;
+  truncateBefore: number;
+  /** Position of the recorded `StreamRetentionSet` in `$lifecycle` (null when nothing changed). */
   position: number | null;
 }
 
@@ -120,6 +152,26 @@ export interface Lifecycle {
    * ```
    */
   unarchive(streamId: string, change: LifecycleChange): Promise<LifecycleResult>;
+  /**
+   * Sets a stream's retention, as KurrentDB's `$maxCount`, `$maxAge` and `$tb`: older events
+   * are hidden from reads of the stream (`readStream`, command loads, time travel; a stream
+   * with a `maxCount` or `maxAge` is folded without snapshots), never removed, and shown
+   * with `includeDeleted`. `truncateBefore` also hides them from the global log and its
+   * workers; the moving windows `maxCount` and `maxAge` do not (docs/operations.md).
+   * Recorded as `StreamRetentionSet` in `$lifecycle`.
+   *
+   * @example
+   * ```ts
+   * import { lifecycle } from '@annals/core';
+   *
+   * await lifecycle(store).setRetention('sensor-7', { maxCount: 1000, maxAge: 30 * 24 * 3600, reason: 'keep a month' });
+   * console.log((await store.getStream('sensor-7'))?.retention);
+   * ```
+   *
+   * @throws {@link StreamTombstonedError} when it is tombstoned.
+   * @throws {@link InvalidInputError} for a bad value, or `truncateBefore` past the version + 1.
+   */
+  setRetention(streamId: string, settings: RetentionSettings): Promise<RetentionResult>;
 }
 
 const recordTypes = {
@@ -130,7 +182,7 @@ const recordTypes = {
 } as const;
 
 /**
- * The lifecycle facet of `store`: soft delete, tombstone, archive and unarchive.
+ * The lifecycle facet of `store`: soft delete, tombstone, archive, unarchive and retention.
  *
  * @example
  * ```ts
@@ -142,19 +194,36 @@ const recordTypes = {
  */
 export function lifecycle(store: EventStore): Lifecycle {
   const context = contextOf(store);
-  const change = async (streamId: string, to: StreamState, given: LifecycleChange): Promise<LifecycleResult> => {
+  /** Checks the stream and who and why, before any SQL. */
+  const checked = <T extends { reason: string; actor?: string }>(streamId: string, given: T, field: string) => {
     context.assertOpen();
     assertStreamId(streamId, 'streamId', context.options.maxStreamIdLength);
     if (streamId === lifecycleStream) {
       throw new InvalidInputError('streamId', `${lifecycleStream} records lifecycle changes and has none of its own`);
     }
-    const by = readOptions<LifecycleChange>(given, 'change');
+    const by = readOptions<T>(given, field);
     if (typeof by.reason !== 'string' || by.reason.trim() === '') {
-      throw new InvalidInputError('change.reason', 'is required: a lifecycle change is recorded with why');
+      throw new InvalidInputError(`${field}.reason`, 'is required: a lifecycle change is recorded with why');
     }
     if (by.actor !== undefined && typeof by.actor !== 'string') {
-      throw new InvalidInputError('change.actor', 'must be a string');
+      throw new InvalidInputError(`${field}.actor`, 'must be a string');
     }
+    return by;
+  };
+  /** The record of a change in `$lifecycle`, prepared (checked) before any SQL. */
+  const recordOf = (
+    type: string,
+    data: Record<string, string | number | null>,
+    by: { reason?: string; actor?: string },
+  ) =>
+    context.pipeline.prepare([
+      {
+        streamId: lifecycleStream,
+        events: [{ type, data, metadata: { ...(by.actor ? { actor: by.actor } : {}), reason: by.reason as string } }],
+      },
+    ]);
+  const change = async (streamId: string, to: StreamState, given: LifecycleChange): Promise<LifecycleResult> => {
+    const by = checked(streamId, given, 'change');
     const expected = by.expectedVersion ?? 'any';
     const expectedCode = encodeExpectedVersion(expected, 'change.expectedVersion');
     if (expectedCode === expectedVersionCode['no-stream']) {
@@ -162,23 +231,16 @@ export function lifecycle(store: EventStore): Lifecycle {
     }
     // Checked before any SQL, like an append: the record's metadata must be valid.
     const record = (outcome: StateChange) =>
-      context.pipeline.prepare([
+      recordOf(
+        recordTypes[to],
         {
-          streamId: lifecycleStream,
-          events: [
-            {
-              type: recordTypes[to],
-              data: {
-                streamId,
-                previousState: outcome.previousState,
-                streamVersion: outcome.streamVersion,
-                truncateBefore: outcome.truncateBefore,
-              },
-              metadata: { ...(by.actor ? { actor: by.actor } : {}), reason: by.reason as string },
-            },
-          ],
+          streamId,
+          previousState: outcome.previousState,
+          streamVersion: outcome.streamVersion,
+          truncateBefore: outcome.truncateBefore,
         },
-      ]);
+        by,
+      );
     record({ outcome: 'ok', previousState: 'active', streamVersion: 0, truncateBefore: 0 });
     let outcome: StateChange;
     let position: number | null = null;
@@ -216,5 +278,61 @@ export function lifecycle(store: EventStore): Lifecycle {
     tombstone: (streamId, given) => change(streamId, 'tombstoned', given),
     archive: (streamId, given) => change(streamId, 'archived', given),
     unarchive: (streamId, given) => change(streamId, 'active', given),
+    async setRetention(streamId, given) {
+      const by = checked(streamId, given, 'settings');
+      const settings: { maxCount?: number | null; maxAge?: number | null; truncateBefore?: number } = {};
+      for (const field of ['maxCount', 'maxAge'] as const) {
+        const value = by[field];
+        if (value === undefined) continue;
+        if (value !== null) assertInteger(value, `settings.${field}`, 1);
+        settings[field] = value;
+      }
+      if (by.truncateBefore !== undefined) {
+        assertInteger(by.truncateBefore, 'settings.truncateBefore', 0);
+        settings.truncateBefore = by.truncateBefore;
+      }
+      const record = (outcome: RetentionChange) =>
+        recordOf(
+          'StreamRetentionSet',
+          {
+            streamId,
+            maxCount: outcome.maxCount,
+            maxAge: outcome.maxAge,
+            truncateBefore: outcome.truncateBefore,
+            streamVersion: outcome.streamVersion,
+          },
+          by,
+        );
+      record({ outcome: 'ok', state: 'active', streamVersion: 0, truncateBefore: 0, maxCount: null, maxAge: null });
+      let outcome: RetentionChange;
+      let position: number | null = null;
+      try {
+        [outcome, position] = await context.client.transaction(async (tx) => {
+          const changed = await setStreamRetention(tx, context.schema, streamId, settings);
+          if (changed.outcome !== 'ok') return [changed, null] as const;
+          const [result] = await context.pipeline.appendInTransaction(tx, record(changed));
+          return [changed, result?.positions[0] ?? null] as const;
+        });
+      } catch (error) {
+        throw toAnnalsError(error);
+      }
+      if (outcome.outcome === 'tombstoned') throw new StreamTombstonedError(streamId);
+      if (outcome.outcome === 'beyond') {
+        throw new InvalidInputError(
+          'settings.truncateBefore',
+          `${settings.truncateBefore} is past the stream's version + 1 (${outcome.streamVersion + 1})`,
+        );
+      }
+      return {
+        streamId,
+        state: outcome.state,
+        changed: outcome.outcome === 'ok',
+        streamVersion: outcome.streamVersion,
+        truncateBefore: outcome.truncateBefore,
+        maxCount: outcome.maxCount,
+        maxAge: outcome.maxAge,
+        position,
+      };
+    },
   };
 }

@@ -47,6 +47,66 @@ export interface StateColumns {
 }
 
 /**
+ * The SQL condition, on a row `alias` of `events` of the stream `streamParam` whose
+ * stream_states row is `h` (left-joined), that it is visible to a default read of the stream:
+ * not below its truncation (a soft delete or retention's truncateBefore), within its maxCount
+ * (one backward probe of the stream's versions, only when set) and its maxAge (by
+ * recorded_at, which never decreases along a stream). What is hidden is a prefix.
+ */
+export function visibleInStream(schema: string, alias: string, streamParam: string): string {
+  return `${alias}.stream_version >= coalesce(h.truncate_before, 0)
+      and (h.max_count is null or ${alias}.stream_version >
+           (select max(x.stream_version) from "${schema}".events x where x.stream_id = ${streamParam}) - h.max_count)
+      and (h.max_age_seconds is null or ${alias}.recorded_at >= now() - make_interval(secs => h.max_age_seconds))`;
+}
+
+/** What `set_stream_retention` reports. */
+export interface RetentionChange {
+  outcome: 'ok' | 'unchanged' | 'tombstoned' | 'beyond';
+  state: StreamState;
+  streamVersion: number;
+  truncateBefore: number;
+  maxCount: number | null;
+  maxAge: number | null;
+}
+
+/**
+ * Sets the retention of `streamId`: `maxCount` / `maxAge` (seconds) replace the current ones
+ * when given (null: none), `truncateBefore` raises its truncation.
+ */
+export async function setStreamRetention(
+  db: SqlQueryable,
+  schema: string,
+  streamId: string,
+  retention: { maxCount?: number | null; maxAge?: number | null; truncateBefore?: number },
+): Promise<RetentionChange> {
+  const [row] = await db.query<{
+    outcome: RetentionChange['outcome'];
+    state: StreamState;
+    stream_version: string | number | bigint;
+    truncate_before: string | number | bigint;
+    max_count: string | number | bigint | null;
+    max_age_seconds: string | number | bigint | null;
+  }>(`select * from "${schema}".set_stream_retention($1, $2, $3, $4, $5, $6)`, [
+    streamId,
+    retention.maxCount !== undefined,
+    retention.maxCount ?? null,
+    retention.maxAge !== undefined,
+    retention.maxAge ?? null,
+    retention.truncateBefore ?? null,
+  ]);
+  if (!row) throw new Error('set_stream_retention returned no row');
+  return {
+    outcome: row.outcome,
+    state: row.state,
+    streamVersion: Number(row.stream_version),
+    truncateBefore: Number(row.truncate_before),
+    maxCount: row.max_count === null ? null : Number(row.max_count),
+    maxAge: row.max_age_seconds === null ? null : Number(row.max_age_seconds),
+  };
+}
+
+/**
  * The SQL condition, on a row of `events` named `alias`, that hides it from a default read:
  * events of tombstoned streams and below a soft delete's truncation (unless `includeDeleted`),
  * of archived streams (unless `includeArchived`). Undefined when nothing is hidden. One probe

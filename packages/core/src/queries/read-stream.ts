@@ -4,7 +4,7 @@
  */
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent, StreamState } from '../types.js';
-import type { StateColumns } from './lifecycle.js';
+import { type StateColumns, visibleInStream } from './lifecycle.js';
 import { type EventRow, toRecordedEvent } from './rows.js';
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
@@ -18,8 +18,8 @@ export interface StreamPage {
 
 /**
  * Events of `streamId` from `fromVersion` (inclusive) in `direction`, at most `limit`; without
- * `includeDeleted`, none below the stream's truncation (a soft delete). The caller decides
- * what the state means for the read.
+ * `includeDeleted`, none hidden by a soft delete's truncation or the stream's retention. The
+ * caller decides what the state means for the read.
  */
 export async function readStreamPage(
   db: SqlQueryable,
@@ -31,7 +31,7 @@ export async function readStreamPage(
   includeDeleted = false,
 ): Promise<StreamPage> {
   const [comparison, order] = direction === 'forward' ? ['>=', 'asc'] : ['<=', 'desc'];
-  const truncation = includeDeleted ? '' : 'and e.stream_version >= coalesce(h.truncate_before, 0)';
+  const truncation = includeDeleted ? '' : `and ${visibleInStream(schema, 'e', '$1')}`;
   const rows = await db.query<StateColumns & Nullable<EventRow>>(
     `select h.state, h.truncate_before,
             e.position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at

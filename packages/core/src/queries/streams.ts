@@ -12,13 +12,16 @@ interface StreamRow extends StateColumns {
   created_at: Date | null;
   last_event_at: Date | null;
   metadata: JsonObject | null;
+  max_count: string | number | bigint | null;
+  max_age_seconds: string | number | bigint | null;
 }
 
 /** The facts of `streamId`, or null when it has neither events nor metadata. */
 export async function readStreamInfo(db: SqlQueryable, schema: string, streamId: string): Promise<StreamInfo | null> {
   const [row] = await db.query<StreamRow>(
     `select last.stream_version as version, first.recorded_at as created_at,
-            last.recorded_at as last_event_at, m.metadata, h.state, h.truncate_before
+            last.recorded_at as last_event_at, m.metadata, h.state, h.truncate_before,
+            h.max_count, h.max_age_seconds
        from (select) as one
        left join "${schema}".streams m on m.stream_id = $1
        left join "${schema}".stream_states h on h.stream_id = $1
@@ -41,6 +44,10 @@ export async function readStreamInfo(db: SqlQueryable, schema: string, streamId:
     lastEventAt: row.last_event_at,
     state: row.state ?? 'active',
     truncateBefore: Number(row.truncate_before ?? 0),
+    retention: {
+      maxCount: row.max_count === null ? null : Number(row.max_count),
+      maxAge: row.max_age_seconds === null ? null : Number(row.max_age_seconds),
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * Stream lifecycle: soft delete or tombstone (`DELETE /streams/:streamId`), archive and
- * unarchive. None rewrites an event: each change is a state beside the stream and an event in
+ * Stream lifecycle: soft delete or tombstone (`DELETE /streams/:streamId`), archive,
+ * unarchive and retention. None rewrites an event: each change is a state beside the stream and an event in
  * `$lifecycle` with who and why (docs/operations.md, "Stream lifecycle").
  */
 import { lifecycle } from '@annals/core';
@@ -31,6 +31,37 @@ const LifecycleResult = Type.Object({
 });
 const ChangeBody = Type.Object(
   { reason: Reason, actor: Type.Optional(Actor), expectedVersion: Type.Optional(ChangeExpectedVersion) },
+  { additionalProperties: false },
+);
+
+const RetentionResult = Type.Object({
+  streamId: Type.String(),
+  state: State,
+  changed: Type.Boolean(),
+  streamVersion: Type.Integer(),
+  truncateBefore: Type.Integer(),
+  maxCount: Type.Union([Type.Integer(), Type.Null()]),
+  maxAge: Type.Union([Type.Integer(), Type.Null()]),
+  position: Type.Union([Type.Integer(), Type.Null()]),
+});
+const Window = (description: string) =>
+  Type.Optional(
+    Type.Union([Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()], { description }),
+  );
+const RetentionBody = Type.Object(
+  {
+    reason: Reason,
+    actor: Type.Optional(Actor),
+    maxCount: Window('Only the last n versions are read (null: all; left out: kept).'),
+    maxAge: Window('Only events of the last n seconds are read (null: all; left out: kept).'),
+    truncateBefore: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'Hide versions below this (only raised).',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 
@@ -94,5 +125,21 @@ export function lifecycleRoutes(api: Api, { store }: ServerContext): void {
       },
     },
     async (request) => lifecycle(store).unarchive(request.params.streamId, request.body),
+  );
+
+  api.put(
+    '/streams/:streamId/retention',
+    {
+      schema: {
+        summary: 'Set a stream’s retention (maxCount, maxAge, truncateBefore)',
+        description:
+          'Older events are hidden from reads of the stream, never removed (includeDeleted=true shows them); truncateBefore also hides them from the global log. Recorded in $lifecycle with the reason and actor.',
+        tags: ['lifecycle'],
+        params: StreamParams,
+        body: RetentionBody,
+        response: { 200: RetentionResult, ...problemResponses },
+      },
+    },
+    async (request) => lifecycle(store).setRetention(request.params.streamId, request.body),
   );
 }

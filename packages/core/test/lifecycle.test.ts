@@ -411,6 +411,16 @@ describe.each(backends)('stream lifecycle on $name', (backend: TestBackend) => {
         expect(error).toBeInstanceOf(InvalidInputError);
         expect(error).toMatchObject({ field });
       }
+      // Only lifecycle(store) writes the records: they cannot be forged by an append.
+      const forged = await rejection(store.append(lifecycleStream, [{ type: 'StreamDeleted', data: {} }]));
+      expect(forged).toMatchObject({ code: 'INVALID_INPUT', field: 'streamId' });
+      const forgedMulti = await rejection(
+        store.appendMulti([
+          { streamId: 'a-1', events: events(1) },
+          { streamId: lifecycleStream, events: events(1) },
+        ]),
+      );
+      expect(forgedMulti).toMatchObject({ code: 'INVALID_INPUT', field: 'writes[1].streamId' });
       expect(() => store.readStream('a-1', { includeDeleted: 'yes' as never })).toThrow(InvalidInputError);
       expect(() => store.readAll({ includeArchived: 1 as never })).toThrow(InvalidInputError);
       expect(await store.headPosition()).toBe(0);

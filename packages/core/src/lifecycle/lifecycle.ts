@@ -14,14 +14,23 @@ import {
   toAnnalsError,
 } from '../errors.js';
 import { expectedVersionCode } from '../expected-version.js';
-import { changeStreamState, type RetentionChange, type StateChange, setStreamRetention } from '../queries/lifecycle.js';
+import {
+  changeStreamState,
+  type RetentionChange,
+  lifecycleStream as recordStream,
+  type StateChange,
+  setStreamRetention,
+} from '../queries/lifecycle.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
 import type { ExpectedVersion, StreamRetention, StreamState } from '../types.js';
 import { assertInteger, assertStreamId, encodeExpectedVersion, readOptions } from '../validation.js';
 
-/** The stream where every lifecycle change is recorded (category `$lifecycle`). */
-export const lifecycleStream = '$lifecycle';
+/**
+ * The stream where every lifecycle change is recorded (category `$lifecycle`). Only
+ * `lifecycle(store)` writes it: an append to it is refused with {@link InvalidInputError}.
+ */
+export const lifecycleStream: string = recordStream;
 
 /** Who changes a stream's lifecycle, why, and what they expect of it. */
 export interface LifecycleChange {

@@ -7,6 +7,9 @@
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { StreamState } from '../types.js';
 
+/** The stream where every lifecycle change is recorded (category `$lifecycle`). */
+export const lifecycleStream = '$lifecycle';
+
 /** What `change_stream_state` reports. */
 export interface StateChange {
   outcome: 'ok' | 'unchanged' | 'conflict' | 'tombstoned' | 'deleted';

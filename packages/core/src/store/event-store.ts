@@ -12,6 +12,7 @@ import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { resolveStoreOptions, type StoreOptions } from '../options.js';
 import { compilePolicy, type PersonalDataPolicy } from '../personal/personal-data.js';
 import { checkProjection, type Projection } from '../projections/projection.js';
+import { lifecycleStream } from '../queries/lifecycle.js';
 import { readLogHolders } from '../queries/log-holders.js';
 import { readHeadPosition, readPositionAt } from '../queries/read-all.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
@@ -171,7 +172,16 @@ export class EventStore {
   async appendMulti(writes: StreamWrite[]): Promise<AppendResult[]> {
     this.#context.assertOpen();
     const { pipeline } = this.#context;
-    return pipeline.append(pipeline.prepare(writes));
+    const prepared = pipeline.prepare(writes);
+    // The lifecycle records are written only by lifecycle(store), in the change's transaction.
+    const record = prepared.findIndex((write) => write.streamId === lifecycleStream);
+    if (record >= 0) {
+      throw new InvalidInputError(
+        prepared.length === 1 ? 'streamId' : `writes[${record}].streamId`,
+        `${lifecycleStream} is written only by lifecycle(store)`,
+      );
+    }
+    return pipeline.append(prepared);
   }
 
   /**

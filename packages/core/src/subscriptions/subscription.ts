@@ -147,6 +147,9 @@ export class Subscription {
         let outcome: 'delivered' | 'failed' | 'interrupted' | 'idle';
         try {
           // With a filter, read the head first: a short page then covers every event up to it.
+          // Without one, the events a read skips by their stream's lifecycle (deleted or
+          // archived) are always followed by a visible one, the change's record in $lifecycle,
+          // and no event of such a stream is appended later, so a page never stops short of it.
           const head = filtered ? await readHeadPosition(client, schema) : 0;
           const page = await readAllEvents(client, schema, loop.position, options.batchSize, filter);
           if (page.length === 0) {

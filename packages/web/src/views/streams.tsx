@@ -1,0 +1,264 @@
+/**
+ * The stream browser: open a stream by id, list streams by category, the streams changed most
+ * recently (from the recent part of the log), and a stream's events a page at a time in both
+ * directions. The page is in the URL (`?from=<version>&dir=forward|backward`), so it deep-links.
+ */
+import { api, auditOf, type RecordedEvent, type StreamSummary } from '../api.js';
+import { Link, navigate, useLocation } from '../router.js';
+import { useData } from '../use-data.js';
+import { Failure, Loading } from './states.js';
+
+const pageSize = 20;
+/** How much of the log's end "recently changed" looks at. */
+const recentWindow = 1000;
+
+const streamPath = (id: string) => `/streams/${encodeURIComponent(id)}`;
+
+export function StreamsView() {
+  const { search } = useLocation();
+  const category = search.get('category') ?? '';
+  const after = search.get('after') ?? undefined;
+  return (
+    <section aria-labelledby="streams-title">
+      <h1 id="streams-title">Streams</h1>
+      <form
+        class="toolbar"
+        onSubmit={(event) => {
+          event.preventDefault();
+          const id = String(new FormData(event.currentTarget).get('streamId') ?? '').trim();
+          if (id) navigate(streamPath(id));
+        }}
+      >
+        <label>
+          Stream id <input name="streamId" required placeholder="account-1" />
+        </label>
+        <button type="submit">Open stream</button>
+      </form>
+      <form
+        class="toolbar"
+        onSubmit={(event) => {
+          event.preventDefault();
+          const value = String(new FormData(event.currentTarget).get('category') ?? '').trim();
+          navigate(value ? `/streams?category=${encodeURIComponent(value)}` : '/streams');
+        }}
+      >
+        <label>
+          Category <input name="category" defaultValue={category} placeholder="account" />
+        </label>
+        <button type="submit">List streams</button>
+      </form>
+      {category ? <StreamList category={category} after={after} /> : <RecentStreams />}
+    </section>
+  );
+}
+
+type StreamRow = Omit<StreamSummary, 'state'> & { state?: string };
+
+function StreamTable({ label, streams }: { label: string; streams: StreamRow[] }) {
+  if (streams.length === 0) return <p class="empty">No streams.</p>;
+  return (
+    <table aria-label={label}>
+      <thead>
+        <tr>
+          <th scope="col">Stream</th>
+          <th scope="col">Version</th>
+          <th scope="col">Last position</th>
+          <th scope="col">Last event</th>
+          <th scope="col">State</th>
+        </tr>
+      </thead>
+      <tbody>
+        {streams.map((stream) => (
+          <tr key={stream.streamId}>
+            <td>
+              <Link to={streamPath(stream.streamId)}>{stream.streamId}</Link>
+            </td>
+            <td class="num">{stream.version}</td>
+            <td class="num">{stream.lastPosition}</td>
+            <td>
+              <time dateTime={stream.lastEventAt}>{new Date(stream.lastEventAt).toLocaleString()}</time>
+            </td>
+            <td>{stream.state ?? '—'}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function RecentStreams() {
+  const loaded = useData(async (signal) => {
+    const head = await api.head(signal);
+    const page = await api.log(Math.max(0, head - recentWindow), recentWindow, signal);
+    const latest = new Map<string, RecordedEvent>();
+    for (const event of page.events) latest.set(event.streamId, event);
+    return [...latest.values()]
+      .sort((a, b) => b.position - a.position)
+      .slice(0, 25)
+      .map(
+        (event): StreamRow => ({
+          streamId: event.streamId,
+          version: event.streamVersion,
+          lastPosition: event.position,
+          lastEventAt: event.recordedAt,
+        }),
+      );
+  }, []);
+  return (
+    <section aria-labelledby="recent-title">
+      <h2 id="recent-title">Recently changed</h2>
+      {loaded.state === 'loading' ? (
+        <Loading />
+      ) : loaded.state === 'error' ? (
+        <Failure error={loaded.error} />
+      ) : (
+        <StreamTable label="Recently changed streams" streams={loaded.value} />
+      )}
+    </section>
+  );
+}
+
+function StreamList({ category, after }: { category: string; after: string | undefined }) {
+  const loaded = useData((signal) => api.streams({ category, after, limit: 50 }, signal), [category, after]);
+  return (
+    <section aria-labelledby="list-title">
+      <h2 id="list-title">Streams in {category}</h2>
+      {loaded.state === 'loading' ? (
+        <Loading />
+      ) : loaded.state === 'error' ? (
+        <Failure error={loaded.error} />
+      ) : (
+        <>
+          <StreamTable label={`Streams in ${category}`} streams={loaded.value.streams} />
+          {loaded.value.next ? (
+            <Link
+              to={`/streams?category=${encodeURIComponent(category)}&after=${encodeURIComponent(loaded.value.next.after)}`}
+            >
+              More streams
+            </Link>
+          ) : null}
+        </>
+      )}
+    </section>
+  );
+}
+
+export function StreamView({ streamId }: { streamId: string }) {
+  const { search } = useLocation();
+  const from = search.get('from');
+  const direction = search.get('dir') === 'backward' ? 'backward' : 'forward';
+  const fromVersion = from !== null && /^\d+$/.test(from) ? Number(from) : undefined;
+  const loaded = useData(
+    async (signal) => {
+      const [info, page] = await Promise.all([
+        api.stream(streamId, signal),
+        api.streamEvents(streamId, { fromVersion, limit: pageSize, direction }, signal).catch((error: unknown) => {
+          // A stream with no events yet (only metadata) has no page to read.
+          if (error instanceof Error && 'status' in error && error.status === 404) return { events: [], next: null };
+          throw error;
+        }),
+      ]);
+      // Shown oldest first, whichever way the page was read.
+      const events = direction === 'backward' ? [...page.events].reverse() : page.events;
+      return { info, events };
+    },
+    [streamId, fromVersion, direction],
+  );
+  const go = (version: number | undefined, dir: 'forward' | 'backward') =>
+    navigate(`${streamPath(streamId)}?${version === undefined ? '' : `from=${version}&`}dir=${dir}`);
+
+  return (
+    <section aria-labelledby="stream-title">
+      <h1 id="stream-title">Stream {streamId}</h1>
+      {loaded.state === 'loading' ? (
+        <Loading />
+      ) : loaded.state === 'error' ? (
+        <Failure error={loaded.error} />
+      ) : (
+        (() => {
+          const { info, events } = loaded.value;
+          const first = events[0]?.streamVersion;
+          const last = events[events.length - 1]?.streamVersion;
+          return (
+            <>
+              <dl class="facts">
+                <dt>Version</dt>
+                <dd>{info.version}</dd>
+                <dt>State</dt>
+                <dd>{info.state}</dd>
+                <dt>Created</dt>
+                <dd>{info.createdAt ? new Date(info.createdAt).toLocaleString() : '—'}</dd>
+                <dt>Last event</dt>
+                <dd>{info.lastEventAt ? new Date(info.lastEventAt).toLocaleString() : '—'}</dd>
+              </dl>
+              <nav class="pager" aria-label="Pages of the stream">
+                <button type="button" disabled={first === undefined || first <= 1} onClick={() => go(1, 'forward')}>
+                  First
+                </button>
+                <button
+                  type="button"
+                  disabled={first === undefined || first <= 1}
+                  onClick={() => go((first ?? 1) - 1, 'backward')}
+                >
+                  Older
+                </button>
+                <span class="muted">
+                  {first === undefined ? 'No events' : `Versions ${first}–${last} of ${info.version}`}
+                </span>
+                <button
+                  type="button"
+                  disabled={last === undefined || last >= info.version}
+                  onClick={() => go((last ?? 0) + 1, 'forward')}
+                >
+                  Newer
+                </button>
+                <button
+                  type="button"
+                  disabled={last === undefined || last >= info.version}
+                  onClick={() => go(undefined, 'backward')}
+                >
+                  Latest
+                </button>
+              </nav>
+              {events.length === 0 ? (
+                <p class="empty">No events on this page.</p>
+              ) : (
+                <table aria-label={`Events of ${streamId}`}>
+                  <thead>
+                    <tr>
+                      <th scope="col">Version</th>
+                      <th scope="col">Position</th>
+                      <th scope="col">Type</th>
+                      <th scope="col">Recorded</th>
+                      <th scope="col">Actor</th>
+                      <th scope="col">Reason</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {events.map((event) => {
+                      const audit = auditOf(event);
+                      return (
+                        <tr key={event.position}>
+                          <td class="num">{event.streamVersion}</td>
+                          <td class="num">{event.position}</td>
+                          <td>
+                            <Link to={`/events/${encodeURIComponent(event.id)}`}>{event.type}</Link>
+                          </td>
+                          <td>
+                            <time dateTime={event.recordedAt}>{new Date(event.recordedAt).toLocaleString()}</time>
+                          </td>
+                          <td>{audit.actor ?? ''}</td>
+                          <td>{audit.reason ?? ''}</td>
+                        </tr>
+                      );
+                    })}
+                  </tbody>
+                </table>
+              )}
+            </>
+          );
+        })()
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,154 @@
+/**
+ * The live tail: the global log over SSE (`/subscribe`), newest first. It starts a little
+ * before the head, follows live, and keeps at most `keep` events in memory. Paused, it still
+ * receives (the connection stays, and so does its place in the log) but holds what arrives
+ * until resumed. Filters (categories, types) go to the server, in the URL too.
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, categoryOf, query, type RecordedEvent } from '../api.js';
+import { Link, navigate, useLocation } from '../router.js';
+
+/** Events shown (and held while paused) at most. */
+const keep = 500;
+/** How far back before the head the tail starts. */
+const backlog = 50;
+
+type Status = 'connecting' | 'live' | 'reconnecting';
+
+const list = (text: string | null) =>
+  (text ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
+
+export function TailView() {
+  const { search } = useLocation();
+  const categories = list(search.get('category'));
+  const types = list(search.get('type'));
+  const filterKey = `${categories.join(',')}|${types.join(',')}`;
+  const [events, setEvents] = useState<RecordedEvent[]>([]);
+  const [held, setHeld] = useState<RecordedEvent[]>([]);
+  const [paused, setPaused] = useState(false);
+  const [status, setStatus] = useState<Status>('connecting');
+  const pausedRef = useRef(paused);
+  pausedRef.current = paused;
+
+  useEffect(() => {
+    let source: EventSource | undefined;
+    let closed = false;
+    setEvents([]);
+    setHeld([]);
+    setStatus('connecting');
+    const abort = new AbortController();
+    api.head(abort.signal).then(
+      (head) => {
+        if (closed) return;
+        const after = Math.max(0, head - backlog);
+        source = new EventSource(`/subscribe${query({ after, category: categories, type: types })}`);
+        source.onopen = () => setStatus('live');
+        source.onerror = () => setStatus('reconnecting');
+        source.onmessage = (message) => {
+          const event = JSON.parse(message.data as string) as RecordedEvent;
+          const add = (list: RecordedEvent[]) => [event, ...list].slice(0, keep);
+          if (pausedRef.current) setHeld(add);
+          else setEvents(add);
+        };
+      },
+      () => setStatus('reconnecting'),
+    );
+    return () => {
+      closed = true;
+      abort.abort();
+      source?.close();
+    };
+  }, [filterKey]);
+
+  function resume() {
+    setEvents((shown) => [...held, ...shown].slice(0, keep));
+    setHeld([]);
+    setPaused(false);
+  }
+
+  function applyFilters(form: HTMLFormElement) {
+    const data = new FormData(form);
+    const category = String(data.get('category') ?? '').trim();
+    const type = String(data.get('type') ?? '').trim();
+    navigate(`/tail${query({ category: category || undefined, type: type || undefined })}`, { replace: true });
+  }
+
+  return (
+    <section aria-labelledby="tail-title">
+      <h1 id="tail-title">Live tail</h1>
+      <form
+        class="toolbar"
+        onSubmit={(event) => {
+          event.preventDefault();
+          applyFilters(event.currentTarget);
+        }}
+      >
+        <label>
+          Categories <input name="category" defaultValue={categories.join(', ')} placeholder="account, customer" />
+        </label>
+        <label>
+          Types <input name="type" defaultValue={types.join(', ')} placeholder="MoneyDeposited" />
+        </label>
+        <button type="submit">Apply filters</button>
+        {paused ? (
+          <button type="button" onClick={resume}>
+            Resume
+          </button>
+        ) : (
+          <button type="button" onClick={() => setPaused(true)}>
+            Pause
+          </button>
+        )}
+      </form>
+      <p role="status" class="status">
+        {paused
+          ? `Paused: ${held.length} new event${held.length === 1 ? '' : 's'} held`
+          : status === 'live'
+            ? 'Live'
+            : status === 'connecting'
+              ? 'Connecting…'
+              : 'Reconnecting…'}
+        {categories.length + types.length > 0 ? ` · filtered by ${[...categories, ...types].join(', ')}` : ''}
+        {` · showing the newest ${keep} at most`}
+      </p>
+      {events.length === 0 ? (
+        <p class="empty">No events yet{categories.length + types.length > 0 ? ' that match the filters' : ''}.</p>
+      ) : (
+        <table aria-label="Live events">
+          <thead>
+            <tr>
+              <th scope="col">Position</th>
+              <th scope="col">Recorded</th>
+              <th scope="col">Stream</th>
+              <th scope="col">Version</th>
+              <th scope="col">Type</th>
+              <th scope="col">Actor</th>
+            </tr>
+          </thead>
+          <tbody>
+            {events.map((event) => (
+              <tr key={event.position}>
+                <td class="num">{event.position}</td>
+                <td>
+                  <time dateTime={event.recordedAt}>{new Date(event.recordedAt).toLocaleTimeString()}</time>
+                </td>
+                <td>
+                  <Link to={`/streams/${encodeURIComponent(event.streamId)}`}>{event.streamId}</Link>{' '}
+                  <span class="muted">({categoryOf(event.streamId)})</span>
+                </td>
+                <td class="num">{event.streamVersion}</td>
+                <td>
+                  <Link to={`/events/${encodeURIComponent(event.id)}`}>{event.type}</Link>
+                </td>
+                <td>{typeof event.metadata.actor === 'string' ? event.metadata.actor : ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}

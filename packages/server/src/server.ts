@@ -21,6 +21,7 @@ import { lifecycleRoutes } from './routes/lifecycle.js';
 import { liveRoutes } from './routes/live.js';
 import { operationRoutes } from './routes/operations.js';
 import { streamRoutes } from './routes/streams.js';
+import { webUiRoutes } from './web-ui.js';
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
@@ -181,6 +182,7 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   commandRoutes(api, context);
   operationRoutes(api, context);
   systemRoutes(api, context, metrics, options.schemaStatus);
+  webUiRoutes(api);
 
   // Before Fastify waits for open connections: SSE clients would hold it forever.
   // Draining: requests in flight finish, and their connections close after the response

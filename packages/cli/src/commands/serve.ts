@@ -44,7 +44,9 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     logger: flags.log ? { level: 'info' } : false,
   });
   console.log(`annals serving ${connection.description}`);
-  console.log(`  ${server.url}  (OpenAPI: ${server.url}/openapi.json, metrics: ${server.url}/metrics)`);
+  console.log(
+    `  ${server.url}  (admin UI: ${server.url}/ui, OpenAPI: ${server.url}/openapi.json, metrics: ${server.url}/metrics)`,
+  );
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

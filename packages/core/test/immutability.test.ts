@@ -47,6 +47,7 @@ describe.skipIf(!databaseUrl)('a role with only SELECT and INSERT on events', ()
       grant select, insert on ${s}.events to ${role};
       grant select, insert, update on ${s}.streams to ${role};
       grant select on ${s}.migrations to ${role};
+      grant select on ${s}.stream_states to ${role};
       grant execute on function ${s}.append_events to ${role};`);
   });
   afterEach(async () => {

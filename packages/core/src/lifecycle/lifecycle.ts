@@ -6,6 +6,8 @@
  * it and why) through the store's one append path, in the same transaction. What each state
  * means for each read path is in docs/operations.md, "Stream lifecycle".
  */
+
+import type { SqlQueryable } from '../db/sql-client.js';
 import {
   ConcurrencyError,
   InvalidInputError,
@@ -24,7 +26,13 @@ import {
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
 import type { ExpectedVersion, StreamRetention, StreamState } from '../types.js';
-import { assertInteger, assertStreamId, encodeExpectedVersion, readOptions } from '../validation.js';
+import {
+  assertInteger,
+  assertStreamId,
+  encodeExpectedVersion,
+  type PreparedWrite,
+  readOptions,
+} from '../validation.js';
 
 /**
  * The stream where every lifecycle change is recorded (category `$lifecycle`). Only
@@ -231,6 +239,25 @@ export function lifecycle(store: EventStore): Lifecycle {
         events: [{ type, data, metadata: { ...(by.actor ? { actor: by.actor } : {}), reason: by.reason as string } }],
       },
     ]);
+  /**
+   * Runs a change in one transaction, holding the log lock from `run` to commit, and records
+   * it in `$lifecycle` (through the one append path) when it changed something.
+   */
+  const recorded = async <O extends { outcome: string }>(
+    run: (tx: SqlQueryable) => Promise<O>,
+    record: (outcome: O) => PreparedWrite[],
+  ): Promise<[O, number | null]> => {
+    try {
+      return await context.client.transaction(async (tx) => {
+        const outcome = await run(tx);
+        if (outcome.outcome !== 'ok') return [outcome, null];
+        const [result] = await context.pipeline.appendInTransaction(tx, record(outcome));
+        return [outcome, result?.positions[0] ?? null];
+      });
+    } catch (error) {
+      throw toAnnalsError(error);
+    }
+  };
   const change = async (streamId: string, to: StreamState, given: LifecycleChange): Promise<LifecycleResult> => {
     const by = checked(streamId, given, 'change');
     const expected = by.expectedVersion ?? 'any';
@@ -251,18 +278,10 @@ export function lifecycle(store: EventStore): Lifecycle {
         by,
       );
     record({ outcome: 'ok', previousState: 'active', streamVersion: 0, truncateBefore: 0 });
-    let outcome: StateChange;
-    let position: number | null = null;
-    try {
-      [outcome, position] = await context.client.transaction(async (tx) => {
-        const changed = await changeStreamState(tx, context.schema, streamId, to, expectedCode);
-        if (changed.outcome !== 'ok') return [changed, null] as const;
-        const [result] = await context.pipeline.appendInTransaction(tx, record(changed));
-        return [changed, result?.positions[0] ?? null] as const;
-      });
-    } catch (error) {
-      throw toAnnalsError(error);
-    }
+    const [outcome, position] = await recorded(
+      (tx) => changeStreamState(tx, context.schema, streamId, to, expectedCode),
+      record,
+    );
     switch (outcome.outcome) {
       case 'conflict':
         throw new ConcurrencyError(streamId, expected, outcome.streamVersion);
@@ -313,18 +332,10 @@ export function lifecycle(store: EventStore): Lifecycle {
           by,
         );
       record({ outcome: 'ok', state: 'active', streamVersion: 0, truncateBefore: 0, maxCount: null, maxAge: null });
-      let outcome: RetentionChange;
-      let position: number | null = null;
-      try {
-        [outcome, position] = await context.client.transaction(async (tx) => {
-          const changed = await setStreamRetention(tx, context.schema, streamId, settings);
-          if (changed.outcome !== 'ok') return [changed, null] as const;
-          const [result] = await context.pipeline.appendInTransaction(tx, record(changed));
-          return [changed, result?.positions[0] ?? null] as const;
-        });
-      } catch (error) {
-        throw toAnnalsError(error);
-      }
+      const [outcome, position] = await recorded(
+        (tx) => setStreamRetention(tx, context.schema, streamId, settings),
+        record,
+      );
       if (outcome.outcome === 'tombstoned') throw new StreamTombstonedError(streamId);
       if (outcome.outcome === 'beyond') {
         throw new InvalidInputError(

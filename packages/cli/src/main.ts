@@ -77,6 +77,8 @@ program
   .option('--from <version>', 'first version', integer)
   .option('--limit <n>', 'most events', integer)
   .option('--backward', 'newest first')
+  .option('--include-deleted', 'also the events a delete or retention hides')
+  .option('--include-archived', 'also read an archived stream')
   .option('--json', 'one JSON object per line')
   .action((stream, options) => readCommand(stream, { ...global(), ...options }));
 
@@ -87,6 +89,8 @@ program
   .option('--limit <n>', 'most events', integer)
   .option('--category <name>', 'only this stream category (repeatable)', collect)
   .option('--type <name>', 'only this event type (repeatable)', collect)
+  .option('--include-deleted', 'also the events of deleted streams')
+  .option('--include-archived', 'also the events of archived streams')
   .option('--json', 'one JSON object per line')
   .action((options) => logCommand({ ...global(), ...options }));
 

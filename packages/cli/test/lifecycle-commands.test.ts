@@ -90,9 +90,14 @@ describe.runIf(databaseUrl)('annals delete, tombstone, archive, unarchive and re
     const read = await annals(['read', 'account-1', '--schema', schema]);
     expect(read.code).toBe(1);
     expect(read.stderr).toContain('STREAM_DELETED');
-    const again = await annals(['delete', 'account-1', '--schema', schema, '--reason', 'again']);
-    expect(again.code).toBe(0);
-    expect(again.stdout).toContain('already deleted');
+    const hidden = await annals(['read', 'account-1', '--schema', schema, '--include-deleted', '--json']);
+    expect(hidden.code).toBe(0);
+    expect(
+      hidden.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).streamVersion),
+    ).toEqual([1, 2]);
   });
 
   it('tombstones for good, archives then unarchives, and sets retention', async () => {

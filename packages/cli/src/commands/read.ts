@@ -17,15 +17,20 @@ export function printEvent(event: RecordedEvent, json = false): void {
 }
 
 /** `annals read <stream>`: a stream's events. */
+/** `--include-deleted` / `--include-archived`: also what a stream's lifecycle hides. */
+type Lifecycle = { includeDeleted?: boolean; includeArchived?: boolean };
+
 export async function readCommand(
   streamId: string,
-  flags: ConnectionFlags & Output & { from?: number; limit?: number; backward?: boolean },
+  flags: ConnectionFlags & Output & Lifecycle & { from?: number; limit?: number; backward?: boolean },
 ): Promise<void> {
   await withStore(flags, async (store) => {
     for await (const event of store.readStream(streamId, {
       direction: flags.backward ? 'backward' : 'forward',
       fromVersion: flags.from,
       limit: flags.limit,
+      includeDeleted: flags.includeDeleted ?? false,
+      includeArchived: flags.includeArchived ?? false,
     })) {
       printEvent(event, flags.json);
     }
@@ -34,7 +39,9 @@ export async function readCommand(
 
 /** `annals log`: the global log after a position, optionally filtered. */
 export async function logCommand(
-  flags: ConnectionFlags & Output & { after?: number; limit?: number; category?: string[]; type?: string[] },
+  flags: ConnectionFlags &
+    Output &
+    Lifecycle & { after?: number; limit?: number; category?: string[]; type?: string[] },
 ): Promise<void> {
   await withStore(flags, async (store) => {
     for await (const event of store.readAll({
@@ -42,6 +49,8 @@ export async function logCommand(
       limit: flags.limit,
       categories: flags.category,
       eventTypes: flags.type,
+      includeDeleted: flags.includeDeleted ?? false,
+      includeArchived: flags.includeArchived ?? false,
     })) {
       printEvent(event, flags.json);
     }

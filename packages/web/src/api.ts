@@ -99,6 +99,7 @@ export const api = {
   causalTree: (correlationId: string, signal?: AbortSignal) =>
     getJson<{ roots: CausalNode[] }>(`/audit/correlations/${encodeURIComponent(correlationId)}`, signal),
   metrics: (signal?: AbortSignal) => getText('/metrics', signal),
+  seals: (signal?: AbortSignal) => getJson<{ sealedUpTo: number; head: number; unsealed: number }>('/seals', signal),
 };
 
 /** A stream's category: its id up to the first '-' ("account-42" is in "account"). */

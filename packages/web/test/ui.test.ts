@@ -3,7 +3,7 @@
  * server on an ephemeral loopback port, on each backend. The live tail shows events appended
  * while the page is open, newest first, and pause holds new ones until resume; the stream
  * browser pages forward and backward; an event's page shows its data, metadata, who / when /
- * why and links to its cause and what it caused; the dashboard shows the store's head.
+ * why, its seal, and links to its cause and what it caused; the dashboard shows the store's head.
  *
  * The UI is built first when its build is missing or older than its sources. Without
  * /usr/bin/chromium the tests are skipped, saying so.
@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { integrity, openEventStore } from '@annals/core';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer } from '../../server/test/support.js';
@@ -199,6 +200,14 @@ suite.each(backends)('the admin UI on $name', (backend) => {
       },
     ]);
     const stored = (await server.request('GET', `/events/${effectId}`)).body;
+    // Sealed up to here; the next event is not.
+    const store = await openEventStore({ client: server.client, schema: server.schema, closeClient: false });
+    try {
+      await integrity(store).seal();
+    } finally {
+      await store.close();
+    }
+    await append('account-9', [{ type: 'Later', data: {} }]);
 
     await page.goto(`${server.url}/ui/events/${effectId}`);
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent(), poll).toBe('AccountOpened');
@@ -213,6 +222,7 @@ suite.each(backends)('the admin UI on $name', (backend) => {
       Stream: 'account-9',
       Version: '1',
       Position: String(stored.position),
+      Seal: 'sealed',
     });
     expect(await facts('Who, when, why')).toMatchObject({
       Actor: 'ada',
@@ -239,6 +249,12 @@ suite.each(backends)('the admin UI on $name', (backend) => {
       .toEqual([`AccountOpened · account-9 v1 (position ${stored.position})`]);
     await caused.click();
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent(), poll).toBe('AccountOpened');
+
+    // An event after the last seal says so.
+    await page.goto(`${server.url}/ui/streams/account-9`);
+    await page.getByRole('link', { name: 'Later' }).click();
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent(), poll).toBe('Later');
+    await expect.poll(async () => (await facts('Where')).Seal, poll).toMatch(/^not sealed yet/);
   });
 
   it("shows the store's head position and append rates from the server's metrics", async () => {

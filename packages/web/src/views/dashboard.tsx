@@ -109,8 +109,12 @@ export function DashboardView() {
                   <thead>
                     <tr>
                       <th scope="col">Name</th>
-                      <th scope="col">Lag (events)</th>
-                      <th scope="col">Lag (seconds)</th>
+                      <th scope="col" class="num">
+                        Lag (events)
+                      </th>
+                      <th scope="col" class="num">
+                        Lag (seconds)
+                      </th>
                     </tr>
                   </thead>
                   <tbody>

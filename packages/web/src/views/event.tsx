@@ -1,5 +1,5 @@
 /**
- * An event's page: where it is (stream, version, global position), who / when / why from its
+ * An event's page: where it is (stream, version, global position, seal), who / when / why from its
  * metadata, its data and metadata as collapsible JSON, the event that caused it (its
  * `causationId`, when that is an event's id; else a command's), and its request's causal tree
  * (every event of its `correlationId`, each under its cause) with what it caused.
@@ -54,7 +54,7 @@ export function EventView({ eventId }: { eventId: string }) {
     async (signal) => {
       const event = await api.event(eventId, signal);
       const { causationId, correlationId } = auditOf(event);
-      const [cause, tree] = await Promise.all([
+      const [cause, tree, seals] = await Promise.all([
         causationId && causationId !== event.id
           ? api.event(causationId, signal).catch((error: unknown) => {
               if (error instanceof ApiError && error.status === 404) return null;
@@ -62,8 +62,9 @@ export function EventView({ eventId }: { eventId: string }) {
             })
           : Promise.resolve(null),
         correlationId ? api.causalTree(correlationId, signal).then((t) => t.roots) : Promise.resolve([]),
+        api.seals(signal),
       ]);
-      return { event, cause, tree };
+      return { event, cause, tree, sealed: event.position <= seals.sealedUpTo, sealedUpTo: seals.sealedUpTo };
     },
     [eventId],
   );
@@ -76,7 +77,7 @@ export function EventView({ eventId }: { eventId: string }) {
       </section>
     );
   }
-  const { event, cause, tree } = loaded.value;
+  const { event, cause, tree, sealed, sealedUpTo } = loaded.value;
   const audit = auditOf(event);
   const caused = find(tree, event.id)?.children.map((child) => child.event) ?? [];
   const streamAt = `/streams/${encodeURIComponent(event.streamId)}?from=${event.streamVersion}&dir=forward`;
@@ -98,6 +99,8 @@ export function EventView({ eventId }: { eventId: string }) {
           <dd>{event.streamVersion}</dd>
           <dt>Position</dt>
           <dd>{event.position}</dd>
+          <dt>Seal</dt>
+          <dd>{sealed ? 'sealed' : `not sealed yet (the log is sealed up to position ${sealedUpTo})`}</dd>
         </dl>
       </section>
       <section aria-labelledby="audit-title">

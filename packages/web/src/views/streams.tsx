@@ -61,8 +61,12 @@ function StreamTable({ label, streams }: { label: string; streams: StreamRow[] }
       <thead>
         <tr>
           <th scope="col">Stream</th>
-          <th scope="col">Version</th>
-          <th scope="col">Last position</th>
+          <th scope="col" class="num">
+            Version
+          </th>
+          <th scope="col" class="num">
+            Last position
+          </th>
           <th scope="col">Last event</th>
           <th scope="col">State</th>
         </tr>
@@ -226,8 +230,12 @@ export function StreamView({ streamId }: { streamId: string }) {
                 <table aria-label={`Events of ${streamId}`}>
                   <thead>
                     <tr>
-                      <th scope="col">Version</th>
-                      <th scope="col">Position</th>
+                      <th scope="col" class="num">
+                        Version
+                      </th>
+                      <th scope="col" class="num">
+                        Position
+                      </th>
                       <th scope="col">Type</th>
                       <th scope="col">Recorded</th>
                       <th scope="col">Actor</th>

@@ -120,10 +120,14 @@ export function TailView() {
         <table aria-label="Live events">
           <thead>
             <tr>
-              <th scope="col">Position</th>
+              <th scope="col" class="num">
+                Position
+              </th>
               <th scope="col">Recorded</th>
               <th scope="col">Stream</th>
-              <th scope="col">Version</th>
+              <th scope="col" class="num">
+                Version
+              </th>
               <th scope="col">Type</th>
               <th scope="col">Actor</th>
             </tr>

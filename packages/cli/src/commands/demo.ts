@@ -234,6 +234,9 @@ async function runDemo(store: EventStore, description: string): Promise<void> {
     `money in all ${ledger.balances.size} accounts: ${euros(supply)} (only deposits and withdrawals change it)`,
   );
   console.log(`\nThe log now holds ${await store.headPosition()} events. Run again to add more.`);
+  console.log(
+    'Browse them in the admin UI: run `annals serve` (`npm run serve` in the workspace), open http://127.0.0.1:3000/ui',
+  );
 }
 
 /**

@@ -145,6 +145,15 @@ suite.each(backends)('the admin UI on $name', (backend) => {
     await append('other-1', [{ type: 'Elsewhere', data: {} }]);
     await expect.poll(types, poll).toEqual(['Elsewhere']);
     expect(new URL(page.url()).search).toBe('?category=other');
+
+    // Bounded: the newest 500 stay, the older ones go.
+    await append(
+      'other-2',
+      Array.from({ length: 520 }, (_, i) => ({ type: `Burst${i}`, data: {} })),
+    );
+    await expect.poll(async () => (await types()).length, poll).toBe(500);
+    expect((await types()).slice(0, 2)).toEqual(['Burst519', 'Burst518']);
+    expect((await types()).at(-1)).toBe('Burst20');
   });
 
   it('browses a stream a page at a time, forward and backward', async () => {
@@ -249,6 +258,12 @@ suite.each(backends)('the admin UI on $name', (backend) => {
       .toEqual([`AccountOpened · account-9 v1 (position ${stored.position})`]);
     await caused.click();
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent(), poll).toBe('AccountOpened');
+
+    // An unknown event or stream is the server's problem, shown as such.
+    await page.goto(`${server.url}/ui/events/${randomUUID()}`);
+    await expect.poll(() => page.getByRole('alert').textContent(), poll).toMatch(/^404 EVENT_NOT_FOUND: /);
+    await page.goto(`${server.url}/ui/streams/no-such-stream`);
+    await expect.poll(() => page.getByRole('alert').textContent(), poll).toMatch(/^404 STREAM_NOT_FOUND: /);
 
     // An event after the last seal says so.
     await page.goto(`${server.url}/ui/streams/account-9`);

@@ -12,6 +12,8 @@ import { Link, navigate, useLocation } from '../router.js';
 const keep = 500;
 /** How far back before the head the tail starts. */
 const backlog = 50;
+/** How long arrivals wait to be rendered together. */
+const flushMs = 50;
 
 type Status = 'connecting' | 'live' | 'reconnecting';
 
@@ -35,6 +37,7 @@ export function TailView() {
 
   useEffect(() => {
     let source: EventSource | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     let closed = false;
     setEvents([]);
     setHeld([]);
@@ -47,11 +50,20 @@ export function TailView() {
         source = new EventSource(`/subscribe${query({ after, category: categories, type: types })}`);
         source.onopen = () => setStatus('live');
         source.onerror = () => setStatus('reconnecting');
-        source.onmessage = (message) => {
-          const event = JSON.parse(message.data as string) as RecordedEvent;
-          const add = (list: RecordedEvent[]) => [event, ...list].slice(0, keep);
+        // Arrivals are rendered together, at most every `flushMs`: a burst is one render, not one each.
+        let pending: RecordedEvent[] = [];
+        const flush = () => {
+          timer = undefined;
+          const newest = pending.reverse();
+          pending = [];
+          const add = (list: RecordedEvent[]) => [...newest, ...list].slice(0, keep);
           if (pausedRef.current) setHeld(add);
           else setEvents(add);
+        };
+        source.onmessage = (message) => {
+          pending.push(JSON.parse(message.data as string) as RecordedEvent);
+          if (pending.length > keep) pending = pending.slice(-keep);
+          timer ??= setTimeout(flush, flushMs);
         };
       },
       () => setStatus('reconnecting'),
@@ -60,6 +72,7 @@ export function TailView() {
       closed = true;
       abort.abort();
       source?.close();
+      clearTimeout(timer);
     };
   }, [filterKey]);
 

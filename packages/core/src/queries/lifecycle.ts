@@ -110,22 +110,36 @@ export async function setStreamRetention(
 }
 
 /**
- * The SQL condition, on a row of `events` named `alias`, that hides it from a default read:
- * events of tombstoned streams and below a soft delete's truncation (unless `includeDeleted`),
- * of archived streams (unless `includeArchived`). Undefined when nothing is hidden. One probe
- * of stream_states' key per row; the table holds only streams that ever changed state.
+ * The SQL condition, on a row of `events` named `alias`, that it is not hidden from a default
+ * read of the log: events of tombstoned streams and below a truncation (a soft delete or
+ * retention's truncateBefore) unless `include.deleted`, of archived streams unless
+ * `include.archived`. Undefined when nothing is hidden.
+ *
+ * Why it is shaped so: a probe of stream_states' key per row costs a log read about a quarter
+ * of its speed (measured: 300k events in pages of 1000, 760 ms against 1010 ms). So the probe
+ * sits in the ELSE of a CASE whose condition, an uncorrelated subquery (run once per page, an
+ * InitPlan), asks whether any stream hides anything at all: a store that never deleted,
+ * archived or truncated a stream reads its log at full speed.
  */
 export function hiddenByLifecycle(
   schema: string,
   alias: string,
   include: { deleted: boolean; archived: boolean },
 ): string | undefined {
-  const hidden: string[] = [];
-  if (!include.deleted) hidden.push(`h.state = 'tombstoned' or ${alias}.stream_version < h.truncate_before`);
-  if (!include.archived) hidden.push(`h.state = 'archived'`);
-  if (hidden.length === 0) return undefined;
-  return `not exists (select 1 from "${schema}".stream_states h
-           where h.stream_id = ${alias}.stream_id and (${hidden.join(' or ')}))`;
+  const any: string[] = [];
+  const row: string[] = [];
+  if (!include.deleted) {
+    any.push(`a.state = 'tombstoned'`, 'a.truncate_before > 0');
+    row.push(`h.state = 'tombstoned' or ${alias}.stream_version < h.truncate_before`);
+  }
+  if (!include.archived) {
+    any.push(`a.state = 'archived'`);
+    row.push(`h.state = 'archived'`);
+  }
+  if (row.length === 0) return undefined;
+  return `(case when not exists (select 1 from "${schema}".stream_states a where ${any.join(' or ')}) then true
+           else not exists (select 1 from "${schema}".stream_states h
+                             where h.stream_id = ${alias}.stream_id and (${row.join(' or ')})) end)`;
 }
 
 /** The lifecycle states of those of `streamIds` that are not active (read under the log lock by an import). */

@@ -24,6 +24,8 @@ if (!hasChromium) {
 }
 
 const webDir = fileURLToPath(new URL('..', import.meta.url));
+/** A directory to write a screenshot of each view to (docs/ui/ holds some), or none. */
+const screenshots = process.env.ANNALS_UI_SCREENSHOTS;
 const poll = { timeout: 10_000, interval: 50 };
 
 /** The newest modification time under `dir`. */
@@ -91,6 +93,10 @@ suite.each(backends)('the admin UI on $name', (backend) => {
     expect(response.status, response.text).toBe(201);
   }
 
+  async function screenshot(name: string): Promise<void> {
+    if (screenshots && backend.name === 'pglite') await page.screenshot({ path: join(screenshots, `${name}.png`) });
+  }
+
   /** The text of each body row's cells of the table named `name`. */
   const rows = (name: string) =>
     page
@@ -137,6 +143,7 @@ suite.each(backends)('the admin UI on $name', (backend) => {
 
     await page.getByRole('button', { name: 'Resume' }).click();
     await expect.poll(types, poll).toEqual(['Fifth', 'Fourth', 'Third', 'Second', 'First', 'Before']);
+    await screenshot('tail');
 
     // Filtered by category: only tail-2's events, still live.
     await page.getByLabel('Categories').fill('other');
@@ -189,6 +196,7 @@ suite.each(backends)('the admin UI on $name', (backend) => {
     await expect.poll(versions, poll).toEqual([1, 20, 20]);
     await button('Latest').click();
     await expect.poll(versions, poll).toEqual([26, 45, 20]);
+    await screenshot('stream');
     // The page is in the URL: back goes to the page before.
     await page.goBack();
     await expect.poll(versions, poll).toEqual([1, 20, 20]);
@@ -243,6 +251,7 @@ suite.each(backends)('the admin UI on $name', (backend) => {
     });
     const data = page.getByRole('region', { name: 'Data', exact: true });
     await expect.poll(() => data.textContent(), poll).toMatch(/owner: "Ada"[\s\S]*overdraft: 100/);
+    await screenshot('event');
     expect(await page.getByRole('region', { name: 'Metadata', exact: true }).textContent()).toMatch(/actor: "ada"/);
     // Collapsible: the data's root folds away.
     await data.locator('summary').first().click();
@@ -280,6 +289,7 @@ suite.each(backends)('the admin UI on $name', (backend) => {
     await append('dash-1', [{ type: 'Ticked', data: {} }]);
     await expect.poll(() => tile('Head position').textContent(), poll).toBe((head + 1).toLocaleString('en-US'));
     await expect.poll(() => tile('Appends/s').textContent(), poll).toMatch(/^\d/);
+    await screenshot('dashboard');
     expect(await tile('p99 append latency').textContent()).toMatch(/^\d[\d.,]* ms$/);
     expect(Number(await tile('SSE clients').textContent())).toBeGreaterThanOrEqual(0);
   });

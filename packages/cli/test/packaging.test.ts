@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const workspace = fileURLToPath(new URL('../../../', import.meta.url));
-const packages = ['packages/core', 'examples/bank', 'packages/server', 'packages/cli'];
+const packages = ['packages/core', 'examples/bank', 'packages/web', 'packages/server', 'packages/cli'];
 const timeout = 180_000;
 
 // The children must not inherit what the outer `npm test` and Vitest set: the workspace's npm
@@ -74,6 +74,7 @@ describe('the packed packages, installed outside the workspace', () => {
       'annals-core-0.1.0.tgz',
       'annals-example-bank-0.1.0.tgz',
       'annals-server-0.1.0.tgz',
+      'annals-web-0.1.0.tgz',
     ]);
 
     await writeFile(
@@ -221,6 +222,13 @@ export const wrong = (store: EventStore) => store.append('a-1', [], { expectedVe
         expect(appended.status).toBe(201);
         const read = (await (await fetch(`${url}/streams/order-1/events`)).json()) as { events: { type: string }[] };
         expect(read.events.map((e) => e.type)).toEqual(['Placed']);
+        // The admin UI comes with the installed packages, built.
+        const ui = await fetch(`${url}/ui/`);
+        expect(ui.status).toBe(200);
+        expect(ui.headers.get('content-type')).toMatch(/^text\/html/);
+        const asset = /\/ui\/assets\/[^"]+\.js/.exec(await ui.text())?.[0];
+        expect(asset).toBeDefined();
+        expect((await fetch(`${url}${asset}`)).status).toBe(200);
         child.kill('SIGTERM');
         expect(await exited).toBe(0);
         expect(output).toContain('SIGTERM, draining');

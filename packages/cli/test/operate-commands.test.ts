@@ -3,32 +3,14 @@
  * TypeScript entry point, through tsx) in a child process, on this test file's PostgreSQL
  * database — `tail` follows appends another process makes, so it needs a server database.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, freshSchema, waitUntil } from '../../core/test/support/backends.js';
-
-const repo = fileURLToPath(new URL('../../..', import.meta.url));
-const main = join(repo, 'packages/cli/src/main.ts');
-const node = ['--import', 'tsx', '--conditions=@annals/source', main];
-
-function annals(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [...node, ...args],
-      { cwd: repo, env: { ...process.env, DATABASE_URL: databaseUrl } },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+import { annals, binArgs, repo } from './support/bin.js';
 
 describe.runIf(databaseUrl)('annals tail, stats and rebuild (PostgreSQL)', () => {
   const schema = freshSchema('cli_ops');
@@ -49,7 +31,7 @@ describe.runIf(databaseUrl)('annals tail, stats and rebuild (PostgreSQL)', () =>
   });
 
   it('tail follows what is appended from now on, filtered, once each in order, and stops on SIGINT', async () => {
-    const child = spawn(process.execPath, [...node, 'tail', '--schema', schema, '--category', 'order', '--json'], {
+    const child = spawn(process.execPath, [...binArgs, 'tail', '--schema', schema, '--category', 'order', '--json'], {
       cwd: repo,
       env: { ...process.env, DATABASE_URL: databaseUrl },
       stdio: ['ignore', 'pipe', 'pipe'],

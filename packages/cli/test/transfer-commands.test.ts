@@ -3,32 +3,13 @@
  * entry point, through tsx) in a child process, on this test file's PostgreSQL database, with
  * its stdout, stderr and exit status.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createPostgresClient, openEventStore } from '@annals/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, freshSchema } from '../../core/test/support/backends.js';
-
-const repo = fileURLToPath(new URL('../../..', import.meta.url));
-const main = join(repo, 'packages/cli/src/main.ts');
-
-/** Runs `annals <args>`; resolves with its output and exit status, whatever the status. */
-function annals(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', '--conditions=@annals/source', main, ...args],
-      { cwd: repo, env: { ...process.env, DATABASE_URL: databaseUrl }, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+import { annals } from './support/bin.js';
 
 describe.runIf(databaseUrl)('annals export and import (PostgreSQL)', () => {
   const source = freshSchema('cli_src');

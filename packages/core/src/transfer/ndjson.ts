@@ -13,6 +13,7 @@
  * `recordedAt` is UTC with all six digits of PostgreSQL's microseconds.
  */
 import { InvalidInputError } from '../errors.js';
+import type { ImportRow } from '../queries/transfer.js';
 import { assertStreamId } from '../validation.js';
 
 /** An event as a line of the transfer format names it, the JSON texts as stored. */
@@ -37,21 +38,13 @@ export function formatLine(row: TransferRow): string {
   return `{${position}"id":${JSON.stringify(row.id)},"streamId":${JSON.stringify(row.streamId)},"streamVersion":${row.streamVersion},"type":${JSON.stringify(row.type)},"data":${row.data},"metadata":${row.metadata},"recordedAt":"${row.recordedAt}"}\n`;
 }
 
-/** A line read and checked: everything an import stores, the JSON texts as the line has them. */
-export interface ImportLine {
-  /** Line number in the source, from 1. */
+/**
+ * A line read and checked: everything an import stores (the JSON texts of data and metadata as
+ * the line spells them; position 0 when the line has none, allowed in append mode), and its line
+ * number in the source, from 1.
+ */
+export interface ImportLine extends ImportRow {
   line: number;
-  /** The line's position; 0 when it has none (allowed in append mode). */
-  position: number;
-  id: string;
-  streamId: string;
-  streamVersion: number;
-  type: string;
-  /** JSON text of the data, as the line spells it. */
-  data: string;
-  /** JSON text of the metadata, as the line spells it. */
-  metadata: string;
-  recordedAt: string;
 }
 
 /** Limits a line is checked against (the store's own). */

@@ -134,6 +134,18 @@ export {
   stateChanges,
   timeTravel,
 } from './time-travel/time-travel.js';
+export {
+  assertTenantId,
+  createTenant,
+  dropTenant,
+  getTenant,
+  listTenants,
+  migrateTenants,
+  type Tenant,
+  type TenancyOptions,
+  tenantClient,
+  tenantNames,
+} from './tenancy/tenants.js';
 export { toArray } from './to-array.js';
 export { type EmmettSourceOptions, emmettSource } from './transfer/emmett-source.js';
 export type { ImportMode, ImportProgress, ImportResult } from './transfer/import.js';

@@ -20,9 +20,24 @@ function statementName(text: string): string {
 }
 
 /** Options of {@link createPostgresClient}: a connection string or a `pg.Pool` you own. */
-export type PostgresClientOptions =
+export type PostgresClientOptions = (
   | { connectionString: string; maxConnections?: number; applicationName?: string }
-  | { pool: pg.Pool };
+  | { pool: pg.Pool }
+) & {
+  /**
+   * Run every statement as this role (`SET ROLE`), whatever the connection logged in as:
+   * privileges are then those of the role, so a tenant's client reaches only its tenant's
+   * schema however it is asked (docs/tenancy.md). `null`: as the login role itself
+   * (`RESET ROLE`). Several clients with different roles may share one pool; each sets its
+   * role on the connections it takes. A pool shared so must be used only through such clients.
+   */
+  role?: string | null;
+};
+
+/** The role each pooled connection was last set to ('' = the login role), across clients. */
+const connectionRoles = new WeakMap<pg.PoolClient, string>();
+
+const rolePattern = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
  * A {@link SqlClient} on a PostgreSQL server through node-postgres. Given a connection string it
@@ -42,7 +57,43 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
   // that would crash the process. The next query simply gets a new connection.
   if (owned) pool.on('error', () => {});
 
-  const queryable = (runner: pg.Pool | pg.PoolClient): SqlQueryable => ({
+  const role = options.role === undefined ? undefined : (options.role ?? '');
+  if (role !== undefined && role !== '' && !rolePattern.test(role)) throw new Error(`bad role name ${role}`);
+  const setRole = role === '' ? 'reset role' : `set role "${role}"`;
+  /** A connection of the pool, running as `role` (a round trip only when it ran as another). */
+  const connect = async (): Promise<pg.PoolClient> => {
+    const client = await pool.connect();
+    if (role === undefined || connectionRoles.get(client) === role) return client;
+    try {
+      await client.query(setRole);
+    } catch (error) {
+      client.release(error as Error);
+      throw error;
+    }
+    connectionRoles.set(client, role);
+    return client;
+  };
+  /** The pool's own `query` when no role is set; with one, each statement on a connection set to it. */
+  const pooled: Pick<pg.Pool, 'query'> =
+    role === undefined
+      ? pool
+      : {
+          query: (async (config: pg.QueryConfig) => {
+            const client = await connect();
+            let broken: Error | undefined;
+            try {
+              return await client.query(config);
+            } catch (error) {
+              // A statement error leaves the connection usable; a lost connection does not.
+              if (!(error as { code?: string }).code) broken = error as Error;
+              throw error;
+            } finally {
+              client.release(broken);
+            }
+          }) as pg.Pool['query'],
+        };
+
+  const queryable = (runner: Pick<pg.Pool, 'query'> | pg.PoolClient): SqlQueryable => ({
     async query<Row>(text: string, params?: readonly unknown[], options?: QueryOptions) {
       const values = params as unknown[] | undefined;
       const result = await runner.query(
@@ -56,8 +107,8 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
     },
     async copyFrom(statement: string, chunks: Iterable<string> | AsyncIterable<string>) {
       // A COPY holds its connection until the data ends: on the pool, on one of its own.
-      if (runner instanceof pg.Pool) {
-        const client = await runner.connect();
+      if (!(runner instanceof pg.Client)) {
+        const client = await connect();
         let broken: Error | undefined;
         try {
           await pipeline(Readable.from(chunks, { objectMode: false }), client.query(copyStream(statement)));
@@ -75,9 +126,9 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
 
   return {
     capabilities: { concurrentConnections: true, durable: true },
-    ...queryable(pool),
+    ...queryable(pooled),
     async transaction(fn) {
-      const client = await pool.connect();
+      const client = await connect();
       // A connection that dies between two statements emits 'error' on the client, which
       // would crash the process without a listener; the next statement fails anyway.
       let broken: Error | undefined;
@@ -123,7 +174,7 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
     },
     listen: (channel, onNotify, onReconnect) => listen(pool, channel, onNotify, onReconnect),
     async session(): Promise<SqlSession> {
-      const client = await pool.connect();
+      const client = await connect();
       let lose: (error: Error) => void = () => {};
       const lost = new Promise<Error>((resolve) => {
         lose = resolve;

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyStream } from 'pg-copy-streams';
+import { listenOnPool } from './pg-listener.js';
 import type { Listener, QueryOptions, SqlClient, SqlQueryable, SqlSession } from './sql-client.js';
 
 const statementNames = new Map<string, string>();
@@ -34,7 +35,11 @@ export type PostgresClientOptions = (
   role?: string | null;
 };
 
-/** The role each pooled connection was last set to ('' = the login role), across clients. */
+/**
+ * The role each pooled connection was last set to ('' = the login role), across clients. The
+ * pool's LISTEN connection (pg-listener.ts) is taken without a role and destroyed on release,
+ * so it never returns to the pool with a role this map does not know.
+ */
 const connectionRoles = new WeakMap<pg.PoolClient, string>();
 
 const rolePattern = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -201,9 +206,8 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
 }
 
 /**
- * LISTEN on a connection of its own. When that connection dies (the server ended it, the
- * network dropped), it is replaced after a backoff of 0.1 s doubling to 5 s, and
- * `onReconnect` runs so that the caller reads what it may have missed.
+ * LISTEN on the pool's one LISTEN connection, shared by every client on the pool and every
+ * channel (pg-listener.ts): a client per tenant on a shared pool must not hold a connection each.
  */
 async function listen(
   pool: pg.Pool,
@@ -211,57 +215,9 @@ async function listen(
   onNotify: (payload: string) => void,
   onReconnect: () => void,
 ): Promise<Listener> {
+  // The name goes into the statement as is.
   if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad channel name ${channel}`);
-  let closed = false;
-  let current: pg.PoolClient | undefined;
-
-  /** Connects; the first time a failure is thrown to the caller, later ones are retried. */
-  const connect = async (retry: boolean): Promise<void> => {
-    for (let attempt = 0; !closed; attempt++) {
-      let client: pg.PoolClient | undefined;
-      try {
-        client = await pool.connect();
-        if (closed) {
-          client.release(new Error('listener closed'));
-          return;
-        }
-        const mine = client;
-        const lost = () => {
-          if (current !== mine) return;
-          current = undefined;
-          mine.release(new Error('listen connection lost'));
-          if (!closed) void connect(true).then(() => !closed && onReconnect());
-        };
-        mine.on('error', lost);
-        mine.on('end', lost);
-        mine.on('notification', (message) => {
-          if (message.channel === channel) onNotify(message.payload ?? '');
-        });
-        await mine.query(`listen ${channel}`);
-        if (closed) {
-          mine.release(new Error('listener closed'));
-          return;
-        }
-        current = mine;
-        return;
-      } catch (error) {
-        client?.release(new Error('listen failed'));
-        if (!retry) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** attempt)));
-      }
-    }
-  };
-
-  await connect(false);
-  return {
-    async close() {
-      closed = true;
-      const client = current;
-      current = undefined;
-      // Destroyed rather than returned to the pool: it carries our listeners and its LISTEN.
-      client?.release(new Error('listener closed'));
-    },
-  };
+  return listenOnPool(pool, channel, onNotify, onReconnect);
 }
 
 function transactionEnded(): Error {

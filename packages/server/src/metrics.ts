@@ -24,7 +24,11 @@ export interface ServerMetrics {
   /** Observes one page the live hub handed out (see `LiveHubOptions.onPublish`). */
   published(page: { events: readonly RecordedEvent[]; clients: number }): void;
   /** Connects the scrape-time gauges to a store, its pool and the SSE hub. */
-  attach(sources: { store: EventStore; sseClients: () => number; poolStats: () => PoolStats | undefined }): void;
+  attach(sources: {
+    store: EventStore | undefined;
+    sseClients: () => number;
+    poolStats: () => PoolStats | undefined;
+  }): void;
 }
 
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];

@@ -1,6 +1,6 @@
 /** What the route modules share: the server's context and the small helpers every route uses. */
 import { Readable } from 'node:stream';
-import type { EventStore, JsonObject, NewEvent, RecordedEvent } from '@annals/core';
+import type { JsonObject, NewEvent, RecordedEvent } from '@annals/core';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type {
   FastifyBaseLogger,
@@ -12,13 +12,25 @@ import type {
   RawServerDefault,
 } from 'fastify';
 import type { AnnalsApp } from './app-module.js';
-import type { LiveHub } from './live-hub.js';
+import type { Authenticator } from './auth/authenticator.js';
+import type { AbuseLimits } from './auth/guard.js';
+import type { TenantScope } from './tenant-scopes.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The store (and hub) of the principal's tenant; set before every guarded route's handler. */
+    scope: TenantScope | null;
+  }
+}
 
 /** The server's parts, handed to every route module. */
 export interface ServerContext {
-  store: EventStore;
   app: AnnalsApp;
-  hub: LiveHub;
+  /** Authentication, when on (SSE connections watch their key through it). */
+  auth: Authenticator | undefined;
+  limits: AbuseLimits;
+  /** The tenant parts of a request (its principal's tenant). */
+  scopeOf(request: FastifyRequest): TenantScope;
   /** Whether the runners the server started are healthy (for readiness). */
   runnersHealthy(): Promise<{ ok: boolean; detail: string[] }>;
 }
@@ -41,14 +53,37 @@ export function traceparentOf(request: FastifyRequest): string | undefined {
   return value && traceparentPattern.test(value.trim().toLowerCase()) ? value.trim().toLowerCase() : undefined;
 }
 
-/** Events with the request's `traceparent` in their metadata, so a trace links to what it caused. */
+/**
+ * The actor of what the request appends: its principal's, unless the principal may act for
+ * others and the request names one. Anonymous requests (authentication off) keep what they name.
+ */
+export function actorOf(request: FastifyRequest, named: unknown): string | undefined {
+  const principal = request.principal;
+  if (principal.actAs && typeof named === 'string') return named;
+  return principal.kind === 'anonymous' ? undefined : principal.actor;
+}
+
+/**
+ * Events as the request appends them: with its `traceparent` (so a trace links to what it
+ * caused) and the actor of {@link actorOf}, which a body field cannot forge.
+ */
 export function traced(request: FastifyRequest, events: NewEvent[]): NewEvent[] {
   const traceparent = traceparentOf(request);
-  if (!traceparent) return events;
-  return events.map((event) => ({
-    ...event,
-    metadata: { traceparent, ...((event.metadata as JsonObject | undefined) ?? {}) },
-  }));
+  const principal = request.principal;
+  const stamp = principal.kind !== 'anonymous';
+  if (!traceparent && !stamp) return events;
+  return events.map((event) => {
+    // Metadata that is not an object is left for the store to refuse.
+    if (event.metadata !== undefined && (typeof event.metadata !== 'object' || Array.isArray(event.metadata))) {
+      return event;
+    }
+    const metadata: JsonObject = { ...(traceparent ? { traceparent } : {}), ...((event.metadata as JsonObject) ?? {}) };
+    if (stamp) {
+      const actor = actorOf(request, metadata.actor);
+      if (actor !== undefined) metadata.actor = actor;
+    }
+    return { ...event, metadata };
+  });
 }
 
 /** Bytes of JSON gathered before each write: one write per event would cost a syscall each. */

@@ -11,7 +11,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { Type } from 'typebox';
 import type { AnnalsApp } from './app-module.js';
-import { LiveHub, type LiveHubOptions } from './live-hub.js';
+import type { Authenticator } from './auth/authenticator.js';
+import { type AbuseLimits, installGuard } from './auth/guard.js';
+import type { LiveHub, LiveHubOptions } from './live-hub.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { problem, problemOf } from './problems.js';
 import type { Api, ServerContext } from './route-kit.js';
@@ -21,11 +23,21 @@ import { lifecycleRoutes } from './routes/lifecycle.js';
 import { liveRoutes } from './routes/live.js';
 import { operationRoutes } from './routes/operations.js';
 import { streamRoutes } from './routes/streams.js';
+import { type OpenTenantStore, TenantScopes } from './tenant-scopes.js';
 import { webUiRoutes } from './web-ui.js';
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
-  store: EventStore;
+  /** The store served (tenant {@link ServerOptions.tenant}); or, with tenants, `tenants`. */
+  store?: EventStore;
+  /** The tenant `store` belongs to: keys of other tenants are refused. @defaultValue `'default'` */
+  tenant?: string;
+  /** With tenants: opens the store of a principal's tenant (see `openTenantStores`). */
+  tenants?: OpenTenantStore;
+  /** Authentication; without it every request is anonymous, with every scope. */
+  auth?: Authenticator;
+  /** Rate limits and connection caps per principal. */
+  limits?: AbuseLimits;
   /** The application module: deciders, projections, subscription handlers. */
   app?: AnnalsApp;
   /** Metrics to report to; pass the same object's `instrumentation` to `openEventStore`. */
@@ -47,7 +59,10 @@ export interface ServerOptions {
 export interface AnnalsServer {
   /** The Fastify instance: `listen`, `inject`, `close`. */
   api: Api;
+  /** The live hub of the single store (undefined with tenants: each has its own). */
   hub: LiveHub;
+  /** Every tenant's parts opened so far. */
+  scopes: TenantScopes;
   metrics: ServerMetrics;
   /** Stops taking requests, ends SSE clients with a retry hint, lets requests in flight finish. */
   close(): Promise<void>;
@@ -57,13 +72,18 @@ export interface AnnalsServer {
 export async function createServer(options: ServerOptions): Promise<AnnalsServer> {
   const { store, app = {}, metrics = createMetrics() } = options;
   const userOnPublish = options.live?.onPublish;
-  const hub = new LiveHub(store, {
+  const hubOptions: LiveHubOptions = {
     ...options.live,
     onPublish: (page) => {
       metrics.published(page);
       userOnPublish?.(page);
     },
-  });
+  };
+  if (!store === !options.tenants) throw new Error('createServer needs either a store or tenants, not both');
+  const scopes = store
+    ? TenantScopes.single(options.tenant ?? 'default', store, hubOptions)
+    : new TenantScopes(options.tenants as OpenTenantStore, hubOptions);
+  const single = store ? await scopes.get(options.tenant ?? 'default') : undefined;
   const api = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
@@ -156,6 +176,30 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
       .send(problem(404, 'NOT_FOUND', `no route ${path}`));
   });
 
+  await installGuard(api, options.auth, options.limits);
+  // Then the tenant's store: the principal's, never one a request names.
+  api.decorateRequest('scope', null);
+  api.addHook('preHandler', (request, reply, done) => {
+    // Public routes (health, metrics, the UI's files) have no principal, and reach no store.
+    if (!request.principal) return done();
+    if (single && request.principal.tenant === single.tenant) {
+      request.scope = single;
+      return done();
+    }
+    scopes.get(request.principal.tenant).then((scope) => {
+      if (!scope) {
+        reply
+          .code(401)
+          .header('www-authenticate', 'Bearer realm="annals"')
+          .type('application/problem+json')
+          .send(problem(401, 'UNAUTHENTICATED', 'the key is not valid here'));
+        return;
+      }
+      request.scope = scope;
+      done();
+    }, done);
+  });
+
   // Hooks on every request are callback-style: an async hook costs a promise per request.
   api.addHook('onResponse', (request, reply, done) => {
     metrics.request(
@@ -168,12 +212,21 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   });
 
   const context: ServerContext = {
-    store,
     app,
-    hub,
+    auth: options.auth,
+    limits: options.limits ?? {},
+    scopeOf(request) {
+      const scope = request.scope;
+      if (!scope) throw new Error(`no tenant scope for ${request.method} ${request.routeOptions.url}`);
+      return scope;
+    },
     runnersHealthy: options.runnersHealthy ?? (async () => ({ ok: true, detail: [] })),
   };
-  metrics.attach({ store, sseClients: () => hub.clients, poolStats: options.poolStats ?? (() => undefined) });
+  metrics.attach({
+    store,
+    sseClients: () => scopes.opened.reduce((sum, scope) => sum + scope.hub.clients, 0),
+    poolStats: options.poolStats ?? (() => undefined),
+  });
 
   streamRoutes(api, context);
   lifecycleRoutes(api, context);
@@ -181,7 +234,7 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   historyRoutes(api, context);
   commandRoutes(api, context);
   operationRoutes(api, context);
-  systemRoutes(api, context, metrics, options.schemaStatus);
+  systemRoutes(api, context, metrics, options.schemaStatus, single?.store);
   webUiRoutes(api);
 
   // Before Fastify waits for open connections: SSE clients would hold it forever.
@@ -207,10 +260,10 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   });
   api.addHook('preClose', async () => {
     draining = true;
-    await hub.close();
+    await scopes.close();
   });
 
-  return { api, hub, metrics, close: () => api.close() };
+  return { api, hub: single?.hub as LiveHub, scopes, metrics, close: () => api.close() };
 }
 
 function systemRoutes(
@@ -218,6 +271,7 @@ function systemRoutes(
   context: ServerContext,
   metrics: ServerMetrics,
   schemaStatus: (() => Promise<SchemaStatus>) | undefined,
+  store: EventStore | undefined,
 ): void {
   const Health = Type.Object({ status: Type.String(), checks: Type.Optional(Type.Array(Type.String())) });
   api.get(
@@ -238,7 +292,7 @@ function systemRoutes(
       const checks: string[] = [];
       let ok = true;
       try {
-        checks.push(`database: ok (head ${await context.store.headPosition()})`);
+        if (store) checks.push(`database: ok (head ${await store.headPosition()})`);
         if (schemaStatus) {
           const schema = await schemaStatus();
           // An outdated schema cannot serve this version; a newer one was migrated by a newer

@@ -5,9 +5,10 @@
  * refuses the command answers 422 with its `reason`.
  */
 import { type Command, type CommandContext, type CommandHandler, commandHandler, type DomainEvent } from '@annals/core';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { HttpProblem, problem } from '../problems.js';
-import { type Api, type ServerContext, traceparentOf } from '../route-kit.js';
+import { type Api, actorOf, type ServerContext, traceparentOf } from '../route-kit.js';
 import { Name, problemResponses, RecordedEvent } from '../schemas.js';
 
 const CommandBody = Type.Object(
@@ -31,25 +32,25 @@ const CommandBody = Type.Object(
   { additionalProperties: false },
 );
 
-export function commandRoutes(api: Api, { store, app }: ServerContext): void {
-  const handlers = new Map<string, CommandHandler<Command, DomainEvent, unknown>>();
-  const handlerOf = (name: string) => {
-    let handler = handlers.get(name);
-    if (handler) return handler;
+export function commandRoutes(api: Api, server: ServerContext): void {
+  const { app } = server;
+  /** The tenant's handler of decider `name`, made on its first command. */
+  const handlerOf = (request: FastifyRequest, name: string): CommandHandler<Command, DomainEvent, unknown> => {
     const entry = app.deciders?.[name];
     if (!entry) {
       throw new HttpProblem(
         problem(404, 'UNKNOWN_DECIDER', `the app has no decider ${JSON.stringify(name)}`, { field: 'decider' }),
       );
     }
-    handler = commandHandler(store, entry.decider, {
-      name,
-      events: entry.events,
-      snapshots: entry.snapshots,
-      maxRetries: entry.maxRetries,
-    });
-    handlers.set(name, handler);
-    return handler;
+    const scope = server.scopeOf(request);
+    return scope.memo(`decider:${name}`, () =>
+      commandHandler(scope.store, entry.decider, {
+        name,
+        events: entry.events,
+        snapshots: entry.snapshots,
+        maxRetries: entry.maxRetries,
+      }),
+    );
   };
 
   api.post(
@@ -77,9 +78,14 @@ export function commandRoutes(api: Api, { store, app }: ServerContext): void {
       const traceparent = traceparentOf(request);
       const full: CommandContext = {
         ...context,
+        // A bad actor (not a string) is left for the handler to refuse.
+        actor:
+          typeof context.actor === 'string' || context.actor === undefined
+            ? actorOf(request, context.actor)
+            : context.actor,
         metadata: traceparent ? { traceparent, ...(context.metadata ?? {}) } : context.metadata,
       } as CommandContext;
-      return handlerOf(request.params.decider).handle(request.params.streamId, { type, data, id }, full);
+      return handlerOf(request, request.params.decider).handle(request.params.streamId, { type, data, id }, full);
     },
   );
 }

@@ -12,10 +12,13 @@ import {
   InvalidInputError,
   mergeDecider,
   type PointInTime,
+  type RecordedEvent,
   timeTravel,
   toArray,
 } from '@annals/core';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { mayTouch } from '../auth/guard.js';
 import { HttpProblem, problem } from '../problems.js';
 import type { Api, ServerContext } from '../route-kit.js';
 import {
@@ -32,6 +35,10 @@ const StreamParams = Type.Object({ streamId: Name });
 const Limit = Type.Integer({ minimum: 1, maximum: 10_000 });
 
 type AnyDecider = Decider<Command, DomainEvent, unknown>;
+
+/** The events of `events` the request's principal may see. */
+const visible = (request: FastifyRequest, events: RecordedEvent[]) =>
+  request.principal.categories === null ? events : events.filter((e) => mayTouch(request.principal, e.streamId));
 
 /** A time range from query strings; absent ends are open. */
 function range(query: { from?: string; to?: string; limit?: number }) {
@@ -56,16 +63,24 @@ function instant(value: string, field: string): Date | number {
   return time;
 }
 
-export function historyRoutes(api: Api, { store, app }: ServerContext): void {
-  const audit = auditTrail(store);
-  const travel = (name: string | undefined) => {
-    if (name === undefined) return timeTravel(store, mergeDecider as unknown as AnyDecider);
+export function historyRoutes(api: Api, context: ServerContext): void {
+  const storeOf = (request: FastifyRequest) => context.scopeOf(request).store;
+  const { app } = context;
+  const auditOf = (request: FastifyRequest) => {
+    const scope = context.scopeOf(request);
+    return scope.memo('audit', () => auditTrail(scope.store));
+  };
+  const travel = (request: FastifyRequest, name: string | undefined) => {
+    const scope = context.scopeOf(request);
+    if (name === undefined) {
+      return scope.memo('travel', () => timeTravel(scope.store, mergeDecider as unknown as AnyDecider));
+    }
     const entry = app.deciders?.[name];
     if (!entry)
       throw new HttpProblem(
         problem(404, 'UNKNOWN_DECIDER', `the app has no decider ${JSON.stringify(name)}`, { field: 'decider' }),
       );
-    return timeTravel(store, entry.decider, { events: entry.events });
+    return scope.memo(`travel:${name}`, () => timeTravel(scope.store, entry.decider, { events: entry.events }));
   };
   const events = Type.Object({ events: Type.Array(EventSchema) });
 
@@ -88,7 +103,7 @@ export function historyRoutes(api: Api, { store, app }: ServerContext): void {
     },
     async (request) => {
       const { fromVersion, limit = 1000 } = request.query;
-      return { entries: await toArray(audit.history(request.params.streamId, { fromVersion, limit })) };
+      return { entries: await toArray(auditOf(request).history(request.params.streamId, { fromVersion, limit })) };
     },
   );
 
@@ -103,7 +118,9 @@ export function historyRoutes(api: Api, { store, app }: ServerContext): void {
         response: { 200: events, ...problemResponses },
       },
     },
-    async (request) => ({ events: await toArray(audit.byActor(request.params.actor, range(request.query))) }),
+    async (request) => ({
+      events: visible(request, await toArray(auditOf(request).byActor(request.params.actor, range(request.query)))),
+    }),
   );
 
   api.get(
@@ -121,7 +138,11 @@ export function historyRoutes(api: Api, { store, app }: ServerContext): void {
     },
     async (request) => ({
       events: await toArray(
-        audit.inRange({ ...range(request.query), categories: request.query.category, eventTypes: request.query.type }),
+        auditOf(request).inRange({
+          ...range(request.query),
+          categories: request.query.category,
+          eventTypes: request.query.type,
+        }),
       ),
     }),
   );
@@ -138,8 +159,13 @@ export function historyRoutes(api: Api, { store, app }: ServerContext): void {
       },
     },
     async (request) => {
-      const plain = (node: CausalNode): unknown => ({ event: node.event, children: node.children.map(plain) });
-      return { roots: (await audit.causalTree(request.params.correlationId)).map(plain) };
+      // A principal held to some categories sees its events of the tree, each under its
+      // nearest visible cause.
+      const plain = (node: CausalNode): unknown[] => {
+        const children = node.children.flatMap(plain);
+        return mayTouch(request.principal, node.event.streamId) ? [{ event: node.event, children }] : children;
+      };
+      return { roots: (await auditOf(request).causalTree(request.params.correlationId)).flatMap(plain) };
     },
   );
 
@@ -154,7 +180,9 @@ export function historyRoutes(api: Api, { store, app }: ServerContext): void {
         response: { 200: events, ...problemResponses },
       },
     },
-    async (request) => ({ events: await toArray(audit.bySubject(request.params.subjectId, range(request.query))) }),
+    async (request) => ({
+      events: await toArray(auditOf(request).bySubject(request.params.subjectId, range(request.query))),
+    }),
   );
 
   api.get(
@@ -180,8 +208,8 @@ export function historyRoutes(api: Api, { store, app }: ServerContext): void {
             : time !== undefined
               ? { time: new Date(time) }
               : undefined;
-      const moment = at ?? { version: (await store.getStream(request.params.streamId))?.version ?? 0 };
-      return { ...(await travel(decider).stateAt(request.params.streamId, moment)) };
+      const moment = at ?? { version: (await storeOf(request).getStream(request.params.streamId))?.version ?? 0 };
+      return { ...(await travel(request, decider).stateAt(request.params.streamId, moment)) };
     },
   );
 
@@ -207,7 +235,7 @@ export function historyRoutes(api: Api, { store, app }: ServerContext): void {
     async (request) => {
       const { fromVersion, toVersion, limit = 1000, decider } = request.query;
       const steps: unknown[] = [];
-      for await (const step of travel(decider).replay(request.params.streamId, { fromVersion, toVersion })) {
+      for await (const step of travel(request, decider).replay(request.params.streamId, { fromVersion, toVersion })) {
         steps.push(step);
         if (steps.length >= limit) break;
       }
@@ -237,7 +265,9 @@ export function historyRoutes(api: Api, { store, app }: ServerContext): void {
     async (request) => {
       const { from, to, category, decider } = request.query;
       return {
-        ...(await travel(decider).changesBetween(instant(from, 'from'), instant(to, 'to'), { categories: category })),
+        ...(await travel(request, decider).changesBetween(instant(from, 'from'), instant(to, 'to'), {
+          categories: category,
+        })),
       };
     },
   );

@@ -4,6 +4,7 @@
  * `$lifecycle` with who and why (docs/operations.md, "Stream lifecycle").
  */
 import { lifecycle } from '@annals/core';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { Api, ServerContext } from '../route-kit.js';
 import { Name, Position, problemResponses } from '../schemas.js';
@@ -65,7 +66,8 @@ const RetentionBody = Type.Object(
   { additionalProperties: false },
 );
 
-export function lifecycleRoutes(api: Api, { store }: ServerContext): void {
+export function lifecycleRoutes(api: Api, context: ServerContext): void {
+  const storeOf = (request: FastifyRequest) => context.scopeOf(request).store;
   api.delete(
     '/streams/:streamId',
     {
@@ -89,7 +91,7 @@ export function lifecycleRoutes(api: Api, { store }: ServerContext): void {
     },
     async (request) => {
       const { tombstone, ...change } = request.query;
-      const facet = lifecycle(store);
+      const facet = lifecycle(storeOf(request));
       return tombstone
         ? facet.tombstone(request.params.streamId, change)
         : facet.delete(request.params.streamId, change);
@@ -109,7 +111,7 @@ export function lifecycleRoutes(api: Api, { store }: ServerContext): void {
         response: { 200: LifecycleResult, ...problemResponses },
       },
     },
-    async (request) => lifecycle(store).archive(request.params.streamId, request.body),
+    async (request) => lifecycle(storeOf(request)).archive(request.params.streamId, request.body),
   );
 
   api.post(
@@ -124,7 +126,7 @@ export function lifecycleRoutes(api: Api, { store }: ServerContext): void {
         response: { 200: LifecycleResult, ...problemResponses },
       },
     },
-    async (request) => lifecycle(store).unarchive(request.params.streamId, request.body),
+    async (request) => lifecycle(storeOf(request)).unarchive(request.params.streamId, request.body),
   );
 
   api.put(
@@ -140,6 +142,6 @@ export function lifecycleRoutes(api: Api, { store }: ServerContext): void {
         response: { 200: RetentionResult, ...problemResponses },
       },
     },
-    async (request) => lifecycle(store).setRetention(request.params.streamId, request.body),
+    async (request) => lifecycle(storeOf(request)).setRetention(request.params.streamId, request.body),
   );
 }

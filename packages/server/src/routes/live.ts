@@ -7,6 +7,7 @@ import { InvalidInputError } from '@annals/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { LiveFilter } from '../live-hub.js';
+import { HttpProblem, problem } from '../problems.js';
 import type { Api, ServerContext } from '../route-kit.js';
 import { LogFilter, Name, Position, problemResponses } from '../schemas.js';
 
@@ -29,14 +30,32 @@ function resumeAfter(request: FastifyRequest, after: number | undefined): number
   return Number(value);
 }
 
+/** Open SSE connections per principal, against `sseConnectionsPerKey`. */
+const openConnections = new WeakMap<ServerContext, Map<string, number>>();
+
 async function serveEvents(
   context: ServerContext,
+  request: FastifyRequest,
   reply: FastifyReply,
   after: number,
   filter: LiveFilter,
 ): Promise<void> {
+  const { store, hub } = context.scopeOf(request);
   // Checked before the stream starts, so bad filters answer a problem, not a broken stream.
-  context.store.readAll({ after, limit: 1, ...filter });
+  store.readAll({ after, limit: 1, ...filter });
+  const principal = request.principal;
+  let counts = openConnections.get(context);
+  if (!counts) {
+    counts = new Map();
+    openConnections.set(context, counts);
+  }
+  const cap = context.limits.sseConnectionsPerKey ?? 100;
+  const open = counts.get(principal.id) ?? 0;
+  if (open >= cap) {
+    reply.header('retry-after', '5');
+    throw new HttpProblem(problem(429, 'TOO_MANY_CONNECTIONS', `this key already holds ${cap} live connections`));
+  }
+  counts.set(principal.id, open + 1);
   reply.hijack();
   const response = reply.raw;
   response.writeHead(200, {
@@ -49,7 +68,16 @@ async function serveEvents(
   const gone = new Promise<void>((resolve) => {
     response.once('close', () => resolve());
   });
-  await context.hub.serve(
+  // A revoked or expired key loses its live connections at once; the client's reconnect then
+  // gets 401, which ends an EventSource for good.
+  const unwatch = context.auth?.watch(principal, () => response.end(() => response.socket?.destroy()));
+  void gone.then(() => {
+    unwatch?.();
+    const left = (counts.get(principal.id) ?? 1) - 1;
+    if (left <= 0) counts.delete(principal.id);
+    else counts.set(principal.id, left);
+  });
+  await hub.serve(
     {
       write: (chunk) => response.write(chunk),
       get buffered() {
@@ -93,7 +121,7 @@ export function liveRoutes(api: Api, context: ServerContext): void {
     },
     async (request, reply) => {
       const { after, category, type, stream } = request.query;
-      await serveEvents(context, reply, resumeAfter(request, after), {
+      await serveEvents(context, request, reply, resumeAfter(request, after), {
         categories: category,
         eventTypes: type,
         streamIds: stream,
@@ -114,7 +142,7 @@ export function liveRoutes(api: Api, context: ServerContext): void {
       },
     },
     async (request, reply) => {
-      await serveEvents(context, reply, resumeAfter(request, request.query.after), {
+      await serveEvents(context, request, reply, resumeAfter(request, request.query.after), {
         streamIds: [request.params.streamId],
       });
     },

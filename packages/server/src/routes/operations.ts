@@ -4,6 +4,7 @@
  * data subject.
  */
 import { integrity, personalData, subscriptions } from '@annals/core';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { HttpProblem, problem } from '../problems.js';
 import type { Api, ServerContext } from '../route-kit.js';
@@ -11,7 +12,9 @@ import { Name, Position, problemResponses } from '../schemas.js';
 
 const Rows = Type.Array(Type.Unknown());
 
-export function operationRoutes(api: Api, { store, app }: ServerContext): void {
+export function operationRoutes(api: Api, context: ServerContext): void {
+  const storeOf = (request: FastifyRequest) => context.scopeOf(request).store;
+  const { app } = context;
   api.get(
     '/checkpoints',
     {
@@ -21,7 +24,7 @@ export function operationRoutes(api: Api, { store, app }: ServerContext): void {
         response: { 200: Type.Object({ checkpoints: Rows }), ...problemResponses },
       },
     },
-    async () => ({ checkpoints: await subscriptions(store).checkpoints() }),
+    async (request) => ({ checkpoints: await subscriptions(storeOf(request)).checkpoints() }),
   );
 
   api.get(
@@ -34,7 +37,7 @@ export function operationRoutes(api: Api, { store, app }: ServerContext): void {
         response: { 200: Type.Object({ parked: Rows }), ...problemResponses },
       },
     },
-    async (request) => ({ parked: await subscriptions(store).parked(request.params.name) }),
+    async (request) => ({ parked: await subscriptions(storeOf(request)).parked(request.params.name) }),
   );
 
   api.post(
@@ -58,7 +61,7 @@ export function operationRoutes(api: Api, { store, app }: ServerContext): void {
           ),
         );
       }
-      return subscriptions(store).replayParked(request.params.name, handler);
+      return subscriptions(storeOf(request)).replayParked(request.params.name, handler);
     },
   );
 
@@ -71,7 +74,7 @@ export function operationRoutes(api: Api, { store, app }: ServerContext): void {
         response: { 200: Type.Object({ holders: Rows }), ...problemResponses },
       },
     },
-    async () => ({ holders: await store.logHolders() }),
+    async (request) => ({ holders: await storeOf(request).logHolders() }),
   );
 
   api.get(
@@ -86,7 +89,7 @@ export function operationRoutes(api: Api, { store, app }: ServerContext): void {
         },
       },
     },
-    async () => integrity(store).status(),
+    async (request) => integrity(storeOf(request)).status(),
   );
 
   api.post(
@@ -116,7 +119,7 @@ export function operationRoutes(api: Api, { store, app }: ServerContext): void {
         request.body ??= {};
       },
     },
-    async (request) => ({ ...(await integrity(store).verify(request.body ?? {})) }),
+    async (request) => ({ ...(await integrity(storeOf(request)).verify(request.body ?? {})) }),
   );
 
   api.post(
@@ -136,6 +139,6 @@ export function operationRoutes(api: Api, { store, app }: ServerContext): void {
         response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
       },
     },
-    async (request) => ({ ...(await personalData(store).forget(request.params.subjectId, request.body)) }),
+    async (request) => ({ ...(await personalData(storeOf(request)).forget(request.params.subjectId, request.body)) }),
   );
 }

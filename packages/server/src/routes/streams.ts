@@ -1,6 +1,8 @@
 /** Streams and the global log: append (one stream or several), read, stream heads and metadata. */
 import { type JsonObject, listStreams, type NewEvent, StreamNotFoundError, type StreamWrite } from '@annals/core';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { mayTouch } from '../auth/guard.js';
 import { HttpProblem, problem } from '../problems.js';
 import { type Api, type ServerContext, sendEventPage, traced } from '../route-kit.js';
 import {
@@ -33,7 +35,8 @@ const StreamSummary = Type.Object({
 });
 const PageLimit = Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 });
 
-export function streamRoutes(api: Api, { store }: ServerContext): void {
+export function streamRoutes(api: Api, context: ServerContext): void {
+  const storeOf = (request: FastifyRequest) => context.scopeOf(request).store;
   api.post(
     '/streams/:streamId/events',
     {
@@ -49,7 +52,7 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
     },
     async (request, reply) => {
       const { events, expectedVersion } = request.body;
-      const result = await store.append(request.params.streamId, traced(request, events as NewEvent[]), {
+      const result = await storeOf(request).append(request.params.streamId, traced(request, events as NewEvent[]), {
         expectedVersion,
       });
       return reply.code(result.duplicate ? 200 : 201).send(result);
@@ -71,7 +74,7 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
       const writes = request.body.writes.map(
         (write): StreamWrite => ({ ...write, events: traced(request, write.events as NewEvent[]) }),
       );
-      return { results: await store.appendMulti(writes) };
+      return { results: await storeOf(request).appendMulti(writes) };
     },
   );
 
@@ -101,7 +104,7 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
       },
     },
     async (request) => {
-      const page = await listStreams(store, request.query);
+      const page = await listStreams(storeOf(request), request.query);
       return { streams: page.streams, next: page.next === null ? null : { after: page.next } };
     },
   );
@@ -129,7 +132,13 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
     async (request, reply) => {
       const { streamId } = request.params;
       const { fromVersion, limit = 1000, direction = 'forward', includeDeleted, includeArchived } = request.query;
-      const events = store.readStream(streamId, { fromVersion, limit, direction, includeDeleted, includeArchived });
+      const events = storeOf(request).readStream(streamId, {
+        fromVersion,
+        limit,
+        direction,
+        includeDeleted,
+        includeArchived,
+      });
       return sendEventPage(
         reply,
         events,
@@ -137,7 +146,7 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
         (last) => ({ fromVersion: direction === 'forward' ? last.streamVersion + 1 : last.streamVersion - 1 }),
         // Only an empty page needs to tell a missing stream from a read past its end.
         async () => {
-          if (!(await store.getStream(streamId))?.exists) throw new StreamNotFoundError(streamId);
+          if (!(await storeOf(request).getStream(streamId))?.exists) throw new StreamNotFoundError(streamId);
         },
       );
     },
@@ -154,7 +163,7 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
       },
     },
     async (request) => {
-      const info = await store.getStream(request.params.streamId);
+      const info = await storeOf(request).getStream(request.params.streamId);
       if (!info) throw new StreamNotFoundError(request.params.streamId);
       return info;
     },
@@ -173,7 +182,7 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
       },
     },
     async (request, reply) => {
-      await store.setStreamMetadata(request.params.streamId, request.body as JsonObject);
+      await storeOf(request).setStreamMetadata(request.params.streamId, request.body as JsonObject);
       return reply.code(204).send(null);
     },
   );
@@ -195,7 +204,7 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
     },
     async (request, reply) => {
       const { after = 0, limit = 1000, category, type, stream, includeDeleted, includeArchived } = request.query;
-      const events = store.readAll({
+      const events = storeOf(request).readAll({
         after,
         limit,
         categories: category,
@@ -219,8 +228,10 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
       },
     },
     async (request) => {
-      const event = await store.getEvent(request.params.eventId);
-      if (!event) throw new HttpProblem(problem(404, 'EVENT_NOT_FOUND', `no event has id ${request.params.eventId}`));
+      const event = await storeOf(request).getEvent(request.params.eventId);
+      // An event of a category the principal may not see is, to it, no event at all.
+      if (!event || !mayTouch(request.principal, event.streamId))
+        throw new HttpProblem(problem(404, 'EVENT_NOT_FOUND', `no event has id ${request.params.eventId}`));
       return event;
     },
   );
@@ -239,9 +250,9 @@ export function streamRoutes(api: Api, { store }: ServerContext): void {
       },
     },
     async (request) => {
-      const head = await store.headPosition();
+      const head = await storeOf(request).headPosition();
       const time = request.query.time;
-      return { position: time === undefined ? head : await store.positionAt(new Date(time)), head };
+      return { position: time === undefined ? head : await storeOf(request).positionAt(new Date(time)), head };
     },
   );
 }

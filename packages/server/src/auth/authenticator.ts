@@ -1,0 +1,144 @@
+/**
+ * Turns an `Authorization` header into a principal. API keys are looked up by id and kept for
+ * `cacheMs`, so a request costs one SHA-256, not a round trip; a revocation reaches every
+ * server at once through NOTIFY (key-queries.ts), which drops the key from the cache and ends
+ * the long-lived connections (SSE) that it holds. When the LISTEN connection was lost the
+ * notifications sent meanwhile are too: then the whole cache is dropped and every watched key
+ * looked up again. Tokens (JWT) are checked by their signature and expire; they are not revoked.
+ */
+import type { Listener, SqlClient } from '@annals/core';
+import { findKeyRow, parseApiKey, principalOfKey, secretMatches } from './api-keys.js';
+import { revokedChannel } from './key-queries.js';
+import { AuthenticationError, type Principal } from './principal.js';
+
+/** Options of {@link Authenticator}. */
+export interface AuthenticatorOptions {
+  /** API keys, read through `client` (which may read the directory's `api_keys`). */
+  keys?: { client: SqlClient; directory?: string };
+  /** Verifies a bearer token that is not an API key (see jwt.ts). */
+  verifyToken?: (token: string) => Promise<Principal>;
+  /** How long a looked-up key is trusted without asking the database again. @defaultValue 30 000 */
+  cacheMs?: number;
+}
+
+interface CachedKey {
+  hash: Uint8Array;
+  principal: Principal | undefined;
+  until: number;
+}
+
+const maxTimer = 2 ** 31 - 1;
+
+/** Authenticates requests; see the module comment. */
+export class Authenticator {
+  readonly #options: AuthenticatorOptions;
+  readonly #cache = new Map<string, CachedKey>();
+  readonly #watchers = new Map<string, Set<() => void>>();
+  #listener: Listener | undefined;
+
+  constructor(options: AuthenticatorOptions) {
+    this.#options = options;
+  }
+
+  /** Starts listening for revocations (call before serving). */
+  async start(): Promise<void> {
+    const keys = this.#options.keys;
+    if (!keys) return;
+    this.#listener = await keys.client.listen(
+      revokedChannel(keys.directory ?? 'annals_control'),
+      (id) => this.#revoked(id),
+      () => void this.#recheck(),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.#listener?.close();
+    this.#listener = undefined;
+  }
+
+  /** The principal of an `Authorization` header; throws {@link AuthenticationError}. */
+  async authenticate(header: string | undefined): Promise<Principal> {
+    if (header === undefined || header === '') throw new AuthenticationError('credentials are missing');
+    const match = /^Bearer +([\x21-\x7e]{1,8192})$/i.exec(header.trim());
+    if (!match) throw new AuthenticationError('the Authorization header must be "Bearer <key or token>"');
+    const credential = match[1] as string;
+    const key = parseApiKey(credential);
+    if (key) return this.#byKey(key.id, key.secret);
+    if (credential.startsWith('ank_') || !this.#options.verifyToken) {
+      throw new AuthenticationError('the key is not valid');
+    }
+    return this.#options.verifyToken(credential);
+  }
+
+  /**
+   * Calls `onEnd` when `principal` stops being valid: revoked, or past its expiry. For
+   * connections that outlive a request (SSE). Returns the function that stops watching.
+   */
+  watch(principal: Principal, onEnd: () => void): () => void {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      stop();
+      onEnd();
+    };
+    let timer: NodeJS.Timeout | undefined;
+    if (principal.expiresAt) {
+      timer = setTimeout(end, Math.min(maxTimer, Math.max(0, principal.expiresAt.getTime() - Date.now())));
+      timer.unref();
+    }
+    let set = this.#watchers.get(principal.id);
+    if (!set) {
+      set = new Set();
+      this.#watchers.set(principal.id, set);
+    }
+    set.add(end);
+    const stop = () => {
+      clearTimeout(timer);
+      const watching = this.#watchers.get(principal.id);
+      watching?.delete(end);
+      if (watching?.size === 0) this.#watchers.delete(principal.id);
+    };
+    return stop;
+  }
+
+  async #byKey(id: string, secret: string): Promise<Principal> {
+    const now = Date.now();
+    let cached = this.#cache.get(id);
+    if (!cached || cached.until <= now) {
+      const keys = this.#options.keys;
+      if (!keys) throw new AuthenticationError('the key is not valid');
+      const row = await findKeyRow(keys.client, id, keys);
+      // An unknown id is checked against a hash all the same, so timing says nothing of it.
+      cached = {
+        hash: row?.secret_sha256 ?? new Uint8Array(32),
+        principal: row ? principalOfKey(row, now) : undefined,
+        until: now + (this.#options.cacheMs ?? 30_000),
+      };
+      if (row) this.#cache.set(id, cached);
+    }
+    const matches = secretMatches(secret, cached.hash);
+    const principal = cached.principal;
+    if (!matches || !principal) throw new AuthenticationError('the key is not valid');
+    if (principal.expiresAt && principal.expiresAt.getTime() <= now) {
+      throw new AuthenticationError('the key has expired');
+    }
+    return principal;
+  }
+
+  #revoked(id: string): void {
+    this.#cache.delete(id);
+    for (const end of [...(this.#watchers.get(id) ?? [])]) end();
+  }
+
+  /** After a lost LISTEN: forget every cached key, and end watched ones revoked meanwhile. */
+  async #recheck(): Promise<void> {
+    this.#cache.clear();
+    const keys = this.#options.keys;
+    if (!keys) return;
+    for (const id of [...this.#watchers.keys()]) {
+      const row = await findKeyRow(keys.client, id, keys).catch(() => undefined);
+      if (row && !principalOfKey(row)) this.#revoked(id);
+    }
+  }
+}

@@ -126,6 +126,18 @@ export {
 } from './subscriptions/subscription.js';
 export { type Subscriptions, subscriptions } from './subscriptions/subscriptions.js';
 export {
+  assertTenantId,
+  createTenant,
+  dropTenant,
+  getTenant,
+  listTenants,
+  migrateTenants,
+  type TenancyOptions,
+  type Tenant,
+  tenantClient,
+  tenantNames,
+} from './tenancy/tenants.js';
+export {
   type Changes,
   mergeDecider,
   type PointInTime,
@@ -134,18 +146,6 @@ export {
   stateChanges,
   timeTravel,
 } from './time-travel/time-travel.js';
-export {
-  assertTenantId,
-  createTenant,
-  dropTenant,
-  getTenant,
-  listTenants,
-  migrateTenants,
-  type Tenant,
-  type TenancyOptions,
-  tenantClient,
-  tenantNames,
-} from './tenancy/tenants.js';
 export { toArray } from './to-array.js';
 export { type EmmettSourceOptions, emmettSource } from './transfer/emmett-source.js';
 export type { ImportMode, ImportProgress, ImportResult } from './transfer/import.js';

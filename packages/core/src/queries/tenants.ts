@@ -48,18 +48,16 @@ export function selectTenants(db: SqlQueryable, directory: string): Promise<Tena
 }
 
 export async function selectTenant(db: SqlQueryable, directory: string, id: string): Promise<TenantRow | undefined> {
-  const [row] = await db.query<TenantRow>(
-    `select id, schema, created_at from "${directory}".tenants where id = $1`,
-    [id],
-  );
+  const [row] = await db.query<TenantRow>(`select id, schema, created_at from "${directory}".tenants where id = $1`, [
+    id,
+  ]);
   return row;
 }
 
 /** Whether the directory exists (a database where no tenant was ever created has none). */
 export async function directoryExists(db: SqlQueryable, directory: string): Promise<boolean> {
-  const [row] = await db.query<{ exists: boolean }>(
-    `select to_regclass($1) is not null as exists`,
-    [`"${directory}".tenants`],
-  );
+  const [row] = await db.query<{ exists: boolean }>(`select to_regclass($1) is not null as exists`, [
+    `"${directory}".tenants`,
+  ]);
   return row?.exists === true;
 }

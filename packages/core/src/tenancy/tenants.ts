@@ -94,7 +94,10 @@ export function tenantNames(id: string, options?: TenancyOptions): Omit<Tenant, 
 
 function assertRolesBackend(client: SqlClient): void {
   if (!client.capabilities.concurrentConnections) {
-    throw new InvalidInputError('client', 'tenants need a PostgreSQL server (roles); the embedded backend has one store');
+    throw new InvalidInputError(
+      'client',
+      'tenants need a PostgreSQL server (roles); the embedded backend has one store',
+    );
   }
 }
 

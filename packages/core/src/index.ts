@@ -128,12 +128,14 @@ export { type Subscriptions, subscriptions } from './subscriptions/subscriptions
 export {
   assertTenantId,
   createTenant,
+  createTenantClients,
   dropTenant,
   getTenant,
   listTenants,
   migrateTenants,
   type TenancyOptions,
   type Tenant,
+  type TenantClients,
   tenantClient,
   tenantNames,
 } from './tenancy/tenants.js';

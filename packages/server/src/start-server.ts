@@ -4,6 +4,8 @@
  * run, the HTTP server listening, and a `close` that drains it in order.
  */
 import {
+  type EventStore,
+  getTenant,
   integrity,
   openEventStore,
   type ProjectionRunner,
@@ -12,15 +14,32 @@ import {
   type SqlClient,
   type StoreOptions,
   schemaStatus,
+  type TenancyOptions,
+  type TenantClients,
 } from '@annals/core';
 import type { AnnalsApp } from './app-module.js';
+import { setupApiKeys } from './auth/api-keys.js';
+import { Authenticator } from './auth/authenticator.js';
+import { createJwtVerifier, type JwtOptions } from './auth/jwt.js';
+import { keysTableExists } from './auth/key-queries.js';
 import { createMetrics } from './metrics.js';
 import { type AnnalsServer, createServer, type ServerOptions } from './server.js';
 
 /** Options of {@link startServer}. */
 export interface StartServerOptions
-  extends Omit<ServerOptions, 'store' | 'metrics' | 'poolStats' | 'runnersHealthy' | 'schemaStatus'> {
+  extends Omit<
+    ServerOptions,
+    'store' | 'metrics' | 'poolStats' | 'runnersHealthy' | 'schemaStatus' | 'auth' | 'tenants' | 'tenant'
+  > {
+  /** The store's database; with `tenants`, their `control` client. */
   client: SqlClient;
+  /**
+   * Authentication: API keys (from the directory's `api_keys`, read through `client`) and,
+   * with `jwt`, bearer tokens. Absent: off, every request anonymous with every scope.
+   */
+  auth?: { directory?: string; jwt?: JwtOptions; cacheMs?: number };
+  /** Serve many tenants: each principal reaches its tenant's store, opened under its tenant's role. */
+  tenants?: { clients: TenantClients; options?: TenancyOptions };
   /** Store options (schema, limits...), and whether closing the server closes `client`. */
   store?: Partial<StoreOptions> & { closeClient?: boolean };
   app?: AnnalsApp;
@@ -51,6 +70,8 @@ const withoutUndefined = <T extends object>(value: T): Partial<T> =>
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { client, app = {}, host = '127.0.0.1', port = 3000, runProjections = false, runSealer = false } = options;
   const metrics = createMetrics();
+  const auth = options.auth ? await startAuthenticator(client, options.auth) : undefined;
+  if (options.tenants) return startTenantServer(options, metrics, auth);
   const store = await openEventStore({
     // HTTP appends arrive spread over many turns of the event loop, not woken together as
     // in-process callers are: one call in flight lets the next batch fill up meanwhile
@@ -71,6 +92,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   try {
     server = await createServer({
       ...options,
+      tenants: undefined,
+      auth,
       store,
       app,
       metrics,
@@ -95,8 +118,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     await server.api.listen({ host, port });
   } catch (error) {
     await store.close();
+    await auth?.close();
     throw error;
   }
+  return running(server, host, port, async () => {
+    await store.close();
+    await auth?.close();
+  });
+}
+
+function running(server: AnnalsServer, host: string, port: number, after: () => Promise<void>): RunningServer {
   const address = server.api.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
@@ -105,7 +136,74 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     url: `http://${shownHost}:${bound}`,
     async close() {
       await server.close();
-      await store.close();
+      await after();
     },
   };
+}
+
+/** Keys need their table: made here when missing (if this role may), else a clear error. */
+async function startAuthenticator(client: SqlClient, auth: NonNullable<StartServerOptions['auth']>) {
+  const directory = auth.directory ?? 'annals_control';
+  if (!(await keysTableExists(client, directory))) {
+    await setupApiKeys(client, { directory, serverRoles: [] }).catch((error: unknown) => {
+      throw new Error(
+        `there is no API key table (${directory}.api_keys) and this role may not create it: run \`annals keys create\` as the owner first (${error instanceof Error ? error.message : String(error)})`,
+      );
+    });
+  }
+  const authenticator = new Authenticator({
+    keys: { client, directory },
+    verifyToken: auth.jwt ? await createJwtVerifier(auth.jwt) : undefined,
+    cacheMs: auth.cacheMs,
+  });
+  await authenticator.start();
+  return authenticator;
+}
+
+/**
+ * A server of many tenants: a tenant's store is opened on its first request, on the tenant's
+ * client (its own role), without migrating (`annals tenants migrate` does, as the owner).
+ */
+async function startTenantServer(
+  options: StartServerOptions,
+  metrics: ReturnType<typeof createMetrics>,
+  auth: Authenticator | undefined,
+): Promise<RunningServer> {
+  const { app = {}, host = '127.0.0.1', port = 3000 } = options;
+  const { clients, options: tenancy } = options.tenants as NonNullable<StartServerOptions['tenants']>;
+  const stores: EventStore[] = [];
+  const server = await createServer({
+    ...options,
+    store: undefined,
+    auth,
+    app,
+    metrics,
+    poolStats: () => options.client.poolStats?.(),
+    tenants: async (id) => {
+      const tenant = await getTenant(clients.control, id, tenancy);
+      if (!tenant) return undefined;
+      const store = await openEventStore({
+        appendConcurrency: 1,
+        ...withoutUndefined(options.store ?? {}),
+        client: clients.forTenant(id),
+        schema: tenant.schema,
+        migrate: false,
+        instrumentation: metrics.instrumentation,
+        personalData: app.personalData,
+        inlineProjections: app.inlineProjections,
+      });
+      stores.push(store);
+      return store;
+    },
+  });
+  try {
+    await server.api.listen({ host, port });
+  } catch (error) {
+    await auth?.close();
+    throw error;
+  }
+  return running(server, host, port, async () => {
+    await Promise.all(stores.map((store) => store.close()));
+    await auth?.close();
+  });
 }

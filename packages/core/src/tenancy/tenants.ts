@@ -11,7 +11,7 @@
  * tenants takes a role that may create roles and schemas (a superuser); these calls are for
  * the operator's tools (`annals tenants`), never for a request path.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import type { MigrateResult } from '../db/migrate.js';
 import { createPostgresClient, type PostgresClientOptions } from '../db/pg-client.js';
 import { applyRoles, type RoleNames, type rolesSql } from '../db/roles.js';
@@ -216,4 +216,46 @@ end $$;`);
  */
 export function tenantClient(pool: pg.Pool, id: string, options?: TenancyOptions): SqlClient {
   return createPostgresClient({ pool, role: tenantNames(id, options).roles.app });
+}
+
+/** The clients of a multi-tenant server, on one pool: see {@link createTenantClients}. */
+export interface TenantClients {
+  /** Runs as the login role itself (`RESET ROLE`): the directory and the keys, no tenant's data. */
+  control: SqlClient;
+  /** Tenant `id`'s client, running as its application role (made once, kept). */
+  forTenant(id: string): SqlClient;
+  /** Ends the pool. */
+  close(): Promise<void>;
+}
+
+/**
+ * One pool of connections for every tenant, as a server of many tenants needs it: a
+ * connection is set to the role of whichever tenant takes it (one `SET ROLE` round trip, only
+ * when the last user was another tenant), so the connections a server holds do not grow with
+ * its tenants. LISTEN takes one connection for them all.
+ */
+export function createTenantClients(
+  options: { connectionString: string; maxConnections?: number; applicationName?: string } & TenancyOptions,
+): TenantClients {
+  resolve(options);
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.maxConnections ?? 10,
+    application_name: options.applicationName ?? 'annals',
+  });
+  // An idle connection lost emits 'error' on the pool: without a listener it would crash.
+  pool.on('error', () => {});
+  const clients = new Map<string, SqlClient>();
+  return {
+    control: createPostgresClient({ pool, role: null }),
+    forTenant(id) {
+      let client = clients.get(id);
+      if (!client) {
+        client = tenantClient(pool, id, options);
+        clients.set(id, client);
+      }
+      return client;
+    },
+    close: () => pool.end(),
+  };
 }

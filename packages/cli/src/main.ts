@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { auditCommand, historyCommand } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { forgetCommand, sealCommand, verifyCommand } from './commands/integrity.js';
+import { createKeyCommand, listKeysCommand, revokeKeyCommand } from './commands/keys.js';
 import {
   archiveCommand,
   deleteCommand,
@@ -17,6 +18,12 @@ import { rebuildCommand, statsCommand, streamsCommand, tailCommand } from './com
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
 import { rolesCommand } from './commands/roles.js';
 import { serveCommand } from './commands/serve.js';
+import {
+  createTenantCommand,
+  dropTenantCommand,
+  listTenantsCommand,
+  migrateTenantsCommand,
+} from './commands/tenants.js';
 import { changesCommand, replayCommand, stateCommand } from './commands/time-travel.js';
 import { exportCommand, importCommand } from './commands/transfer.js';
 import { defaultDataDir } from './config.js';
@@ -294,7 +301,69 @@ program
   .option('--projections', "run the app's projections (one active runner across processes)")
   .option('--sealer', 'run a sealer')
   .option('--log', 'log requests (JSON lines)')
+  .addOption(
+    new Option('--auth <mode>', 'API keys and tokens (default: on with PostgreSQL, off embedded)')
+      .choices(['on', 'off'])
+      .env('ANNALS_AUTH'),
+  )
+  .option('--tenants', 'serve every tenant of the directory (each key reaches its own tenant)')
+  .option('--directory <schema>', 'schema of the tenant directory and API keys (default annals_control)')
+  .option('--jwt-public-key <file>', 'also accept JWTs signed by this key (PEM or JWK)')
+  .option('--jwks-file <file>', 'also accept JWTs signed by a key of this JWKS file')
+  .option('--jwt-issuer <iss>', 'required issuer of JWTs')
+  .option('--jwt-audience <aud>', 'required audience of JWTs')
+  .option('--rate-limit <n>', 'requests per second per key (0: none; default 2000 with auth)', integer)
+  .option('--sse-per-key <n>', 'open live connections per key (default 100)', integer)
   .action((options) => serveCommand({ ...global(), ...options }));
+
+const keys = program.command('keys').description("the server's API keys: create, list, revoke");
+keys
+  .command('create')
+  .description('create a key; its secret is printed once')
+  .requiredOption('--name <name>', 'what the key is for')
+  .requiredOption('--scopes <list>', 'comma-separated: read, append, subscribe, admin')
+  .option('--tenant <id>', 'its tenant (default: default, the single store)')
+  .option('--categories <list>', 'only these stream categories (comma-separated)')
+  .option('--actor <actor>', 'the actor of its events (default key:<name>)')
+  .option('--act-as', 'may name another actor in what it appends')
+  .option('--expires <when>', 'expiry: 30d, 12h, 15m or an ISO-8601 time')
+  .option('--server-role <role>', 'role the server logs in as, allowed to read keys (repeatable)', collect)
+  .option('--directory <schema>', 'schema of the keys (default annals_control)')
+  .option('--json', 'machine-readable output')
+  .action((options) => createKeyCommand({ ...global(), ...options }));
+keys
+  .command('list')
+  .description('list keys (never their secrets)')
+  .option('--tenant <id>', "only this tenant's")
+  .option('--directory <schema>', 'schema of the keys (default annals_control)')
+  .option('--json', 'machine-readable output')
+  .action((options) => listKeysCommand({ ...global(), ...options }));
+keys
+  .command('revoke <id>')
+  .description('revoke a key: every server refuses it at once, its live connections end')
+  .option('--directory <schema>', 'schema of the keys (default annals_control)')
+  .option('--json', 'machine-readable output')
+  .action((id, options) => revokeKeyCommand(id, { ...global(), ...options }));
+
+const tenants = program.command('tenants').description('tenants, each a store in its own schema under its own roles');
+const tenancyOptions = (command: Command) =>
+  command
+    .option('--directory <schema>', 'schema of the tenant directory (default annals_control)')
+    .option('--prefix <prefix>', "prefix of tenants' schemas (default tenant_)")
+    .option('--server-role <role>', 'role servers log in as (default annals_server)')
+    .option('--json', 'machine-readable output');
+tenancyOptions(
+  tenants.command('create <id>').description('create a tenant (idempotent): schema, roles, migrations'),
+).action((id, options) => createTenantCommand(id, { ...global(), ...options }));
+tenancyOptions(tenants.command('list').description('list the tenants')).action((options) =>
+  listTenantsCommand({ ...global(), ...options }),
+);
+tenancyOptions(tenants.command('migrate').description("apply pending migrations to every tenant's schema")).action(
+  (options) => migrateTenantsCommand({ ...global(), ...options }),
+);
+tenancyOptions(tenants.command('drop <id>').description('delete a tenant and its whole log, for good'))
+  .option('--yes', 'yes, delete it')
+  .action((id, options) => dropTenantCommand(id, { ...global(), ...options }));
 
 try {
   await program.parseAsync();

@@ -3,8 +3,9 @@
  * or on PostgreSQL (`DATABASE_URL`). SIGTERM and SIGINT drain it: no new requests, requests in
  * flight finish, SSE clients get a retry hint, runners stop, the store closes.
  */
-import { InvalidInputError } from '@annals/core';
-import { type AnnalsApp, loadApp, startServer } from '@annals/server';
+import { readFile } from 'node:fs/promises';
+import { createTenantClients, InvalidInputError } from '@annals/core';
+import { type AnnalsApp, type JwtOptions, loadApp, type StartServerOptions, startServer } from '@annals/server';
 import { type ConnectionFlags, connect } from '../config.js';
 
 export type ServeFlags = ConnectionFlags & {
@@ -17,7 +18,27 @@ export type ServeFlags = ConnectionFlags & {
   projections?: boolean;
   sealer?: boolean;
   log?: boolean;
+  auth?: 'on' | 'off';
+  tenants?: boolean;
+  directory?: string;
+  jwtPublicKey?: string;
+  jwksFile?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  rateLimit?: number;
+  ssePerKey?: number;
 };
+
+async function jwtOf(flags: ServeFlags): Promise<JwtOptions | undefined> {
+  if (!flags.jwtPublicKey && !flags.jwksFile) return undefined;
+  return {
+    publicKey: flags.jwtPublicKey ? await readFile(flags.jwtPublicKey, 'utf8') : undefined,
+    jwksFile: flags.jwksFile,
+    issuer: flags.jwtIssuer,
+    audience: flags.jwtAudience,
+    defaultTenant: flags.tenants ? undefined : 'default',
+  };
+}
 
 const loopback = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -32,8 +53,33 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     await connection.client.close();
     throw new InvalidInputError('--host', 'the embedded database is for development: serve it on loopback only');
   }
+  if (embedded && flags.tenants) {
+    await connection.client.close();
+    throw new InvalidInputError('--tenants', 'tenants need PostgreSQL (each has its own roles): set DATABASE_URL');
+  }
+  // Zero setup on the embedded database (loopback only); on PostgreSQL, on unless turned off.
+  const authOn = (flags.auth ?? (embedded ? 'off' : 'on')) === 'on';
+  let tenants: StartServerOptions['tenants'];
+  let client = connection.client;
+  if (flags.tenants) {
+    await connection.client.close();
+    const clients = createTenantClients({
+      connectionString: (flags.databaseUrl ?? process.env.DATABASE_URL) as string,
+      maxConnections: flags.poolSize,
+      applicationName: 'annals-server',
+      directory: flags.directory,
+    });
+    tenants = { clients, options: { directory: flags.directory } };
+    client = clients.control;
+  }
   const server = await startServer({
-    client: connection.client,
+    client,
+    tenants,
+    auth: authOn ? { directory: flags.directory, jwt: await jwtOf(flags) } : undefined,
+    limits: {
+      rateLimit: flags.rateLimit ?? (authOn ? 2000 : 0),
+      sseConnectionsPerKey: flags.ssePerKey,
+    },
     store: { schema: connection.schema, appendConcurrency: flags.appendConcurrency },
     app,
     host,
@@ -43,7 +89,12 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     runSealer: flags.sealer,
     logger: flags.log ? { level: 'info' } : false,
   });
-  console.log(`annals serving ${connection.description}`);
+  console.log(`annals serving ${flags.tenants ? 'every tenant of ' : ''}${connection.description}`);
+  console.log(
+    authOn
+      ? '  auth: on (Authorization: Bearer <key>; make one with `annals keys create --name me --scopes admin`)'
+      : `  auth: off${embedded ? ' (embedded database, loopback only)' : ' (--auth off)'}: anyone who reaches this port may read and append`,
+  );
   console.log(
     `  ${server.url}  (admin UI: ${server.url}/ui, OpenAPI: ${server.url}/openapi.json, metrics: ${server.url}/metrics)`,
   );
@@ -62,4 +113,5 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  await tenants?.clients.close();
 }

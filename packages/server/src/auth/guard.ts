@@ -147,7 +147,8 @@ export async function installGuard(api: Api, authenticator: Authenticator | unde
       max: limits.rateLimit,
       timeWindow: limits.rateWindowMs ?? 1000,
       hook: 'preHandler',
-      keyGenerator: (request) => request.principal.id,
+      // Public routes (no principal) are on the allow list, which the plugin asks after the key.
+      keyGenerator: (request) => request.principal?.id ?? request.ip,
       allowList: (request) => {
         const policy = policyOf(request);
         return policy === undefined || policy === 'public';

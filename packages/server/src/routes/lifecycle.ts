@@ -6,7 +6,7 @@
 import { lifecycle } from '@annals/core';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { Api, ServerContext } from '../route-kit.js';
+import { type Api, actorOf, type ServerContext } from '../route-kit.js';
 import { Name, Position, problemResponses } from '../schemas.js';
 
 const StreamParams = Type.Object({ streamId: Name });
@@ -66,6 +66,12 @@ const RetentionBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** A change with the actor of {@link actorOf}: the principal's, not a forged one. */
+function withActor<T extends { actor?: string }>(request: FastifyRequest, change: T): T {
+  const actor = actorOf(request, change.actor);
+  return actor === undefined ? change : { ...change, actor };
+}
+
 export function lifecycleRoutes(api: Api, context: ServerContext): void {
   const storeOf = (request: FastifyRequest) => context.scopeOf(request).store;
   api.delete(
@@ -90,7 +96,8 @@ export function lifecycleRoutes(api: Api, context: ServerContext): void {
       },
     },
     async (request) => {
-      const { tombstone, ...change } = request.query;
+      const { tombstone, ...query } = request.query;
+      const change = withActor(request, query);
       const facet = lifecycle(storeOf(request));
       return tombstone
         ? facet.tombstone(request.params.streamId, change)
@@ -111,7 +118,7 @@ export function lifecycleRoutes(api: Api, context: ServerContext): void {
         response: { 200: LifecycleResult, ...problemResponses },
       },
     },
-    async (request) => lifecycle(storeOf(request)).archive(request.params.streamId, request.body),
+    async (request) => lifecycle(storeOf(request)).archive(request.params.streamId, withActor(request, request.body)),
   );
 
   api.post(
@@ -126,7 +133,7 @@ export function lifecycleRoutes(api: Api, context: ServerContext): void {
         response: { 200: LifecycleResult, ...problemResponses },
       },
     },
-    async (request) => lifecycle(storeOf(request)).unarchive(request.params.streamId, request.body),
+    async (request) => lifecycle(storeOf(request)).unarchive(request.params.streamId, withActor(request, request.body)),
   );
 
   api.put(
@@ -142,6 +149,7 @@ export function lifecycleRoutes(api: Api, context: ServerContext): void {
         response: { 200: RetentionResult, ...problemResponses },
       },
     },
-    async (request) => lifecycle(storeOf(request)).setRetention(request.params.streamId, request.body),
+    async (request) =>
+      lifecycle(storeOf(request)).setRetention(request.params.streamId, withActor(request, request.body)),
   );
 }

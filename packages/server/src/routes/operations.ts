@@ -7,7 +7,7 @@ import { integrity, personalData, subscriptions } from '@annals/core';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { HttpProblem, problem } from '../problems.js';
-import type { Api, ServerContext } from '../route-kit.js';
+import { type Api, actorOf, type ServerContext } from '../route-kit.js';
 import { Name, Position, problemResponses } from '../schemas.js';
 
 const Rows = Type.Array(Type.Unknown());
@@ -139,6 +139,10 @@ export function operationRoutes(api: Api, context: ServerContext): void {
         response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
       },
     },
-    async (request) => ({ ...(await personalData(storeOf(request)).forget(request.params.subjectId, request.body)) }),
+    async (request) => {
+      const actor = actorOf(request, request.body.actor);
+      const change = actor === undefined ? request.body : { ...request.body, actor };
+      return { ...(await personalData(storeOf(request)).forget(request.params.subjectId, change)) };
+    },
   );
 }

@@ -5,7 +5,7 @@
  * (problems.ts), metrics on every request (metrics.ts), and the live hub for SSE.
  */
 
-import type { EventStore, PoolStats, SchemaStatus } from '@annals/core';
+import type { EventStore, PoolStats, SchemaStatus, SqlClient } from '@annals/core';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyReply, type FastifyServerOptions } from 'fastify';
@@ -19,6 +19,7 @@ import { problem, problemOf } from './problems.js';
 import type { Api, ServerContext } from './route-kit.js';
 import { commandRoutes } from './routes/commands.js';
 import { historyRoutes } from './routes/history.js';
+import { keyRoutes } from './routes/keys.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { liveRoutes } from './routes/live.js';
 import { operationRoutes } from './routes/operations.js';
@@ -36,6 +37,8 @@ export interface ServerOptions {
   tenants?: OpenTenantStore;
   /** Authentication; without it every request is anonymous, with every scope. */
   auth?: Authenticator;
+  /** Where API keys are, for the `/keys` routes (served with `auth` only). */
+  keys?: { client: SqlClient; directory?: string };
   /** Rate limits and connection caps per principal. */
   limits?: AbuseLimits;
   /** The application module: deciders, projections, subscription handlers. */
@@ -234,6 +237,7 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   historyRoutes(api, context);
   commandRoutes(api, context);
   operationRoutes(api, context);
+  if (options.auth && options.keys) keyRoutes(api, options.keys);
   systemRoutes(api, context, metrics, options.schemaStatus, single?.store);
   webUiRoutes(api);
 

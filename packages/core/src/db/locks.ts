@@ -13,6 +13,7 @@
  * | seal | transaction | a sealing step | one sealer writing at a time |
  * | projection lease | session | the active runner of a projection | one runner per projection across processes |
  * | group partition | session | the member running a consumer-group partition | one member per partition |
+ * | tenancy | session | creating or dropping a tenant | one change to the tenant directory at a time |
  *
  * The log lock itself is no longer an advisory lock: from migration 0007 it is a row lock on the
  * one row of `log_head`, which only `append_events` (running as the schema's owner) may take;
@@ -60,6 +61,17 @@ export const groupPartitionLock = (schema: string, group: string, partition: num
   sql: `hashtext($1), $2::int4`,
   params: [`annals.group.${schema}.${group}`, partition],
 });
+
+/** Serializes creating and dropping tenants (roles and schemas are cluster-wide). */
+export const tenancyLock = (directory: string): LockKey => ({
+  sql: `hashtext('annals.tenancy'), hashtext($1)`,
+  params: [directory],
+});
+
+/** Waits for a session-level lock; release it with {@link unlockForSession} on the same session. */
+export async function lockForSession(db: SqlQueryable, key: LockKey): Promise<void> {
+  await db.query(`select pg_advisory_lock(${key.sql})`, key.params);
+}
 
 /** Waits for a transaction-level lock (released at commit or rollback). */
 export async function lockForTransaction(db: SqlQueryable, key: LockKey): Promise<void> {

@@ -12,6 +12,7 @@
  * the operator's tools (`annals tenants`), never for a request path.
  */
 import pg from 'pg';
+import { lockForSession, tenancyLock, unlockForSession } from '../db/locks.js';
 import type { MigrateResult } from '../db/migrate.js';
 import { createPostgresClient, type PostgresClientOptions } from '../db/pg-client.js';
 import { applyRoles, type RoleNames, type rolesSql } from '../db/roles.js';
@@ -107,14 +108,15 @@ const fromRow = (row: TenantRow, options: TenancyOptions | undefined): Tenant =>
   createdAt: row.created_at,
 });
 
-/** Tenant creation, migration and removal run one at a time across processes. */
-async function exclusively<T>(admin: SqlClient, work: () => Promise<T>): Promise<T> {
+/** Tenant creation and removal run one at a time across processes. */
+async function exclusively<T>(admin: SqlClient, directory: string, work: () => Promise<T>): Promise<T> {
   const session = await admin.session();
+  const lock = tenancyLock(directory);
   try {
-    await session.query(`select pg_advisory_lock(hashtext('annals tenancy'))`);
+    await lockForSession(session, lock);
     return await work();
   } finally {
-    await session.query(`select pg_advisory_unlock(hashtext('annals tenancy'))`).catch(() => undefined);
+    await unlockForSession(session, lock).catch(() => undefined);
     await session.release();
   }
 }
@@ -142,7 +144,7 @@ export async function createTenant(
   const names = tenantNames(id, options);
   const { directory, serverRole } = resolve(options);
   assertRolesBackend(admin);
-  return exclusively(admin, async () => {
+  return exclusively(admin, directory, async () => {
     await admin.exec(directorySetupSql(directory, serverRole));
     const migrated = await applyRoles(admin, { schema: names.schema, ...names.roles });
     // The tenant's data reaches the server only after SET ROLE: the server role is NOINHERIT.
@@ -194,7 +196,7 @@ export async function dropTenant(admin: SqlClient, id: string, options?: Tenancy
   const names = tenantNames(id, options);
   const { directory } = resolve(options);
   assertRolesBackend(admin);
-  return exclusively(admin, async () => {
+  return exclusively(admin, directory, async () => {
     const existed = (await directoryExists(admin, directory)) && (await deleteTenant(admin, directory, id));
     await admin.exec(`drop schema if exists "${names.schema}" cascade`);
     for (const role of [names.roles.app, names.roles.reader, names.roles.owner]) {

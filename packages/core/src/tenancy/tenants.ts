@@ -2,10 +2,12 @@
  * Tenants, isolated by PostgreSQL itself (docs/tenancy.md): each tenant is a store in a schema
  * of its own (`tenant_<id>`: its own log, positions, log lock, checkpoints, seals, subject
  * keys), with the three roles of {@link rolesSql} of its own. Its application role may use
- * that schema and nothing else, so a client running as it ({@link tenantClient}) cannot read
- * another tenant's events whatever SQL it is asked to run. The server logs in as one role,
- * `NOINHERIT`, that holds no privilege itself and is a member of every tenant's application
- * role: a connection reaches a tenant's data only after `SET ROLE` to that tenant.
+ * that schema and nothing else, so the store's statements on a client running as it
+ * ({@link tenantClient}) cannot reach another tenant's events, whichever schema they name. The
+ * server logs in as one role, `NOINHERIT`, that holds no privilege itself and is a member of
+ * every tenant's application role: a connection reaches a tenant's data only after `SET ROLE`
+ * to that tenant. Being a member, the login role could also `SET ROLE` to any tenant: never
+ * run SQL from outside on a tenant's client (docs/tenancy.md, "What is enforced where").
  *
  * A directory schema (`annals_control`) lists the tenants. Creating, migrating and dropping
  * tenants takes a role that may create roles and schemas (a superuser); these calls are for

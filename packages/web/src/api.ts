@@ -1,4 +1,8 @@
-/** The server's HTTP API as the UI uses it: typed JSON calls, problems as errors. */
+/**
+ * The server's HTTP API as the UI uses it: typed JSON calls with the signed-in key, problems
+ * as errors. A 401 also shows the sign-in view (auth.ts).
+ */
+import { authHeaders, challenge } from './auth.js';
 
 export interface RecordedEvent {
   position: number;
@@ -49,6 +53,11 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+
+  /** For a 403 that says so: the scope the key lacks ('read', 'subscribe', ...). */
+  get missingScope(): string | undefined {
+    return this.status === 403 ? /lacks the "?([a-z]+)"? scope/.exec(this.message)?.[1] : undefined;
+  }
 }
 
 /** The query string of `params`, without the undefined ones; arrays repeat their key. */
@@ -62,7 +71,8 @@ export function query(params: Record<string, string | number | string[] | undefi
   return text ? `?${text}` : '';
 }
 
-async function failure(response: Response): Promise<ApiError> {
+/** The problem of a failed answer, as an error. */
+export async function problemOf(response: Response): Promise<ApiError> {
   try {
     const problem = (await response.json()) as { code?: string; detail?: string };
     return new ApiError(response.status, problem.code ?? 'HTTP_ERROR', problem.detail ?? response.statusText);
@@ -71,16 +81,40 @@ async function failure(response: Response): Promise<ApiError> {
   }
 }
 
+/** The problem of a failed answer; a 401 also asks the user to sign in. */
+export async function failure(response: Response): Promise<ApiError> {
+  const error = await problemOf(response);
+  if (error.status === 401) challenge(error.message);
+  return error;
+}
+
 export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
-  const response = await fetch(path, { headers: { accept: 'application/json' }, signal });
+  const response = await fetch(path, { headers: { accept: 'application/json', ...authHeaders() }, signal });
   if (!response.ok) throw await failure(response);
   return (await response.json()) as T;
 }
 
 export async function getText(path: string, signal?: AbortSignal): Promise<string> {
-  const response = await fetch(path, { signal });
+  const response = await fetch(path, { headers: authHeaders(), signal });
   if (!response.ok) throw await failure(response);
   return response.text();
+}
+
+/**
+ * Whether the server takes `key`: resolves when it does (a 403 too: the key is known, it only
+ * lacks the read scope), rejects with the server's problem (401: unknown, revoked, expired).
+ */
+export async function checkKey(key: string, signal?: AbortSignal): Promise<void> {
+  // A header can only hold visible ASCII here; fetch would refuse anything else anyway.
+  if (!/^[\x21-\x7e]+$/.test(key)) {
+    throw new ApiError(0, 'INVALID_KEY', 'That is not an API key: they look like ank_…, without spaces.');
+  }
+  const response = await fetch('/position', {
+    headers: { accept: 'application/json', authorization: `Bearer ${key}` },
+    signal,
+  });
+  if (response.ok || response.status === 403) return;
+  throw await problemOf(response);
 }
 
 export const api = {

@@ -1,7 +1,14 @@
-/** The app's frame: a skip link, the navigation, and the view of the current URL. */
+/**
+ * The app's frame: a skip link, the navigation, sign out when signed in, and the view of the
+ * current URL, or the sign-in view when the server asked for a key (a 401).
+ */
+import { useEffect } from 'preact/hooks';
+import { api } from './api.js';
+import { signOut, useAuth } from './auth.js';
 import { Link, useLocation } from './router.js';
 import { DashboardView } from './views/dashboard.js';
 import { EventView } from './views/event.js';
+import { SignInView } from './views/sign-in.js';
 import { StreamsView, StreamView } from './views/streams.js';
 import { TailView } from './views/tail.js';
 
@@ -35,6 +42,12 @@ function View({ path }: { path: string }) {
 
 export function App() {
   const { path } = useLocation();
+  const auth = useAuth();
+  // Some views call only public routes (the dashboard reads /metrics): ask once whether the
+  // server wants a key, so that the sign-in shows at once. With auth off this just succeeds.
+  useEffect(() => {
+    api.head().catch(() => {});
+  }, []);
   return (
     <>
       <a class="skip" href="#main">
@@ -53,9 +66,14 @@ export function App() {
             ))}
           </ul>
         </nav>
+        {auth.key && !auth.challenge ? (
+          <button type="button" class="sign-out" onClick={signOut}>
+            Sign out
+          </button>
+        ) : null}
       </header>
       <main id="main">
-        <View path={path} />
+        {auth.challenge ? <SignInView challenge={auth.challenge} /> : <View key={auth.generation} path={path} />}
       </main>
     </>
   );

@@ -102,7 +102,11 @@ suite.each(backends)('the admin UI on $name', (backend) => {
     page
       .getByRole('table', { name })
       .locator('tbody tr')
-      .evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+      .evaluateAll((trs) =>
+        trs.map((tr) =>
+          Array.from(tr.querySelectorAll('td'), (td: { textContent: string | null }) => td.textContent ?? ''),
+        ),
+      );
 
   it('serves the app with its cache headers, and any /ui path as the app', async () => {
     const index = await fetch(`${server.url}/ui`);
@@ -129,6 +133,9 @@ suite.each(backends)('the admin UI on $name', (backend) => {
     await expect.poll(() => page.getByRole('status').textContent(), poll).toMatch(/^Live/);
     const types = async () => (await rows('Live events')).map((cells) => cells[4]);
     await expect.poll(types, poll).toEqual(['Before']);
+    // Authentication is off: nothing answers 401, so no sign-in and no sign out.
+    expect(await page.getByRole('heading', { name: 'Sign in' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
 
     for (const type of ['First', 'Second', 'Third']) await append('tail-1', [{ type, data: { type } }]);
     await expect.poll(types, poll).toEqual(['Third', 'Second', 'First', 'Before']);

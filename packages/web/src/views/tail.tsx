@@ -1,12 +1,16 @@
 /**
- * The live tail: the global log over SSE (`/subscribe`), newest first. It starts a little
- * before the head, follows live, and keeps at most `keep` events in memory. Paused, it still
- * receives (the connection stays, and so does its place in the log) but holds what arrives
- * until resumed. Filters (categories, types) go to the server, in the URL too.
+ * The live tail: the global log over SSE (`/subscribe`, read through fetch with the signed-in
+ * key, see sse.ts), newest first. It starts a little before the head, follows live, and keeps
+ * at most `keep` events in memory. Paused, it still receives (the connection stays, and so
+ * does its place in the log) but holds what arrives until resumed. Filters (categories,
+ * types) go to the server, in the URL too; changing them, or leaving the view, aborts the
+ * connection. A 403 (the key lacks `subscribe`) shows in the view; a 401, the sign-in.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, categoryOf, query, type RecordedEvent } from '../api.js';
+import { ApiError, api, categoryOf, query, type RecordedEvent } from '../api.js';
 import { Link, navigate, useLocation } from '../router.js';
+import { readSse } from '../sse.js';
+import { Failure } from './states.js';
 
 /** Events shown (and held while paused) at most. */
 const keep = 500;
@@ -32,46 +36,62 @@ export function TailView() {
   const [held, setHeld] = useState<RecordedEvent[]>([]);
   const [paused, setPaused] = useState(false);
   const [status, setStatus] = useState<Status>('connecting');
+  /** Why the server will not serve the tail (a 403: the key lacks the subscribe scope). */
+  const [refused, setRefused] = useState<ApiError | undefined>();
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
 
   useEffect(() => {
-    let source: EventSource | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let closed = false;
     setEvents([]);
     setHeld([]);
     setStatus('connecting');
+    setRefused(undefined);
+    // Aborted on unmount and when the filters change: that ends the connection and any reconnect.
     const abort = new AbortController();
-    api.head(abort.signal).then(
-      (head) => {
-        if (closed) return;
-        const after = Math.max(0, head - backlog);
-        source = new EventSource(`/subscribe${query({ after, category: categories, type: types })}`);
-        source.onopen = () => setStatus('live');
-        source.onerror = () => setStatus('reconnecting');
-        // Arrivals are rendered together, at most every `flushMs`: a burst is one render, not one each.
-        let pending: RecordedEvent[] = [];
-        const flush = () => {
-          timer = undefined;
-          const newest = pending.reverse();
-          pending = [];
-          const add = (list: RecordedEvent[]) => [...newest, ...list].slice(0, keep);
-          if (pausedRef.current) setHeld(add);
-          else setEvents(add);
-        };
-        source.onmessage = (message) => {
-          pending.push(JSON.parse(message.data as string) as RecordedEvent);
-          if (pending.length > keep) pending = pending.slice(-keep);
-          timer ??= setTimeout(flush, flushMs);
-        };
-      },
-      () => setStatus('reconnecting'),
-    );
+    // Arrivals are rendered together, at most every `flushMs`: a burst is one render, not one each.
+    let pending: RecordedEvent[] = [];
+    const flush = () => {
+      timer = undefined;
+      const newest = pending.reverse();
+      pending = [];
+      const add = (list: RecordedEvent[]) => [...newest, ...list].slice(0, keep);
+      if (pausedRef.current) setHeld(add);
+      else setEvents(add);
+    };
+    const refuse = (error: unknown) => {
+      if (abort.signal.aborted) return;
+      if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
+        setRefused(error);
+      } else setStatus('reconnecting');
+    };
+    api.head(abort.signal).then((head) => {
+      if (abort.signal.aborted) return;
+      const after = Math.max(0, head - backlog);
+      return readSse(
+        `/subscribe${query({ after, category: categories, type: types })}`,
+        {
+          onOpen: () => setStatus('live'),
+          onDisconnect: () => setStatus('reconnecting'),
+          onRefused: refuse,
+          onMessage: (message) => {
+            if (message.type !== 'message') return;
+            let event: RecordedEvent;
+            try {
+              event = JSON.parse(message.data) as RecordedEvent;
+            } catch {
+              return; // Not an event of ours: skipped, the connection stays.
+            }
+            pending.push(event);
+            if (pending.length > keep) pending = pending.slice(-keep);
+            timer ??= setTimeout(flush, flushMs);
+          },
+        },
+        abort.signal,
+      );
+    }, refuse);
     return () => {
-      closed = true;
       abort.abort();
-      source?.close();
       clearTimeout(timer);
     };
   }, [filterKey]);
@@ -116,14 +136,17 @@ export function TailView() {
           </button>
         )}
       </form>
+      {refused ? <Failure error={refused} /> : null}
       <p role="status" class="status">
-        {paused
-          ? `Paused: ${held.length} new event${held.length === 1 ? '' : 's'} held`
-          : status === 'live'
-            ? 'Live'
-            : status === 'connecting'
-              ? 'Connecting…'
-              : 'Reconnecting…'}
+        {refused
+          ? 'Not connected'
+          : paused
+            ? `Paused: ${held.length} new event${held.length === 1 ? '' : 's'} held`
+            : status === 'live'
+              ? 'Live'
+              : status === 'connecting'
+                ? 'Connecting…'
+                : 'Reconnecting…'}
         {categories.length + types.length > 0 ? ` · filtered by ${[...categories, ...types].join(', ')}` : ''}
         {` · showing the newest ${keep} at most`}
       </p>

@@ -17,7 +17,8 @@ export const secrets: string[] = [];
 export function expectNoSecret(text: string): void {
   for (const secret of secrets) {
     expect(text.includes(secret), 'a response holds a credential').toBe(false);
-    const part = secret.startsWith('ank_') ? secret.slice(secret.lastIndexOf('_') + 1) : undefined;
+    // ank_<16 hex id>_<43 characters of base64url, which may hold "_" themselves>
+    const part = secret.startsWith('ank_') ? secret.slice('ank_'.length + 16 + 1) : undefined;
     if (part) expect(text.includes(part), 'a response holds a key secret').toBe(false);
   }
 }

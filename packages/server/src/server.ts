@@ -195,7 +195,10 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
           .code(401)
           .header('www-authenticate', 'Bearer realm="annals"')
           .type('application/problem+json')
-          .send(problem(401, 'UNAUTHENTICATED', 'the key is not valid here'));
+          .send({
+            ...problem(401, 'UNAUTHENTICATED', 'the key is not valid here'),
+            instance: request.url.split('?')[0],
+          });
         return;
       }
       request.scope = scope;

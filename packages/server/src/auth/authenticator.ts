@@ -35,6 +35,8 @@ export class Authenticator {
   readonly #cache = new Map<string, CachedKey>();
   readonly #watchers = new Map<string, Set<() => void>>();
   #listener: Listener | undefined;
+  /** Counts revocations heard: a key read while one arrived may predate it, so is not cached. */
+  #revocations = 0;
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options;
@@ -67,7 +69,13 @@ export class Authenticator {
     if (credential.startsWith('ank_') || !this.#options.verifyToken) {
       throw new AuthenticationError('the key is not valid');
     }
-    return this.#options.verifyToken(credential);
+    const principal = await this.#options.verifyToken(credential);
+    // Refused from the moment its live connections are ended (watch), whatever clock
+    // tolerance the verifier allows: a reconnect after the end must get 401, not a stream.
+    if (principal.expiresAt && principal.expiresAt.getTime() <= Date.now()) {
+      throw new AuthenticationError('the token has expired');
+    }
+    return principal;
   }
 
   /**
@@ -108,6 +116,7 @@ export class Authenticator {
     if (!cached || cached.until <= now) {
       const keys = this.#options.keys;
       if (!keys) throw new AuthenticationError('the key is not valid');
+      const heard = this.#revocations;
       const row = await findKeyRow(keys.client, id, keys);
       // An unknown id is checked against a hash all the same, so timing says nothing of it.
       cached = {
@@ -115,7 +124,7 @@ export class Authenticator {
         principal: row ? principalOfKey(row, now) : undefined,
         until: now + (this.#options.cacheMs ?? 30_000),
       };
-      if (row) this.#cache.set(id, cached);
+      if (row && heard === this.#revocations) this.#cache.set(id, cached);
     }
     const matches = secretMatches(secret, cached.hash);
     const principal = cached.principal;
@@ -127,12 +136,14 @@ export class Authenticator {
   }
 
   #revoked(id: string): void {
+    this.#revocations++;
     this.#cache.delete(id);
     for (const end of [...(this.#watchers.get(id) ?? [])]) end();
   }
 
   /** After a lost LISTEN: forget every cached key, and end watched ones revoked meanwhile. */
   async #recheck(): Promise<void> {
+    this.#revocations++;
     this.#cache.clear();
     const keys = this.#options.keys;
     if (!keys) return;

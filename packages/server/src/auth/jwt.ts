@@ -36,7 +36,7 @@ export interface JwtOptions {
   claims?: { tenant?: string; scopes?: string; actor?: string; categories?: string; actAs?: string };
   /** Tenant when the token has no tenant claim; without it such a token is refused. */
   defaultTenant?: string;
-  /** Allowed clock skew in seconds. @defaultValue 30 */
+  /** Allowed clock skew in seconds, for `nbf` and `iat`; the server refuses a token from its `exp` on. @defaultValue 30 */
   clockToleranceSeconds?: number;
 }
 

@@ -187,7 +187,7 @@ async function startTenantServer(
       const store = await openEventStore({
         appendConcurrency: 1,
         ...withoutUndefined(options.store ?? {}),
-        client: clients.forTenant(id),
+        client: clients.forTenant(tenant),
         schema: tenant.schema,
         migrate: false,
         instrumentation: metrics.instrumentation,

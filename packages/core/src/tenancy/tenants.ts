@@ -92,7 +92,7 @@ export function tenantNames(id: string, options?: TenancyOptions): Omit<Tenant, 
   assertTenantId(id);
   const { schemaPrefix } = resolve(options);
   const schema = `${schemaPrefix}${id}`;
-  return { id, schema, roles: { owner: `${schema}_owner`, app: `${schema}_app`, reader: `${schema}_reader` } };
+  return { id, schema, roles: rolesOfSchema(schema) };
 }
 
 function assertRolesBackend(client: SqlClient): void {
@@ -104,9 +104,17 @@ function assertRolesBackend(client: SqlClient): void {
   }
 }
 
-const fromRow = (row: TenantRow, options: TenancyOptions | undefined): Tenant => ({
-  ...tenantNames(row.id, options),
+/** The roles of a tenant's schema: the directory's schema is the truth, whatever prefix is configured now. */
+const rolesOfSchema = (schema: string): Tenant['roles'] => ({
+  owner: `${schema}_owner`,
+  app: `${schema}_app`,
+  reader: `${schema}_reader`,
+});
+
+const fromRow = (row: TenantRow): Tenant => ({
+  id: row.id,
   schema: row.schema,
+  roles: rolesOfSchema(row.schema),
   createdAt: row.created_at,
 });
 
@@ -153,7 +161,7 @@ export async function createTenant(
     await admin.exec(`grant "${names.roles.app}" to "${serverRole}"`);
     await insertTenant(admin, directory, id, names.schema);
     const row = await selectTenant(admin, directory, id);
-    return { ...fromRow(row as TenantRow, options), applied: migrated.applied, current: migrated.current };
+    return { ...fromRow(row as TenantRow), applied: migrated.applied, current: migrated.current };
   });
 }
 
@@ -161,7 +169,7 @@ export async function createTenant(
 export async function listTenants(client: SqlClient, options?: TenancyOptions): Promise<Tenant[]> {
   const { directory } = resolve(options);
   if (!(await directoryExists(client, directory))) return [];
-  return (await selectTenants(client, directory)).map((row) => fromRow(row, options));
+  return (await selectTenants(client, directory)).map(fromRow);
 }
 
 /** Tenant `id`, or undefined when the directory does not list it. */
@@ -170,7 +178,7 @@ export async function getTenant(client: SqlClient, id: string, options?: Tenancy
   const { directory } = resolve(options);
   if (!(await directoryExists(client, directory))) return undefined;
   const row = await selectTenant(client, directory, id);
-  return row ? fromRow(row, options) : undefined;
+  return row ? fromRow(row) : undefined;
 }
 
 /**
@@ -195,11 +203,13 @@ export async function migrateTenants(
  * Export it first (`annals export`) if its history may be wanted. Returns whether it existed.
  */
 export async function dropTenant(admin: SqlClient, id: string, options?: TenancyOptions): Promise<boolean> {
-  const names = tenantNames(id, options);
   const { directory } = resolve(options);
   assertRolesBackend(admin);
   return exclusively(admin, directory, async () => {
-    const existed = (await directoryExists(admin, directory)) && (await deleteTenant(admin, directory, id));
+    // The directory's schema is the truth; the configured prefix names a tenant it never listed.
+    const listed = (await directoryExists(admin, directory)) ? await selectTenant(admin, directory, id) : undefined;
+    const names = listed ? fromRow(listed) : tenantNames(id, options);
+    const existed = listed !== undefined && (await deleteTenant(admin, directory, id));
     await admin.exec(`drop schema if exists "${names.schema}" cascade`);
     for (const role of [names.roles.app, names.roles.reader, names.roles.owner]) {
       await admin.exec(`do $$ begin
@@ -218,16 +228,24 @@ end $$;`);
  * `schema: tenant.schema` and `migrate: false`. Many tenant clients may share one pool (see
  * `role` in {@link PostgresClientOptions}); closing one leaves the pool open.
  */
-export function tenantClient(pool: pg.Pool, id: string, options?: TenancyOptions): SqlClient {
-  return createPostgresClient({ pool, role: tenantNames(id, options).roles.app });
+export function tenantClient(
+  pool: pg.Pool,
+  tenant: string | Pick<Tenant, 'roles'>,
+  options?: TenancyOptions,
+): SqlClient {
+  const role = typeof tenant === 'string' ? tenantNames(tenant, options).roles.app : tenant.roles.app;
+  return createPostgresClient({ pool, role });
 }
 
 /** The clients of a multi-tenant server, on one pool: see {@link createTenantClients}. */
 export interface TenantClients {
   /** Runs as the login role itself (`RESET ROLE`): the directory and the keys, no tenant's data. */
   control: SqlClient;
-  /** Tenant `id`'s client, running as its application role (made once, kept). */
-  forTenant(id: string): SqlClient;
+  /**
+   * A tenant's client, running as its application role (made once, kept): give the tenant as
+   * the directory lists it (`getTenant`), or its id (its roles then follow the configured prefix).
+   */
+  forTenant(tenant: string | Pick<Tenant, 'id' | 'roles'>): SqlClient;
   /** Ends the pool. */
   close(): Promise<void>;
 }
@@ -252,11 +270,12 @@ export function createTenantClients(
   const clients = new Map<string, SqlClient>();
   return {
     control: createPostgresClient({ pool, role: null }),
-    forTenant(id) {
-      let client = clients.get(id);
+    forTenant(tenant) {
+      const role = typeof tenant === 'string' ? tenantNames(tenant, options).roles.app : tenant.roles.app;
+      let client = clients.get(role);
       if (!client) {
-        client = tenantClient(pool, id, options);
-        clients.set(id, client);
+        client = createPostgresClient({ pool, role });
+        clients.set(role, client);
       }
       return client;
     },

@@ -95,6 +95,18 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       ? '  auth: on (Authorization: Bearer <key>; make one with `annals keys create --name me --scopes admin`)'
       : `  auth: off${embedded ? ' (embedded database, loopback only)' : ' (--auth off)'}: anyone who reaches this port may read and append`,
   );
+  if (!embedded) {
+    const [me] = await client
+      .query<{ name: string; superuser: boolean }>(
+        'select current_user as name, rolsuper as superuser from pg_roles where rolname = current_user',
+      )
+      .catch(() => []);
+    if (me?.superuser) {
+      console.log(
+        `  warning: connected as the superuser ${me.name}; serve as a least-privilege role (annals roles, or annals_server with --tenants)`,
+      );
+    }
+  }
   console.log(
     `  ${server.url}  (admin UI: ${server.url}/ui, OpenAPI: ${server.url}/openapi.json, metrics: ${server.url}/metrics)`,
   );

@@ -8,7 +8,8 @@
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
  * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer,
- * processes, server).
+ * processes, server, tenants). BENCH_TENANTS sets the tenants section's tenant count (100);
+ * BENCH_AUTH_ROUNDS and BENCH_TENANT_ROUNDS its alternating rounds (3).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import {
@@ -28,6 +29,7 @@ import { measure, printTable, type Row, row, timeIt } from './measure.js';
 import { processesSection } from './processes.js';
 import * as raw from './raw.js';
 import { serverSection } from './server.js';
+import { tenantsSection } from './tenants.js';
 import { transferSection } from './transfer.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -316,6 +318,7 @@ async function main(): Promise<void> {
 
   if (section('processes')) rows.push(...(await processesSection(url, scale)));
   if (section('server')) rows.push(...(await serverSection(url, n, scale)));
+  if (section('tenants')) rows.push(...(await tenantsSection(url, n, scale)));
 
   printTable(rows);
   await mkdir(new URL('./results/', import.meta.url), { recursive: true });

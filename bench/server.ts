@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
+import { createApiKey, setupApiKeys } from '@annals/server';
 import { Pool } from 'undici';
 import { forkBench, nextMessage } from './children.js';
 import { type Measurement, measure, type Row, row } from './measure.js';
@@ -35,8 +36,11 @@ interface Child {
   stop(): Promise<void>;
 }
 
-/** Starts `annals serve --port 0` on `url`/`schema` in a child process; resolves once it listens. */
-async function startChild(url: string, schema: string, poolSize: number): Promise<Child> {
+/**
+ * Starts `annals serve --port 0` on `url`/`schema` in a child process, with `flags` (e.g.
+ * `--auth off`); resolves once it listens.
+ */
+async function startChild(url: string, schema: string, poolSize: number, flags: string[]): Promise<Child> {
   const child = spawn(
     process.execPath,
     [
@@ -51,6 +55,7 @@ async function startChild(url: string, schema: string, poolSize: number): Promis
       '0',
       '--pool-size',
       String(poolSize),
+      ...flags,
     ],
     {
       cwd: root,
@@ -137,18 +142,22 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
 const now = () => performance.timeOrigin + performance.now();
 
-/** Single-event appends with the exact expected version, `callers` at once, over `streams`. */
+/**
+ * Single-event appends with the exact expected version, `callers` at once, over `streams`
+ * (named `<prefix>-<n>`, new ones for each run that needs versions from 0).
+ */
 function appendLoad(
   events: number,
   callers: number,
   streams: number,
   append: (streamId: string, version: number, data: { i: number; caller: number }) => Promise<void>,
+  prefix = 'account',
 ): Promise<Measurement> {
   const perCaller = Math.floor(streams / callers);
   return measure(events, callers, async (caller, i, versions) => {
     const stream = caller + callers * (i % perCaller);
     const version = versions.get(stream) ?? 0;
-    await append(`account-${stream}`, version, { i, caller });
+    await append(`${prefix}-${stream}`, version, { i, caller });
     versions.set(stream, version + 1);
   });
 }
@@ -162,25 +171,46 @@ export async function serverSection(url: string, n: (count: number) => number, s
   // The server's schema is migrated here first, so the child opens a ready store.
   const schema = 'bench_server';
   const store = await open(schema);
-  const child = await startChild(url, schema, 10);
+  // Auth is on by default on PostgreSQL: this child, the one of every row but the auth row, has it off.
+  // The SSE rows hold up to 1000 connections, all of one principal (anonymous) with auth off:
+  // above the default cap of 100 live connections per key.
+  const child = await startChild(url, schema, 10, ['--auth', 'off', '--sse-per-key', '100000']);
   const pool = new Pool(child.url, { connections: clients, pipelining: 1, keepAliveTimeout: 30_000 });
+  // A second child on the same schema with auth on (an API key, cached after its first use)
+  // and no rate limit; its key lives in a directory schema of the bench database.
+  const directory = 'bench_server_keys';
+  const admin = createPostgresClient({ connectionString: url, maxConnections: 2 });
+  let authChild: Child | undefined;
+  let authPool: Pool | undefined;
   try {
+    await setupApiKeys(admin, { directory, serverRoles: [] });
+    const key = await createApiKey(
+      admin,
+      { name: 'bench', tenant: 'default', scopes: ['append', 'read'] },
+      { directory },
+    );
+    authChild = await startChild(url, schema, 10, ['--auth', 'on', '--rate-limit', '0', '--directory', directory]);
+    authPool = new Pool(authChild.url, { connections: clients, pipelining: 1, keepAliveTimeout: 30_000 });
     // (a) HTTP appends against the library: same appends, same pool size, same database.
     const events = n(40_000);
     const streams = 10_000;
     const library = await open('bench_server_lib');
     const libraryAppend = (streamId: string, version: number, data: { i: number; caller: number }) =>
       library.append(streamId, [{ type: 'Deposited', data }], { expectedVersion: version }).then(() => {});
-    const httpAppend = async (streamId: string, version: number, data: { i: number; caller: number }) => {
-      const response = await pool.request({
-        method: 'POST',
-        path: `/streams/${streamId}/events`,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ events: [{ type: 'Deposited', data }], expectedVersion: version }),
-      });
-      await response.body.dump();
-      if (response.statusCode !== 201) throw new Error(`append answered ${response.statusCode}`);
-    };
+    const appendOver =
+      (to: Pool, headers: Record<string, string>) =>
+      async (streamId: string, version: number, data: { i: number; caller: number }) => {
+        const response = await to.request({
+          method: 'POST',
+          path: `/streams/${streamId}/events`,
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ events: [{ type: 'Deposited', data }], expectedVersion: version }),
+        });
+        await response.body.dump();
+        if (response.statusCode !== 201) throw new Error(`append answered ${response.statusCode}`);
+      };
+    const httpAppend = appendOver(pool, {});
+    const authAppend = appendOver(authPool, { authorization: `Bearer ${key.secret}` });
     // Warm-up on streams of their own: JIT, connections, the pools.
     const warm = n(3_000);
     await measure(warm, clients, async (caller, i) => {
@@ -188,6 +218,9 @@ export async function serverSection(url: string, n: (count: number) => number, s
     });
     await measure(warm, clients, async (caller, i) => {
       await httpAppend(`warm-${caller}`, i, { i, caller });
+    });
+    await measure(warm, clients, async (caller, i) => {
+      await authAppend(`warm-auth-${caller}`, i, { i, caller });
     });
     const libraryRun = await appendLoad(events, clients, streams, libraryAppend);
     const httpRun = await appendLoad(events, clients, streams, httpAppend);
@@ -199,6 +232,33 @@ export async function serverSection(url: string, n: (count: number) => number, s
         '>= 15k/s, >= 0.5x',
       ),
     );
+
+    // Auth on against off: the same load in turns (off, on, ...), each on streams of its own
+    // in the same schema; the row shows each side's median round (by throughput).
+    const rounds = Math.max(1, Number(process.env.BENCH_AUTH_ROUNDS ?? 3));
+    const off: Measurement[] = [];
+    const on: Measurement[] = [];
+    for (let round = 0; round < rounds; round++) {
+      off.push(await appendLoad(events, clients, streams, httpAppend, `off${round}`));
+      on.push(await appendLoad(events, clients, streams, authAppend, `on${round}`));
+    }
+    const median = (runs: Measurement[]) =>
+      [...runs].sort((a, b) => a.eventsPerSecond - b.eventsPerSecond)[Math.floor(runs.length / 2)] as Measurement;
+    const rates = (runs: Measurement[]) => runs.map((m) => Math.round(m.eventsPerSecond)).join(', ');
+    console.log(`server: HTTP appends/s by round, auth off: ${rates(off)}; auth on: ${rates(on)}`);
+    rows.push(
+      row(
+        `HTTP append, auth on (API key, cached) vs auth off: same load, median of ${rounds} alternating rounds`,
+        { ...median(off), name: 'auth off' },
+        median(on),
+        '>= 0.9x',
+      ),
+    );
+    // Out of the way of the rows that follow.
+    await authPool.close();
+    authPool = undefined;
+    await authChild.stop();
+    authChild = undefined;
 
     // (c) One 1000-event stream: over HTTP (read and parsed) against readStream in-process.
     await library.append(
@@ -334,6 +394,9 @@ export async function serverSection(url: string, n: (count: number) => number, s
       ),
     );
   } finally {
+    await authPool?.close().catch(() => {});
+    await authChild?.stop();
+    await admin.close();
     await pool.close().catch(() => {});
     await child.stop();
     await store.close();

@@ -174,7 +174,7 @@ export async function serverSection(url: string, n: (count: number) => number, s
   // Auth is on by default on PostgreSQL: this child, the one of every row but the auth row, has it off.
   // The SSE rows hold up to 1000 connections, all of one principal (anonymous) with auth off:
   // above the default cap of 100 live connections per key.
-  const child = await startChild(url, schema, 10, ['--auth', 'off', '--sse-per-key', '100000']);
+  const child = await startChild(url, schema, 10, ['--auth', 'off']);
   const pool = new Pool(child.url, { connections: clients, pipelining: 1, keepAliveTimeout: 30_000 });
   // A second child on the same schema with auth on (an API key, cached after its first use)
   // and no rate limit; its key lives in a directory schema of the bench database.

@@ -313,7 +313,7 @@ program
   .option('--jwt-issuer <iss>', 'required issuer of JWTs')
   .option('--jwt-audience <aud>', 'required audience of JWTs')
   .option('--rate-limit <n>', 'requests per second per key (0: none; default 2000 with auth)', integer)
-  .option('--sse-per-key <n>', 'open live connections per key (default 100)', integer)
+  .option('--sse-per-key <n>', 'open live connections per key (default 100; 0: no cap)', integer)
   .action((options) => serveCommand({ ...global(), ...options }));
 
 const keys = program.command('keys').description("the server's API keys: create, list, revoke");

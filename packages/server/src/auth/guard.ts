@@ -19,7 +19,7 @@ export interface AbuseLimits {
   rateLimit?: number;
   /** The window of `rateLimit`, in ms. @defaultValue 1000 */
   rateWindowMs?: number;
-  /** Open SSE connections per principal. @defaultValue 100 */
+  /** Open SSE connections per principal (authenticated ones; 0: no cap). @defaultValue 100 */
   sseConnectionsPerKey?: number;
 }
 

@@ -122,23 +122,24 @@ export async function installGuard(api: Api, authenticator: Authenticator | unde
       return done();
     }
     const header = request.headers.authorization;
-    authenticator.authenticate(Array.isArray(header) ? header[0] : header).then(
-      (principal) => {
-        if (!hasScope(principal, policy.scope)) {
-          refuse(reply, request, 403, 'FORBIDDEN', `this key lacks the "${policy.scope}" scope`);
-          return;
-        }
-        request.principal = principal;
-        done();
-      },
-      (error: unknown) => {
-        if (error instanceof AuthenticationError) {
-          refuse(reply, request, 401, 'UNAUTHENTICATED', error.message);
-          return;
-        }
-        done(error as Error);
-      },
-    );
+    const credential = Array.isArray(header) ? header[0] : header;
+    const admit = (principal: Principal) => {
+      if (!hasScope(principal, policy.scope)) {
+        refuse(reply, request, 403, 'FORBIDDEN', `this key lacks the "${policy.scope}" scope`);
+        return;
+      }
+      request.principal = principal;
+      done();
+    };
+    const cached = authenticator.cached(credential);
+    if (cached) return admit(cached);
+    authenticator.authenticate(credential).then(admit, (error: unknown) => {
+      if (error instanceof AuthenticationError) {
+        refuse(reply, request, 401, 'UNAUTHENTICATED', error.message);
+        return;
+      }
+      done(error as Error);
+    });
   });
 
   if (limits.rateLimit) {

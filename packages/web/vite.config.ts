@@ -6,7 +6,20 @@
 import { defineConfig } from 'vite';
 
 const api = 'http://127.0.0.1:3000';
-const apiPaths = ['/events', '/streams', '/subscribe', '/position', '/metrics', '/audit', '/health'];
+const apiPaths = [
+  '/events',
+  '/streams',
+  '/subscribe',
+  '/position',
+  '/metrics',
+  '/audit',
+  '/health',
+  '/changes',
+  '/checkpoints',
+  '/subscriptions',
+  '/seals',
+  '/verify',
+];
 
 export default defineConfig(({ command }) => ({
   base: '/ui/',

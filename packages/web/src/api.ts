@@ -44,6 +44,82 @@ export interface CausalNode {
   children: CausalNode[];
 }
 
+/** One difference between two states, as the server computes it (microdiff's shape). */
+export type Difference =
+  | { type: 'CREATE'; path: (string | number)[]; value: unknown }
+  | { type: 'REMOVE'; path: (string | number)[]; oldValue: unknown }
+  | { type: 'CHANGE'; path: (string | number)[]; value: unknown; oldValue: unknown };
+
+/** One step of a stream's replay: an event with the state before and after it. */
+export interface ReplayStep {
+  event: RecordedEvent;
+  before: unknown;
+  after: unknown;
+  changes: Difference[];
+}
+
+/** A stream's state as of a moment, and the last event it includes. */
+export interface StateAt {
+  streamId: string;
+  state: unknown;
+  streamVersion: number;
+  position: number;
+  recordedAt: string;
+}
+
+/** What changed in the log between two moments. */
+export interface Changes {
+  fromPosition: number;
+  toPosition: number;
+  events: RecordedEvent[];
+  streams: { streamId: string; before: unknown; after: unknown; changes: Difference[] }[];
+}
+
+/** A durable subscription's or projection's stored position with its lag. */
+export interface CheckpointStatus {
+  name: string;
+  position: number;
+  updatedAt: string;
+  lag: number;
+  lagSeconds: number;
+  parked: number;
+}
+
+export interface ParkedEvent {
+  subscription: string;
+  position: number;
+  eventId: string;
+  attempts: number;
+  error: string;
+  parkedAt: string;
+}
+
+export interface SealStatus {
+  sealedUpTo: number;
+  head: number;
+  unsealed: number;
+}
+
+export interface BrokenLink {
+  position: number;
+  streamId: string;
+  streamVersion: number;
+  eventId: string | null;
+  problem: string;
+  message: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  checked: number;
+  sealedUpTo: number;
+  unsealed: number;
+  broken: BrokenLink[];
+  brokenCount: number;
+  lostKeys: string[];
+  headHash: string | null;
+}
+
 /** An answer of the server that is not a success: its RFC 9457 problem when it sent one. */
 export class ApiError extends Error {
   constructor(
@@ -94,6 +170,17 @@ export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T>
   return (await response.json()) as T;
 }
 
+export async function postJson<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  const response = await fetch(path, {
+    method: 'POST',
+    headers: { accept: 'application/json', 'content-type': 'application/json', ...authHeaders() },
+    body: JSON.stringify(body),
+    signal,
+  });
+  if (!response.ok) throw await failure(response);
+  return (await response.json()) as T;
+}
+
 export async function getText(path: string, signal?: AbortSignal): Promise<string> {
   const response = await fetch(path, { headers: authHeaders(), signal });
   if (!response.ok) throw await failure(response);
@@ -133,7 +220,26 @@ export const api = {
   causalTree: (correlationId: string, signal?: AbortSignal) =>
     getJson<{ roots: CausalNode[] }>(`/audit/correlations/${encodeURIComponent(correlationId)}`, signal),
   metrics: (signal?: AbortSignal) => getText('/metrics', signal),
-  seals: (signal?: AbortSignal) => getJson<{ sealedUpTo: number; head: number; unsealed: number }>('/seals', signal),
+  seals: (signal?: AbortSignal) => getJson<SealStatus>('/seals', signal),
+  verify: (signal?: AbortSignal) => postJson<VerifyReport>('/verify', {}, signal),
+  /** The steps of `id` from `fromVersion` to `toVersion` (inclusive). */
+  replay: (id: string, range: { fromVersion: number; toVersion: number }, signal?: AbortSignal) =>
+    getJson<{ steps: ReplayStep[] }>(`/streams/${encodeURIComponent(id)}/replay${query(range)}`, signal),
+  stateAt: (id: string, at: { version?: number; time?: string }, signal?: AbortSignal) =>
+    getJson<StateAt>(`/streams/${encodeURIComponent(id)}/state${query(at)}`, signal),
+  changes: (range: { from: string; to: string; category?: string[] }, signal?: AbortSignal) =>
+    getJson<Changes>(`/changes${query(range)}`, signal),
+  byActor: (actor: string, range: { from?: string; to?: string; limit?: number }, signal?: AbortSignal) =>
+    getJson<{ events: RecordedEvent[] }>(`/audit/actors/${encodeURIComponent(actor)}${query(range)}`, signal),
+  checkpoints: (signal?: AbortSignal) => getJson<{ checkpoints: CheckpointStatus[] }>('/checkpoints', signal),
+  parked: (name: string, signal?: AbortSignal) =>
+    getJson<{ parked: ParkedEvent[] }>(`/subscriptions/${encodeURIComponent(name)}/parked`, signal),
+  replayParked: (name: string, signal?: AbortSignal) =>
+    postJson<{ replayed: number; failed: number }>(
+      `/subscriptions/${encodeURIComponent(name)}/parked/replay`,
+      {},
+      signal,
+    ),
 };
 
 /** A stream's category: its id up to the first '-' ("account-42" is in "account"). */

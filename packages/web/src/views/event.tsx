@@ -5,10 +5,13 @@
  * (every event of its `correlationId`, each under its cause) with what it caused.
  */
 import { ApiError, api, auditOf, type CausalNode, type RecordedEvent } from '../api.js';
+import { CausalTree } from '../causal-tree.js';
 import { JsonView } from '../json-view.js';
 import { Link } from '../router.js';
 import { useData } from '../use-data.js';
+import { correlationPath } from './audit.js';
 import { Failure, Loading } from './states.js';
+import { timePath } from './time-travel.js';
 
 const eventPath = (id: string) => `/events/${encodeURIComponent(id)}`;
 
@@ -27,25 +30,6 @@ function EventLink({ event }: { event: RecordedEvent }) {
     <Link to={eventPath(event.id)}>
       {event.type} · {event.streamId} v{event.streamVersion} (position {event.position})
     </Link>
-  );
-}
-
-function Tree({ nodes, current }: { nodes: CausalNode[]; current: string }) {
-  return (
-    <ul>
-      {nodes.map((node) => (
-        <li key={node.event.id}>
-          {node.event.id === current ? (
-            <strong aria-current="page">
-              {node.event.type} · {node.event.streamId} v{node.event.streamVersion} (this event)
-            </strong>
-          ) : (
-            <EventLink event={node.event} />
-          )}
-          {node.children.length > 0 ? <Tree nodes={node.children} current={current} /> : null}
-        </li>
-      ))}
-    </ul>
   );
 }
 
@@ -97,6 +81,10 @@ export function EventView({ eventId }: { eventId: string }) {
           </dd>
           <dt>Version</dt>
           <dd>{event.streamVersion}</dd>
+          <dt>State</dt>
+          <dd>
+            <Link to={timePath(event.streamId, event.streamVersion)}>the stream's state at this version</Link>
+          </dd>
           <dt>Position</dt>
           <dd>{event.position}</dd>
           <dt>Seal</dt>
@@ -115,7 +103,15 @@ export function EventView({ eventId }: { eventId: string }) {
           <dt>Reason</dt>
           <dd>{audit.reason ?? '—'}</dd>
           <dt>Correlation id</dt>
-          <dd>{audit.correlationId ? <code>{audit.correlationId}</code> : '—'}</dd>
+          <dd>
+            {audit.correlationId ? (
+              <Link to={correlationPath(audit.correlationId)}>
+                <code>{audit.correlationId}</code>
+              </Link>
+            ) : (
+              '—'
+            )}
+          </dd>
           <dt>Causation id</dt>
           <dd>{audit.causationId ? <code>{audit.causationId}</code> : '—'}</dd>
           <dt>Caused by</dt>
@@ -155,7 +151,10 @@ export function EventView({ eventId }: { eventId: string }) {
             </>
           ) : null}
           <h3>The whole request</h3>
-          <Tree nodes={tree} current={event.id} />
+          <p>
+            <Link to={correlationPath(audit.correlationId)}>Open the causal tree</Link>
+          </p>
+          <CausalTree roots={tree} current={event.id} label={`The whole request ${audit.correlationId}`} />
         </section>
       ) : null}
     </article>

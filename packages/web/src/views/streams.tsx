@@ -7,6 +7,7 @@ import { api, auditOf, type RecordedEvent, type StreamSummary } from '../api.js'
 import { Link, navigate, useLocation } from '../router.js';
 import { useData } from '../use-data.js';
 import { Failure, Loading } from './states.js';
+import { timePath } from './time-travel.js';
 
 const pageSize = 20;
 /** How much of the log's end "recently changed" looks at. */
@@ -195,6 +196,11 @@ export function StreamView({ streamId }: { streamId: string }) {
                 <dt>Last event</dt>
                 <dd>{info.lastEventAt ? new Date(info.lastEventAt).toLocaleString() : '—'}</dd>
               </dl>
+              {info.version > 0 ? (
+                <p>
+                  <Link to={timePath(streamId)}>Time travel: step through its states</Link>
+                </p>
+              ) : null}
               <nav class="pager" aria-label="Pages of the stream">
                 <button type="button" disabled={first === undefined || first <= 1} onClick={() => go(1, 'forward')}>
                   First

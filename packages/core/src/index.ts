@@ -26,7 +26,8 @@ export {
   type SchemaStatus,
   schemaStatus,
 } from './db/migrate.js';
-export { createPostgresClient, type PostgresClientOptions } from './db/pg-client.js';
+export { createGroupCommit, createPostgresClient, type PostgresClientOptions } from './db/pg-client.js';
+export type { GroupCommit } from './db/pg-group-commit.js';
 export { applyRoles, type RoleNames, type RolesSql, rolesSql, storeTables } from './db/roles.js';
 export type {
   Listener,

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyStream } from 'pg-copy-streams';
+import { GroupCommit } from './pg-group-commit.js';
 import { listenOnPool } from './pg-listener.js';
 import type { Listener, QueryOptions, SqlClient, SqlQueryable, SqlSession } from './sql-client.js';
 
@@ -33,6 +34,12 @@ export type PostgresClientOptions = (
    * role on the connections it takes. A pool shared so must be used only through such clients.
    */
   role?: string | null;
+  /**
+   * With `role`: statements the store marks `groupCommit` (its appends) share one transaction,
+   * so one flush to disk, with those of other roles' clients on the same pool
+   * (pg-group-commit.ts). For many tenants on one pool; `createTenantClients` sets it.
+   */
+  groupCommit?: GroupCommit;
 };
 
 /**
@@ -64,46 +71,23 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
 
   const role = options.role === undefined ? undefined : (options.role ?? '');
   if (role !== undefined && role !== '' && !rolePattern.test(role)) throw new Error(`bad role name ${role}`);
-  const setRole = role === '' ? 'reset role' : `set role "${role}"`;
-  /** A connection of the pool, running as `role` (a round trip only when it ran as another). */
-  const connect = async (): Promise<pg.PoolClient> => {
-    const client = await pool.connect();
-    if (role === undefined || connectionRoles.get(client) === role) return client;
-    try {
-      await client.query(setRole);
-    } catch (error) {
-      client.release(error as Error);
-      throw error;
-    }
-    connectionRoles.set(client, role);
-    return client;
-  };
+  const connect = () => connectAs(pool, role);
   /** The pool's own `query` when no role is set; with one, each statement on a connection set to it. */
   const pooled: Pick<pg.Pool, 'query'> =
     role === undefined
       ? pool
-      : {
-          query: (async (config: pg.QueryConfig) => {
-            const client = await connect();
-            let broken: Error | undefined;
-            try {
-              return await client.query(config);
-            } catch (error) {
-              // A statement error leaves the connection usable; a lost connection does not.
-              if (!(error as { code?: string }).code) broken = error as Error;
-              throw error;
-            } finally {
-              client.release(broken);
-            }
-          }) as pg.Pool['query'],
-        };
+      : { query: ((config: pg.QueryConfig) => runAs(pool, role, config)) as unknown as pg.Pool['query'] };
+  const group = role === undefined ? undefined : options.groupCommit;
 
   const queryable = (runner: Pick<pg.Pool, 'query'> | pg.PoolClient): SqlQueryable => ({
     async query<Row>(text: string, params?: readonly unknown[], options?: QueryOptions) {
       const values = params as unknown[] | undefined;
-      const result = await runner.query(
-        options?.prepare ? { name: statementName(text), text, values } : { text, values },
-      );
+      const config = options?.prepare ? { name: statementName(text), text, values } : { text, values };
+      // Only an autocommit statement on the pool joins a group (never one inside a transaction).
+      if (group && options?.groupCommit && runner === pooled) {
+        return (await group.run(role as string, config)) as Row[];
+      }
+      const result = await runner.query(config);
       return result.rows as Row[];
     },
     async exec(script: string) {
@@ -218,6 +202,40 @@ async function listen(
   // The name goes into the statement as is.
   if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad channel name ${channel}`);
   return listenOnPool(pool, channel, onNotify, onReconnect);
+}
+
+/** A connection of `pool` running as `role` (undefined: as it is); a round trip only when it ran as another. */
+async function connectAs(pool: pg.Pool, role: string | undefined): Promise<pg.PoolClient> {
+  const client = await pool.connect();
+  if (role === undefined || connectionRoles.get(client) === role) return client;
+  try {
+    await client.query(role === '' ? 'reset role' : `set role "${role}"`);
+  } catch (error) {
+    client.release(error as Error);
+    throw error;
+  }
+  connectionRoles.set(client, role);
+  return client;
+}
+
+/** One statement on a connection of `pool` set to `role`. */
+async function runAs(pool: pg.Pool, role: string, config: pg.QueryConfig): Promise<pg.QueryResult> {
+  const client = await connectAs(pool, role);
+  let broken: Error | undefined;
+  try {
+    return await client.query(config);
+  } catch (error) {
+    // A statement error leaves the connection usable; a lost connection does not.
+    if (!(error as { code?: string }).code) broken = error as Error;
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** Group commit on `pool` for role clients (see {@link PostgresClientOptions}.groupCommit). */
+export function createGroupCommit(pool: pg.Pool, maxGroups?: number): GroupCommit {
+  return new GroupCommit(pool, async (role, config) => (await runAs(pool, role, config)).rows, maxGroups);
 }
 
 function transactionEnded(): Error {

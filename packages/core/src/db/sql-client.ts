@@ -20,6 +20,12 @@ export interface QueryOptions {
    * connection and kept until it closes).
    */
   prepare?: boolean;
+  /**
+   * An autocommit write that may share its transaction (and its flush to disk) with writes of
+   * other tenants arriving at the same time; it still succeeds or fails on its own. Only the
+   * store's appends; clients without group commit ignore it.
+   */
+  groupCommit?: boolean;
 }
 
 /** Runs statements. */

@@ -72,7 +72,7 @@ export async function appendEvents(
        $1::int[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::int[],
        $7::uuid[], $8::text[], $9::jsonb[], $10::jsonb[])`,
     [appendNo, streamIds, expected, eventCount, eventWrite, eventIndex, eventIds, eventTypes, data, metadata],
-    { prepare: true },
+    { prepare: true, groupCommit: true },
   );
 
   const outcomes: WriteOutcome[][] = appends.map(() => []);

@@ -16,7 +16,7 @@
 import pg from 'pg';
 import { lockForSession, tenancyLock, unlockForSession } from '../db/locks.js';
 import type { MigrateResult } from '../db/migrate.js';
-import { createPostgresClient, type PostgresClientOptions } from '../db/pg-client.js';
+import { createGroupCommit, createPostgresClient, type PostgresClientOptions } from '../db/pg-client.js';
 import { applyRoles, type RoleNames, type rolesSql } from '../db/roles.js';
 import type { SqlClient } from '../db/sql-client.js';
 import { InvalidInputError } from '../errors.js';
@@ -257,7 +257,13 @@ export interface TenantClients {
  * its tenants. LISTEN takes one connection for them all.
  */
 export function createTenantClients(
-  options: { connectionString: string; maxConnections?: number; applicationName?: string } & TenancyOptions,
+  options: {
+    connectionString: string;
+    maxConnections?: number;
+    applicationName?: string;
+    /** Appends of different tenants arriving together share one commit (pg-group-commit.ts). @defaultValue true */
+    groupCommit?: boolean;
+  } & TenancyOptions,
 ): TenantClients {
   resolve(options);
   const pool = new pg.Pool({
@@ -268,13 +274,14 @@ export function createTenantClients(
   // An idle connection lost emits 'error' on the pool: without a listener it would crash.
   pool.on('error', () => {});
   const clients = new Map<string, SqlClient>();
+  const groupCommit = options.groupCommit === false ? undefined : createGroupCommit(pool);
   return {
     control: createPostgresClient({ pool, role: null }),
     forTenant(tenant) {
       const role = typeof tenant === 'string' ? tenantNames(tenant, options).roles.app : tenant.roles.app;
       let client = clients.get(role);
       if (!client) {
-        client = createPostgresClient({ pool, role });
+        client = createPostgresClient({ pool, role, groupCommit });
         clients.set(role, client);
       }
       return client;

@@ -265,7 +265,10 @@ suite.each(backends)('the admin UI on $name', (backend) => {
     await expect.poll(() => data.getByText('owner: "Ada"').isVisible(), poll).toBe(false);
 
     // To its cause, whose page lists what it caused.
-    await page.getByRole('region', { name: 'Who, when, why' }).getByRole('link').click();
+    const audit = page.getByRole('region', { name: 'Who, when, why' });
+    // Its correlation id opens the request's causal tree (views.test.ts follows it).
+    expect(await audit.getByRole('link', { name: 'req-9' }).getAttribute('href')).toBe('/ui/audit/correlations/req-9');
+    await audit.getByRole('link', { name: /^CustomerRegistered/ }).click();
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent(), poll).toBe('CustomerRegistered');
     expect(new URL(page.url()).pathname).toBe(`/ui/events/${causeId}`);
     const caused = page.getByRole('list', { name: 'Caused by this event' }).getByRole('link');

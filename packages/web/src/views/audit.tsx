@@ -168,9 +168,12 @@ export function CorrelationView({ correlationId }: { correlationId: string }) {
       ) : (
         <>
           {loaded.value.roots.length > 0 ? (
-            <p class="muted">{countNodes(loaded.value.roots)} events, each under the event that caused it.</p>
+            <p class="muted">
+              {countNodes(loaded.value.roots)} events, each under the event that caused it; a summary folds what its
+              event caused (Enter or Space).
+            </p>
           ) : null}
-          <CausalTree roots={loaded.value.roots} label={`Causal tree of ${correlationId}`} />
+          <CausalTree roots={loaded.value.roots} label={`Events of ${correlationId}, each under its cause`} />
         </>
       )}
     </section>

@@ -92,7 +92,7 @@ describe.skipIf(!databaseUrl)('group commit across tenants, on PostgreSQL', () =
       for (const stream of ['acct-0', 'acct-1', 'acct-2']) {
         const versions = rows.filter((r) => r.stream_id === stream).map((r) => Number(r.stream_version));
         expect(versions).toEqual(versions.map((_, k) => k + 1));
-        const acknowledged = wins.filter((o) => o.stream === stream).map((o) => o.version);
+        const acknowledged = wins.filter((o) => o.stream === stream).map((o) => o.version as number);
         expect([...acknowledged].sort((a, b) => a - b)).toEqual(versions);
       }
     }

@@ -110,10 +110,41 @@ export async function tenantsSection(url: string, n: (count: number) => number, 
     const plainRun = median(plainRuns);
     const oneRun = median(oneRuns);
     const spreadRun = await appendTo(random);
+    // The same spread load with each tenant committing alone (no group commit), on a pool of its own.
+    const alone = createTenantClients({
+      connectionString: asServer.toString(),
+      maxConnections: 10,
+      groupCommit: false,
+      ...tenancy,
+    });
+    const aloneStores: EventStore[] = [];
+    let aloneRun: Measurement;
+    try {
+      for (const id of created) {
+        aloneStores.push(
+          await openEventStore({ client: alone.forTenant(id), schema: `${schemaPrefix}${id}`, migrate: false }),
+        );
+      }
+      await measure(Math.max(warm, 2 * count), callers, async (caller, i, _, op) => {
+        await (aloneStores[op % count] as EventStore).append(`warm-${caller}`, [{ type: 'Warm', data: { i } }]);
+      });
+      aloneRun = await appendTo(() => aloneStores[Math.floor(Math.random() * count)] as EventStore);
+    } finally {
+      for (const store of aloneStores) await store.close().catch(() => {});
+      await alone.close().catch(() => {});
+    }
     rows.push(
       row(
         `1 event/append, 'any', ${callers} callers, 10k random streams: spread over ${count} tenants (vs all into 1), one pool of 10 as the server role`,
         { ...oneRun, name: '1 tenant' },
+        spreadRun,
+        '',
+      ),
+    );
+    rows.push(
+      row(
+        `  same spread over ${count} tenants: their appends sharing commits (group commit, vs each tenant committing alone)`,
+        { ...aloneRun, name: 'alone' },
         spreadRun,
         '',
       ),

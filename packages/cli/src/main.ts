@@ -307,6 +307,7 @@ program
       .env('ANNALS_AUTH'),
   )
   .option('--tenants', 'serve every tenant of the directory (each key reaches its own tenant)')
+  .option('--tenant <id>', "the one store's tenant: only its keys are accepted (default: default)")
   .option('--directory <schema>', 'schema of the tenant directory and API keys (default annals_control)')
   .option('--jwt-public-key <file>', 'also accept JWTs signed by this key (PEM or JWK)')
   .option('--jwks-file <file>', 'also accept JWTs signed by a key of this JWKS file')

@@ -121,8 +121,28 @@ describe.skipIf(!databaseUrl)('annals tenants, keys and serve --tenants, on Post
     const refused = await annals(['tenants', 'drop', tenant, ...tenancy]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('--yes');
+    const spare = await annals([
+      'keys',
+      'create',
+      '--tenant',
+      tenant,
+      '--name',
+      'spare',
+      '--scopes',
+      'read',
+      '--directory',
+      directory,
+      '--json',
+    ]);
+    const spareId = (JSON.parse(spare.stdout) as { id: string }).id;
     const dropped = await annals(['tenants', 'drop', tenant, '--yes', ...tenancy]);
     expect(dropped.code, dropped.stderr).toBe(0);
+    // Its keys went with it: were the id made again, they must not reach the new tenant.
+    const after = JSON.parse((await annals(['keys', 'list', '--directory', directory, '--json'])).stdout) as {
+      id: string;
+      revokedAt: string | null;
+    }[];
+    expect(after.find((k) => k.id === spareId)?.revokedAt).not.toBeNull();
     expect(JSON.parse((await annals(['tenants', 'list', ...tenancy, '--json'])).stdout)).toEqual([]);
   }, 120_000);
 });

@@ -179,6 +179,21 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
       .send(problem(404, 'NOT_FOUND', `no route ${path}`));
   });
 
+  // Draining first: a request that comes in while the server shuts down is refused before
+  // any authentication or database work.
+  let draining = false;
+  api.addHook('onRequest', (request, reply, done) => {
+    if (!draining) return done();
+    reply
+      .code(503)
+      .header('retry-after', '1')
+      .header('connection', 'close')
+      .type('application/problem+json')
+      .send({
+        ...problem(503, 'DRAINING', 'the server is shutting down; retry (another instance, or this one once back)'),
+        instance: request.url,
+      });
+  });
   await installGuard(api, options.auth, options.limits);
   // Then the tenant's store: the principal's, never one a request names.
   api.decorateRequest('scope', null);
@@ -248,19 +263,6 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   // Draining: requests in flight finish, and their connections close after the response
   // (a kept-alive idle connection would hold the close until its keep-alive timeout); SSE
   // clients are ended with their retry hint before Fastify waits for connections.
-  let draining = false;
-  api.addHook('onRequest', (request, reply, done) => {
-    if (!draining) return done();
-    reply
-      .code(503)
-      .header('retry-after', '1')
-      .header('connection', 'close')
-      .type('application/problem+json')
-      .send({
-        ...problem(503, 'DRAINING', 'the server is shutting down; retry (another instance, or this one once back)'),
-        instance: request.url,
-      });
-  });
   api.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close');
     done(null, payload);

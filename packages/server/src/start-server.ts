@@ -29,7 +29,7 @@ import { type AnnalsServer, createServer, type ServerOptions } from './server.js
 export interface StartServerOptions
   extends Omit<
     ServerOptions,
-    'store' | 'metrics' | 'poolStats' | 'runnersHealthy' | 'schemaStatus' | 'auth' | 'tenants' | 'tenant'
+    'store' | 'metrics' | 'poolStats' | 'runnersHealthy' | 'schemaStatus' | 'auth' | 'tenants'
   > {
   /** The store's database; with `tenants`, their `control` client. */
   client: SqlClient;
@@ -71,7 +71,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const { client, app = {}, host = '127.0.0.1', port = 3000, runProjections = false, runSealer = false } = options;
   const metrics = createMetrics();
   const auth = options.auth ? await startAuthenticator(client, options.auth) : undefined;
-  if (options.tenants) return startTenantServer(options, metrics, auth);
+  if (options.tenants) {
+    if (runProjections || runSealer) {
+      await auth?.close();
+      throw new Error('with tenants, run projections and sealers beside the server, one store each');
+    }
+    return startTenantServer(options, metrics, auth);
+  }
   const store = await openEventStore({
     // HTTP appends arrive spread over many turns of the event loop, not woken together as
     // in-process callers are: one call in flight lets the next batch fill up meanwhile
@@ -83,6 +89,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     instrumentation: metrics.instrumentation,
     personalData: app.personalData,
     inlineProjections: app.inlineProjections,
+  }).catch(async (error: unknown) => {
+    await auth?.close();
+    throw error;
   });
   const runners: ProjectionRunner[] = runProjections
     ? (app.projections ?? []).map((p) => projections(store).run(p))

@@ -87,7 +87,7 @@ describe('valid tokens', () => {
     const principal = await verify(token);
     expect(principal).toEqual({
       kind: 'token',
-      id: `jwt:user-${alg}`,
+      id: `jwt:acme_2:user-${alg}`,
       name: `user-${alg}`,
       tenant: 'acme_2',
       scopes: new Set(['read', 'subscribe']),
@@ -109,7 +109,7 @@ describe('valid tokens', () => {
 
   it('accepts the key as a JWK in JSON', async () => {
     const verify = await createJwtVerifier({ publicKey: JSON.stringify(await exportJWK(pairs.ES256.publicKey)) });
-    expect((await verify(await sign({}, { alg: 'ES256' }))).id).toBe('jwt:alice');
+    expect((await verify(await sign({}, { alg: 'ES256' }))).id).toBe('jwt:acme:alice');
     await expectRefused(verify, await sign({}, { alg: 'RS256' }));
   });
 
@@ -131,7 +131,7 @@ describe('valid tokens', () => {
       actor: 'a@example.com',
       categories: ['x'],
       actAs: true,
-      id: 'jwt:alice',
+      id: 'jwt:beta:alice',
     });
     expect([...principal.scopes]).toEqual(['admin']);
   });
@@ -406,7 +406,7 @@ describe('fuzz', () => {
           expect(result).toBeInstanceOf(AuthenticationError);
           answers.refused++;
         } else {
-          expect((result as Principal).id).toBe(`jwt:${c.sub ?? 'alice'}`);
+          expect((result as Principal).id).toBe(`jwt:${(result as Principal).tenant}:${c.sub ?? 'alice'}`);
           answers.principal++;
         }
       }),

@@ -27,6 +27,7 @@ export type ServeFlags = ConnectionFlags & {
   jwtAudience?: string;
   rateLimit?: number;
   ssePerKey?: number;
+  tenant?: string;
 };
 
 async function jwtOf(flags: ServeFlags): Promise<JwtOptions | undefined> {
@@ -75,6 +76,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   const server = await startServer({
     client,
     tenants,
+    tenant: flags.tenant,
     auth: authOn ? { directory: flags.directory, jwt: await jwtOf(flags) } : undefined,
     limits: {
       rateLimit: flags.rateLimit ?? (authOn ? 2000 : 0),

@@ -4,6 +4,7 @@
  * roles and schemas); `annals serve --tenants` then serves them all.
  */
 import { createTenant, dropTenant, InvalidInputError, listTenants, migrateTenants } from '@annals/core';
+import { listApiKeys, revokeApiKey } from '@annals/server';
 import { type ConnectionFlags, connect } from '../config.js';
 
 export interface TenantFlags extends ConnectionFlags {
@@ -67,6 +68,9 @@ export const dropTenantCommand = (id: string, flags: TenantFlags & { yes?: boole
       );
     }
     const existed = await dropTenant(client, id, tenancy(flags));
+    // Its keys go with it: were the id made again, they must not reach the new tenant.
+    const keys = await listApiKeys(client, id, { directory: flags.directory }).catch(() => []);
+    for (const key of keys) if (!key.revokedAt) await revokeApiKey(client, key.id, id, { directory: flags.directory });
     if (flags.json) return console.log(JSON.stringify({ id, dropped: existed }));
     console.log(existed ? `dropped tenant ${id}: its schema, roles and events are gone` : `no tenant ${id}`);
     if (!existed) process.exitCode = 1;

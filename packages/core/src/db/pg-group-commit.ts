@@ -109,7 +109,8 @@ export class GroupCommit {
         done.push({ pending, rows: result.rows });
       }
       const commit = await client.query('commit');
-      if (commit.command === 'ROLLBACK') throw new Error('the group commit failed and was rolled back');
+      // COMMIT answering ROLLBACK: the transaction had failed, the connection is fine.
+      if (commit.command === 'ROLLBACK') failed = true;
     } catch (error) {
       failed = true;
       if (!(error as { code?: string }).code) broken ??= error as Error;

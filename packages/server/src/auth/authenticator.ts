@@ -29,6 +29,9 @@ interface CachedKey {
 
 const maxTimer = 2 ** 31 - 1;
 
+/** How long an id with no key is remembered as such: a key created since is found after it. */
+const unknownKeyMs = 2000;
+
 /** The credential of a `Bearer` header, or undefined when it is not one. */
 function credentialOf(header: string): string | undefined {
   return /^Bearer +([\x21-\x7e]{1,8192})$/i.exec(header.trim())?.[1];
@@ -42,6 +45,10 @@ export class Authenticator {
   #listener: Listener | undefined;
   /** Counts revocations heard: a key read while one arrived may predate it, so is not cached. */
   #revocations = 0;
+  /** Keys revoked in the last minutes, and when: for requests authenticated just before. */
+  readonly #recentlyRevoked = new Map<string, number>();
+  /** Lookups in flight, by key id: a burst of requests with one key asks the database once. */
+  readonly #lookups = new Map<string, Promise<CachedKey>>();
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options;
@@ -105,7 +112,7 @@ export class Authenticator {
    * Calls `onEnd` when `principal` stops being valid: revoked, or past its expiry. For
    * connections that outlive a request (SSE). Returns the function that stops watching.
    */
-  watch(principal: Principal, onEnd: () => void): () => void {
+  watch(principal: Principal, onEnd: () => void, authenticatedAt = Date.now()): () => void {
     let ended = false;
     const end = () => {
       if (ended) return;
@@ -124,6 +131,9 @@ export class Authenticator {
       this.#watchers.set(principal.id, set);
     }
     set.add(end);
+    // Revoked between its authentication and now: ended at once.
+    const revokedAt = this.#recentlyRevoked.get(principal.id);
+    if (revokedAt !== undefined && revokedAt >= authenticatedAt) queueMicrotask(end);
     const stop = () => {
       clearTimeout(timer);
       const watching = this.#watchers.get(principal.id);
@@ -137,17 +147,12 @@ export class Authenticator {
     const now = Date.now();
     let cached = this.#cache.get(id);
     if (!cached || cached.until <= now) {
-      const keys = this.#options.keys;
-      if (!keys) throw new AuthenticationError('the key is not valid');
-      const heard = this.#revocations;
-      const row = await findKeyRow(keys.client, id, keys);
-      // An unknown id is checked against a hash all the same, so timing says nothing of it.
-      cached = {
-        hash: row?.secret_sha256 ?? new Uint8Array(32),
-        principal: row ? principalOfKey(row, now) : undefined,
-        until: now + (this.#options.cacheMs ?? 30_000),
-      };
-      if (row && heard === this.#revocations) this.#cache.set(id, cached);
+      let lookup = this.#lookups.get(id);
+      if (!lookup) {
+        lookup = this.#lookUp(id, now).finally(() => this.#lookups.delete(id));
+        this.#lookups.set(id, lookup);
+      }
+      cached = await lookup;
     }
     const matches = secretMatches(secret, cached.hash);
     const principal = cached.principal;
@@ -158,9 +163,37 @@ export class Authenticator {
     return principal;
   }
 
+  /** Reads key `id` and caches it (an unknown id too, briefly: it costs a round trip each). */
+  async #lookUp(id: string, now: number): Promise<CachedKey> {
+    const keys = this.#options.keys;
+    if (!keys) return { hash: new Uint8Array(32), principal: undefined, until: now };
+    const heard = this.#revocations;
+    const row = await findKeyRow(keys.client, id, keys);
+    // An unknown id is checked against a hash all the same, so timing says nothing of it.
+    const cached: CachedKey = {
+      hash: row?.secret_sha256 ?? new Uint8Array(32),
+      principal: row ? principalOfKey(row, now) : undefined,
+      until: now + (row ? (this.#options.cacheMs ?? 30_000) : unknownKeyMs),
+    };
+    // A row read while a revocation arrived may predate it: not kept.
+    if (heard === this.#revocations) this.#cache.set(id, cached);
+    // Ids with no key, sent by anyone, must not grow the cache without bound.
+    if (this.#cache.size > 10_000) {
+      for (const [key, entry] of this.#cache) if (entry.until <= now) this.#cache.delete(key);
+    }
+    return cached;
+  }
+
   #revoked(id: string): void {
     this.#revocations++;
     this.#cache.delete(id);
+    const now = Date.now();
+    this.#recentlyRevoked.delete(id);
+    this.#recentlyRevoked.set(id, now);
+    for (const [old, at] of this.#recentlyRevoked) {
+      if (at > now - 5 * 60_000) break;
+      this.#recentlyRevoked.delete(old);
+    }
     for (const end of [...(this.#watchers.get(id) ?? [])]) end();
   }
 

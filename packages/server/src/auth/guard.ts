@@ -27,6 +27,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who asks; set on every guarded route before its handler runs (not on public routes). */
     principal: Principal;
+    /** When the principal was authenticated (ms): a revocation after it still reaches the request. */
+    authenticatedAt: number;
   }
 }
 
@@ -51,9 +53,9 @@ export const hasScope = (principal: Principal, scope: Scope) =>
 export const mayTouch = (principal: Principal, streamId: string) =>
   principal.categories === null || principal.categories.includes(categoryOf(streamId));
 
-function refuse(reply: FastifyReply, request: FastifyRequest, status: 401 | 403, code: string, detail: string) {
+function refuse(reply: FastifyReply, request: FastifyRequest, status: 401 | 403, code: string, detail: string): void {
   if (status === 401) reply.header('www-authenticate', 'Bearer realm="annals"');
-  return reply
+  reply
     .code(status)
     .type('application/problem+json')
     .send({ ...problem(status, code, detail), instance: request.url.split('?')[0] });
@@ -98,6 +100,7 @@ function categoryRefusal(principal: Principal, policy: CategoryPolicy, request: 
 export async function installGuard(api: Api, authenticator: Authenticator | undefined, limits: AbuseLimits = {}) {
   const policies = new Map<string, RoutePolicy | 'public'>();
   api.decorateRequest('principal', null as unknown as Principal);
+  api.decorateRequest('authenticatedAt', 0);
   api.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
       const key = `${method} ${route.url}`;
@@ -116,13 +119,16 @@ export async function installGuard(api: Api, authenticator: Authenticator | unde
   // Callback-style: with authentication off, or a cached key, a request costs no extra promise.
   api.addHook('onRequest', (request, reply, done) => {
     const policy = policyOf(request);
-    if (policy === undefined || policy === 'public') return done();
+    if (policy === 'public' || request.routeOptions.url === undefined) return done();
+    // A route registered before the guard saw it has no policy: refused, never served open.
+    if (policy === undefined) return refuse(reply, request, 403, 'FORBIDDEN', 'this route has no access policy');
     if (!authenticator) {
       request.principal = anonymous;
       return done();
     }
     const header = request.headers.authorization;
     const credential = Array.isArray(header) ? header[0] : header;
+    request.authenticatedAt = Date.now();
     const admit = (principal: Principal) => {
       if (!hasScope(principal, policy.scope)) {
         refuse(reply, request, 403, 'FORBIDDEN', `this key lacks the "${policy.scope}" scope`);

@@ -200,7 +200,8 @@ function toPrincipal(
 
   return {
     kind: 'token',
-    id: `jwt:${sub}`,
+    // Per tenant: tokens of two tenants with one subject share no limit or connection count.
+    id: `jwt:${tenant}:${sub}`,
     name: sub,
     tenant,
     scopes,

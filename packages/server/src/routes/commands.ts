@@ -78,11 +78,7 @@ export function commandRoutes(api: Api, server: ServerContext): void {
       const traceparent = traceparentOf(request);
       const full: CommandContext = {
         ...context,
-        // A bad actor (not a string) is left for the handler to refuse.
-        actor:
-          typeof context.actor === 'string' || context.actor === undefined
-            ? actorOf(request, context.actor)
-            : context.actor,
+        actor: actorOf(request, context.actor),
         metadata: traceparent ? { traceparent, ...(context.metadata ?? {}) } : context.metadata,
       } as CommandContext;
       return handlerOf(request, request.params.decider).handle(request.params.streamId, { type, data, id }, full);

@@ -67,9 +67,21 @@ export function keyRoutes(api: Api, keys: { client: SqlClient; directory?: strin
     },
     async (request, reply) => {
       const { expiresAt, ...rest } = request.body;
-      // A key may not hand out more than it holds: acting for others takes a key that may.
-      if (rest.actAs && !request.principal.actAs) {
-        throw new HttpProblem(problem(403, 'FORBIDDEN', 'only a key that may act for others can create one that may'));
+      // A key may not hand out more than it holds: naming an actor, or acting for others, takes
+      // a key that may act for others; and the new key ends no later than the one creating it.
+      const creator = request.principal;
+      if ((rest.actAs || rest.actor !== undefined) && !creator.actAs) {
+        throw new HttpProblem(
+          problem(403, 'FORBIDDEN', 'only a key that may act for others can create one with an actor of its choosing'),
+        );
+      }
+      const asked = expiresAt === undefined ? undefined : new Date(expiresAt);
+      if (creator.expiresAt && (asked === undefined || asked > creator.expiresAt)) {
+        throw new HttpProblem(
+          problem(403, 'FORBIDDEN', `a key made by this one must expire by ${creator.expiresAt.toISOString()}`, {
+            field: 'body.expiresAt',
+          }),
+        );
       }
       const key = await createApiKey(
         keys.client,
@@ -77,7 +89,7 @@ export function keyRoutes(api: Api, keys: { client: SqlClient; directory?: strin
           ...rest,
           scopes: rest.scopes as Scope[],
           tenant: request.principal.tenant,
-          expiresAt: expiresAt === undefined ? undefined : new Date(expiresAt),
+          expiresAt: asked,
         },
         options,
       );

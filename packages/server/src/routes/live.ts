@@ -3,6 +3,7 @@
  * Each event's SSE `id` is its position; a reconnect with `Last-Event-ID` resumes after it.
  * Works with the browser's `EventSource` as it is. See live-hub.ts for the fan-out.
  */
+import { finished } from 'node:stream';
 import { InvalidInputError } from '@annals/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
@@ -30,11 +31,9 @@ function resumeAfter(request: FastifyRequest, after: number | undefined): number
   return Number(value);
 }
 
-/** Open SSE connections per principal, against `sseConnectionsPerKey`. */
-const openConnections = new WeakMap<ServerContext, Map<string, number>>();
-
 async function serveEvents(
   context: ServerContext,
+  counts: Map<string, number>,
   request: FastifyRequest,
   reply: FastifyReply,
   after: number,
@@ -44,11 +43,6 @@ async function serveEvents(
   // Checked before the stream starts, so bad filters answer a problem, not a broken stream.
   store.readAll({ after, limit: 1, ...filter });
   const principal = request.principal;
-  let counts = openConnections.get(context);
-  if (!counts) {
-    counts = new Map();
-    openConnections.set(context, counts);
-  }
   // Per key: with authentication off every client is the same anonymous principal, so no cap.
   const cap = principal.kind === 'anonymous' ? 0 : (context.limits.sseConnectionsPerKey ?? 100);
   const open = counts.get(principal.id) ?? 0;
@@ -56,9 +50,26 @@ async function serveEvents(
     reply.header('retry-after', '5');
     throw new HttpProblem(problem(429, 'TOO_MANY_CONNECTIONS', `this key already holds ${cap} live connections`));
   }
-  counts.set(principal.id, open + 1);
-  reply.hijack();
   const response = reply.raw;
+  // A client that left while the request was checked is not counted, nor served.
+  if (response.destroyed || request.raw.destroyed) return;
+  counts.set(principal.id, open + 1);
+  // finished() also fires for a response that closed already, so the count always comes back.
+  const gone = new Promise<void>((resolve) => {
+    finished(response, () => resolve());
+  });
+  const end = () => response.end(() => response.socket?.destroy());
+  // A revoked or expired key loses its live connections at once (also one revoked while this
+  // request was on its way here); the client's reconnect then gets 401, which ends an
+  // EventSource for good.
+  const unwatch = context.auth?.watch(principal, end, request.authenticatedAt);
+  void gone.then(() => {
+    unwatch?.();
+    const left = (counts.get(principal.id) ?? 1) - 1;
+    if (left <= 0) counts.delete(principal.id);
+    else counts.set(principal.id, left);
+  });
+  reply.hijack();
   response.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
@@ -66,48 +77,45 @@ async function serveEvents(
     'x-accel-buffering': 'no',
   });
   response.flushHeaders();
-  const gone = new Promise<void>((resolve) => {
-    response.once('close', () => resolve());
-  });
-  // A revoked or expired key loses its live connections at once; the client's reconnect then
-  // gets 401, which ends an EventSource for good.
-  const unwatch = context.auth?.watch(principal, () => response.end(() => response.socket?.destroy()));
-  void gone.then(() => {
-    unwatch?.();
-    const left = (counts.get(principal.id) ?? 1) - 1;
-    if (left <= 0) counts.delete(principal.id);
-    else counts.set(principal.id, left);
-  });
-  await hub.serve(
-    {
-      write: (chunk) => response.write(chunk),
-      get buffered() {
-        return response.writableLength;
+  try {
+    await hub.serve(
+      {
+        write: (chunk) => response.write(chunk),
+        get buffered() {
+          return response.writableLength;
+        },
+        drained: () =>
+          new Promise<void>((resolve) => {
+            if (response.writableLength === 0 || response.destroyed) resolve();
+            else {
+              // Whichever comes first; the other listener goes, so waits do not pile up listeners.
+              const done = () => {
+                response.off('drain', done);
+                response.off('close', done);
+                resolve();
+              };
+              response.once('drain', done);
+              response.once('close', done);
+            }
+          }),
+        // The connection goes with the stream: an ended SSE response leaves nothing to reuse.
+        close: (how) => (how === 'end' ? end() : response.destroy()),
       },
-      drained: () =>
-        new Promise<void>((resolve) => {
-          if (response.writableLength === 0 || response.destroyed) resolve();
-          else {
-            // Whichever comes first; the other listener goes, so waits do not pile up listeners.
-            const done = () => {
-              response.off('drain', done);
-              response.off('close', done);
-              resolve();
-            };
-            response.once('drain', done);
-            response.once('close', done);
-          }
-        }),
-      // The connection goes with the stream: an ended SSE response leaves nothing to reuse.
-      close: (how) => (how === 'end' ? response.end(() => response.socket?.destroy()) : response.destroy()),
-    },
-    after,
-    filter,
-    gone,
-  );
+      after,
+      filter,
+      gone,
+    );
+  } catch (error) {
+    // The status is sent: a failure now (the database gone) can only end the stream, which
+    // the client resumes from its last event id.
+    request.log.error({ err: error }, 'live stream failed');
+    response.destroy();
+  }
 }
 
 export function liveRoutes(api: Api, context: ServerContext): void {
+  /** Open live connections per principal, against `sseConnectionsPerKey`. */
+  const counts = new Map<string, number>();
   api.get(
     '/subscribe',
     {
@@ -122,7 +130,7 @@ export function liveRoutes(api: Api, context: ServerContext): void {
     },
     async (request, reply) => {
       const { after, category, type, stream } = request.query;
-      await serveEvents(context, request, reply, resumeAfter(request, after), {
+      await serveEvents(context, counts, request, reply, resumeAfter(request, after), {
         categories: category,
         eventTypes: type,
         streamIds: stream,
@@ -143,7 +151,7 @@ export function liveRoutes(api: Api, context: ServerContext): void {
       },
     },
     async (request, reply) => {
-      await serveEvents(context, request, reply, resumeAfter(request, request.query.after), {
+      await serveEvents(context, counts, request, reply, resumeAfter(request, request.query.after), {
         streamIds: [request.params.streamId],
       });
     },

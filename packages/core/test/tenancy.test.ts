@@ -21,7 +21,6 @@ import {
   openEventStore,
   type RecordedEvent,
   type SqlClient,
-  type SqlQueryable,
   type TenancyOptions,
   type TenantClients,
   tenantNames,

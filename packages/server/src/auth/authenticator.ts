@@ -6,6 +6,7 @@
  * notifications sent meanwhile are too: then the whole cache is dropped and every watched key
  * looked up again. Tokens (JWT) are checked by their signature and expire; they are not revoked.
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { Listener, SqlClient } from '@annals/core';
 import { findKeyRow, parseApiKey, principalOfKey, secretMatches } from './api-keys.js';
 import { revokedChannel } from './key-queries.js';
@@ -23,6 +24,8 @@ export interface AuthenticatorOptions {
 
 interface CachedKey {
   hash: Uint8Array;
+  /** The secret once it matched the hash: later requests compare it, without hashing again. */
+  verified?: Buffer;
   principal: Principal | undefined;
   until: number;
 }
@@ -84,7 +87,16 @@ export class Authenticator {
     const principal = cached?.principal;
     if (!cached || cached.until <= now || !principal) return undefined;
     if (principal.expiresAt && principal.expiresAt.getTime() <= now) return undefined;
-    return secretMatches(key.secret, cached.hash) ? principal : undefined;
+    return this.#matches(key.secret, cached) ? principal : undefined;
+  }
+
+  /** Whether `secret` is the key's, in constant time; the first match is kept for the next ones. */
+  #matches(secret: string, cached: CachedKey): boolean {
+    const given = Buffer.from(secret);
+    if (cached.verified) return cached.verified.length === given.length && timingSafeEqual(given, cached.verified);
+    if (!secretMatches(secret, cached.hash)) return false;
+    cached.verified = given;
+    return true;
   }
 
   /** The principal of an `Authorization` header; throws {@link AuthenticationError}. */
@@ -154,7 +166,7 @@ export class Authenticator {
       }
       cached = await lookup;
     }
-    const matches = secretMatches(secret, cached.hash);
+    const matches = this.#matches(secret, cached);
     const principal = cached.principal;
     if (!matches || !principal) throw new AuthenticationError('the key is not valid');
     if (principal.expiresAt && principal.expiresAt.getTime() <= now) {

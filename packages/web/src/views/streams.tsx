@@ -1,15 +1,19 @@
 /**
  * The stream browser: open a stream by id, list streams by category, the streams changed most
  * recently (from the recent part of the log), and a stream's events a page at a time in both
- * directions. The page is in the URL (`?from=<version>&dir=forward|backward`), so it deep-links.
+ * directions. The page is in the URL (`?from=<version>&dir=forward|backward&size=<n>`), so it
+ * deep-links. A page of up to 10,000 events is a windowed table (windowed.tsx): only the rows in
+ * view are in the DOM.
  */
 import { api, auditOf, type RecordedEvent, type StreamSummary } from '../api.js';
 import { Link, navigate, useLocation } from '../router.js';
 import { useData } from '../use-data.js';
+import { WindowedTable } from '../windowed.js';
 import { Failure, Loading } from './states.js';
 import { timePath } from './time-travel.js';
 
-const pageSize = 20;
+/** The page sizes offered; the first is the default. The server reads at most 10,000 a page. */
+export const pageSizes = [20, 100, 1000, 10_000] as const;
 /** How much of the log's end "recently changed" looks at. */
 const recentWindow = 1000;
 
@@ -153,6 +157,8 @@ export function StreamView({ streamId }: { streamId: string }) {
   const from = search.get('from');
   const direction = search.get('dir') === 'backward' ? 'backward' : 'forward';
   const fromVersion = from !== null && /^\d+$/.test(from) ? Number(from) : undefined;
+  const sizeParam = Number(search.get('size'));
+  const pageSize: number = pageSizes.find((size) => size === sizeParam) ?? pageSizes[0];
   const loaded = useData(
     async (signal) => {
       const [info, page] = await Promise.all([
@@ -167,10 +173,12 @@ export function StreamView({ streamId }: { streamId: string }) {
       const events = direction === 'backward' ? [...page.events].reverse() : page.events;
       return { info, events };
     },
-    [streamId, fromVersion, direction],
+    [streamId, fromVersion, direction, pageSize],
   );
-  const go = (version: number | undefined, dir: 'forward' | 'backward') =>
-    navigate(`${streamPath(streamId)}?${version === undefined ? '' : `from=${version}&`}dir=${dir}`);
+  const go = (version: number | undefined, dir: 'forward' | 'backward', size = pageSize) =>
+    navigate(
+      `${streamPath(streamId)}?${version === undefined ? '' : `from=${version}&`}dir=${dir}${size === pageSizes[0] ? '' : `&size=${size}`}`,
+    );
 
   return (
     <section aria-labelledby="stream-title">
@@ -229,13 +237,31 @@ export function StreamView({ streamId }: { streamId: string }) {
                 >
                   Latest
                 </button>
+                <label class="page-size">
+                  Page size
+                  <select
+                    value={pageSize}
+                    onChange={(event) =>
+                      // The same start, more or fewer events: forward from the first shown.
+                      go(first, 'forward', Number(event.currentTarget.value))
+                    }
+                  >
+                    {pageSizes.map((size) => (
+                      <option key={size} value={size}>
+                        {size.toLocaleString('en-US')}
+                      </option>
+                    ))}
+                  </select>
+                </label>
               </nav>
               {events.length === 0 ? (
                 <p class="empty">No events on this page.</p>
               ) : (
-                <table aria-label={`Events of ${streamId}`}>
-                  <thead>
-                    <tr>
+                <WindowedTable
+                  label={`Events of ${streamId}`}
+                  columns={6}
+                  head={
+                    <>
                       <th scope="col" class="num">
                         Version
                       </th>
@@ -246,28 +272,28 @@ export function StreamView({ streamId }: { streamId: string }) {
                       <th scope="col">Recorded</th>
                       <th scope="col">Actor</th>
                       <th scope="col">Reason</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {events.map((event) => {
-                      const audit = auditOf(event);
-                      return (
-                        <tr key={event.position}>
-                          <td class="num">{event.streamVersion}</td>
-                          <td class="num">{event.position}</td>
-                          <td>
-                            <Link to={`/events/${encodeURIComponent(event.id)}`}>{event.type}</Link>
-                          </td>
-                          <td>
-                            <time dateTime={event.recordedAt}>{new Date(event.recordedAt).toLocaleString()}</time>
-                          </td>
-                          <td>{audit.actor ?? ''}</td>
-                          <td>{audit.reason ?? ''}</td>
-                        </tr>
-                      );
-                    })}
-                  </tbody>
-                </table>
+                    </>
+                  }
+                  rows={events}
+                  rowKey={(event) => event.position}
+                  cells={(event) => {
+                    const audit = auditOf(event);
+                    return (
+                      <>
+                        <td class="num">{event.streamVersion}</td>
+                        <td class="num">{event.position}</td>
+                        <td>
+                          <Link to={`/events/${encodeURIComponent(event.id)}`}>{event.type}</Link>
+                        </td>
+                        <td>
+                          <time dateTime={event.recordedAt}>{new Date(event.recordedAt).toLocaleString()}</time>
+                        </td>
+                        <td>{audit.actor ?? ''}</td>
+                        <td>{audit.reason ?? ''}</td>
+                      </>
+                    );
+                  }}
+                />
               )}
             </>
           );

@@ -4,12 +4,14 @@
  * at most `keep` events in memory. Paused, it still receives (the connection stays, and so
  * does its place in the log) but holds what arrives until resumed. Filters (categories,
  * types) go to the server, in the URL too; changing them, or leaving the view, aborts the
- * connection. A 403 (the key lacks `subscribe`) shows in the view; a 401, the sign-in.
+ * connection. A 403 (the key lacks `subscribe`) shows in the view; a 401, the sign-in. Past
+ * 100 events the table is windowed (windowed.tsx): only the rows in view are in the DOM.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, categoryOf, query, type RecordedEvent } from '../api.js';
 import { Link, navigate, useLocation } from '../router.js';
 import { readSse } from '../sse.js';
+import { WindowedTable } from '../windowed.js';
 import { Failure } from './states.js';
 
 /** Events shown (and held while paused) at most. */
@@ -153,9 +155,11 @@ export function TailView() {
       {events.length === 0 ? (
         <p class="empty">No events yet{categories.length + types.length > 0 ? ' that match the filters' : ''}.</p>
       ) : (
-        <table aria-label="Live events">
-          <thead>
-            <tr>
+        <WindowedTable
+          label="Live events"
+          columns={6}
+          head={
+            <>
               <th scope="col" class="num">
                 Position
               </th>
@@ -166,28 +170,28 @@ export function TailView() {
               </th>
               <th scope="col">Type</th>
               <th scope="col">Actor</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.map((event) => (
-              <tr key={event.position}>
-                <td class="num">{event.position}</td>
-                <td>
-                  <time dateTime={event.recordedAt}>{new Date(event.recordedAt).toLocaleTimeString()}</time>
-                </td>
-                <td>
-                  <Link to={`/streams/${encodeURIComponent(event.streamId)}`}>{event.streamId}</Link>{' '}
-                  <span class="muted">({categoryOf(event.streamId)})</span>
-                </td>
-                <td class="num">{event.streamVersion}</td>
-                <td>
-                  <Link to={`/events/${encodeURIComponent(event.id)}`}>{event.type}</Link>
-                </td>
-                <td>{typeof event.metadata.actor === 'string' ? event.metadata.actor : ''}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+            </>
+          }
+          rows={events}
+          rowKey={(event) => event.position}
+          cells={(event) => (
+            <>
+              <td class="num">{event.position}</td>
+              <td>
+                <time dateTime={event.recordedAt}>{new Date(event.recordedAt).toLocaleTimeString()}</time>
+              </td>
+              <td>
+                <Link to={`/streams/${encodeURIComponent(event.streamId)}`}>{event.streamId}</Link>{' '}
+                <span class="muted">({categoryOf(event.streamId)})</span>
+              </td>
+              <td class="num">{event.streamVersion}</td>
+              <td>
+                <Link to={`/events/${encodeURIComponent(event.id)}`}>{event.type}</Link>
+              </td>
+              <td>{typeof event.metadata.actor === 'string' ? event.metadata.actor : ''}</td>
+            </>
+          )}
+        />
       )}
     </section>
   );

@@ -19,6 +19,7 @@ const apiPaths = [
   '/subscriptions',
   '/seals',
   '/verify',
+  '/subjects',
 ];
 
 export default defineConfig(({ command }) => ({

@@ -120,6 +120,17 @@ export interface VerifyReport {
   headHash: string | null;
 }
 
+/** What forgetting a data subject did (`POST /subjects/<id>/forget`). */
+export interface ForgetResult {
+  /** False when the subject had no key (never seen, or already forgotten): nothing was recorded. */
+  forgotten: boolean;
+  /** Events holding the subject's personal data, now redacted. */
+  events: number;
+  snapshotsDropped: number;
+  /** Position of the recorded `SubjectForgotten` event. */
+  position: number | null;
+}
+
 /** An answer of the server that is not a success: its RFC 9457 problem when it sent one. */
 export class ApiError extends Error {
   constructor(
@@ -231,6 +242,10 @@ export const api = {
     getJson<Changes>(`/changes${query(range)}`, signal),
   byActor: (actor: string, range: { from?: string; to?: string; limit?: number }, signal?: AbortSignal) =>
     getJson<{ events: RecordedEvent[] }>(`/audit/actors/${encodeURIComponent(actor)}${query(range)}`, signal),
+  bySubject: (subjectId: string, signal?: AbortSignal) =>
+    getJson<{ events: RecordedEvent[] }>(`/audit/subjects/${encodeURIComponent(subjectId)}`, signal),
+  forget: (subjectId: string, reason: string, signal?: AbortSignal) =>
+    postJson<ForgetResult>(`/subjects/${encodeURIComponent(subjectId)}/forget`, { reason }, signal),
   checkpoints: (signal?: AbortSignal) => getJson<{ checkpoints: CheckpointStatus[] }>('/checkpoints', signal),
   parked: (name: string, signal?: AbortSignal) =>
     getJson<{ parked: ParkedEvent[] }>(`/subscriptions/${encodeURIComponent(name)}/parked`, signal),

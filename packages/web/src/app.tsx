@@ -14,6 +14,7 @@ import { IntegrityView } from './views/integrity.js';
 import { CheckpointsView, ParkedView } from './views/read-side.js';
 import { SignInView } from './views/sign-in.js';
 import { StreamsView, StreamView } from './views/streams.js';
+import { SubjectsView, SubjectView } from './views/subjects.js';
 import { TailView } from './views/tail.js';
 import { TimeTravelView } from './views/time-travel.js';
 
@@ -25,6 +26,7 @@ const sections = [
   { to: '/audit', label: 'Audit', match: (path: string) => path.startsWith('/audit') },
   { to: '/checkpoints', label: 'Read side', match: (path: string) => path.startsWith('/checkpoints') },
   { to: '/integrity', label: 'Integrity', match: (path: string) => path.startsWith('/integrity') },
+  { to: '/subjects', label: 'Personal data', match: (path: string) => path.startsWith('/subjects') },
 ];
 
 function View({ path }: { path: string }) {
@@ -55,6 +57,10 @@ function View({ path }: { path: string }) {
     return <ParkedView key={second} name={second} />;
   }
   if (first === 'integrity' && segments.length === 1) return <IntegrityView />;
+  if (first === 'subjects' && segments.length === 1) return <SubjectsView />;
+  if (first === 'subjects' && second !== undefined && segments.length === 2) {
+    return <SubjectView key={second} subjectId={second} />;
+  }
   return (
     <section aria-labelledby="missing-title">
       <h1 id="missing-title">Not found</h1>

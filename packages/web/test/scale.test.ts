@@ -8,14 +8,18 @@
  *   end shows the last version; the arrow keys and End move the focus row by row.
  * - Forgetting a data subject (the bank example's personal-data policy): its events listed,
  *   the confirmation dialog (the id typed again, a reason), the server's answer, and after it
- *   the subject's fields read as null on the event page.
+ *   the subject's fields read as null on the event page. With authentication on (PostgreSQL
+ *   only), a key without the admin scope sees the forbidden state, for the list and for Forget.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { SqlClient } from '@annals/core';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bankPersonalData } from '../../../examples/bank/customer.js';
+import { freshSchema, postgresBackend } from '../../core/test/support/backends.js';
+import { createApiKey, type RunningServer, setupApiKeys, startServer } from '../../server/src/index.js';
 import { backends, startTestServer, type TestServer } from '../../server/test/support.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -262,6 +266,73 @@ suite.each(backends)('the admin UI with long lists and personal data on $name', 
     await dialog.getByLabel(/^Reason/).fill('again');
     await confirm.click();
     await expect.poll(() => result.getByRole('status').textContent(), poll).toMatch(/^Nothing to forget/);
+  });
+});
+
+const authSuite = hasChromium && process.env.DATABASE_URL ? describe : describe.skip;
+
+authSuite('the personal-data view with authentication on', () => {
+  let client: SqlClient;
+  let server: RunningServer;
+  let page: Page;
+  const schema = freshSchema('ui');
+  const directory = freshSchema('keys');
+  let reader: string;
+
+  beforeAll(async () => {
+    client = postgresBackend.client();
+    await setupApiKeys(client, { directory, serverRoles: [] });
+    reader = (await createApiKey(client, { name: 'ui-read', tenant: 'default', scopes: ['read'] }, { directory }))
+      .secret;
+    const [launched, started] = await Promise.all([
+      browser ??
+        chromium.launch({
+          executablePath: chromiumPath,
+          args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+          timeout: 30_000,
+        }),
+      startServer({
+        client,
+        port: 0,
+        store: { schema, closeClient: false },
+        auth: { directory },
+        app: { personalData: bankPersonalData },
+      }),
+      ensureBuilt(),
+    ]);
+    browser = launched;
+    server = started;
+    page = await browser.newPage();
+    page.setDefaultTimeout(20_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    await page?.close();
+    await server?.close();
+    await client?.exec(`drop schema if exists "${schema}" cascade`);
+    await client?.exec(`drop schema if exists "${directory}" cascade`);
+  });
+
+  it('shows a key without the admin scope the forbidden state, for the list and for Forget', async () => {
+    await page.goto(`${server.url}/ui/subjects/c7`);
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent(), poll).toBe('Sign in');
+    await page.getByLabel('API key').fill(reader);
+    await page.getByLabel('API key').press('Enter');
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent(), poll).toBe('Subject c7');
+    const events = page.getByRole('region', { name: 'Its events' });
+    await expect.poll(() => events.getByRole('alert').textContent(), poll).toMatch(/lacks the admin scope/);
+
+    await page.getByRole('button', { name: 'Forget…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Forget subject c7?' });
+    await dialog.getByLabel(/^Type c7 to confirm/).fill('c7');
+    await dialog.getByLabel(/^Reason/).fill('erasure request 12');
+    await dialog.getByRole('button', { name: 'Forget c7' }).click();
+    const forget = page.getByRole('region', { name: 'Forget' });
+    await expect
+      .poll(() => forget.getByRole('alert').textContent(), poll)
+      .toMatch(/^Not allowed.*lacks the admin scope/);
+    // Still signed in: a 403 is not a 401.
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(1);
   });
 });
 

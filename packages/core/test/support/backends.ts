@@ -208,8 +208,11 @@ export async function waitUntil(
 /**
  * A moment strictly after every event recorded so far and strictly before any recorded from
  * now on, on the database's own clock (which stamps `recordedAt`): the next whole
- * millisecond, returned once the clock has passed it. Waits about a millisecond; a fixed
- * sleep would have to be longer and still trusts that two clocks agree.
+ * millisecond, returned once the clock has passed the millisecond after it. `recordedAt`
+ * reaches JavaScript at millisecond precision, so an event stamped within the moment's own
+ * millisecond (say .001200 for a moment of .001) would read as recorded at the moment.
+ * Waits about two milliseconds; a fixed sleep would have to be longer and still trusts that
+ * two clocks agree.
  */
 export async function momentBetween(db: SqlQueryable): Promise<Date> {
   const [row] = await db.query<{ moment: Date }>(
@@ -218,7 +221,10 @@ export async function momentBetween(db: SqlQueryable): Promise<Date> {
   const moment = row?.moment as Date;
   await waitUntil(
     async () => {
-      const [now] = await db.query<{ past: boolean }>('select clock_timestamp() > $1::timestamptz as past', [moment]);
+      const [now] = await db.query<{ past: boolean }>(
+        `select clock_timestamp() >= $1::timestamptz + interval '1 millisecond' as past`,
+        [moment],
+      );
       return now?.past === true;
     },
     { intervalMs: 1, message: `the database clock passes ${moment.toISOString()}` },

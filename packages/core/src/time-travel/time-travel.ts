@@ -124,10 +124,8 @@ export function timeTravel<C extends Command, E extends DomainEvent, S>(
         field = 'at.version';
         limit = at.version;
       } else if ('time' in at) {
-        // Through the log's position at that time, as every other moment of this facet: the
-        // database compares recordedAt at its own (microsecond) precision, JavaScript would not.
-        const upTo = await store.positionAt(checkTime(at.time, 'at.time'));
-        include = (event) => event.position <= upTo;
+        const time = checkTime(at.time, 'at.time');
+        include = (event) => event.recordedAt.getTime() <= time.getTime();
         field = 'at.time';
       } else if ('position' in at) {
         assertInteger(at.position, 'at.position', 0);

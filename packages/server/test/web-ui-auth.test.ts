@@ -1,56 +1,17 @@
-/**
- * The admin UI with authentication on, end to end: a real server on an ephemeral loopback
- * port (PostgreSQL, API keys in a directory schema of the run's own) and Debian's Chromium
- * driven by playwright-core. /ui asks for a key; a wrong key leaves the form with the server's
- * reason; the real one shows the streams and their events, and the live tail follows the log
- * over SSE read through fetch with the key; sign out asks again; a read-only key sees the
- * tail's "lacks the subscribe scope" state, not the sign-in.
- *
- * PostgreSQL only (skipped without DATABASE_URL); skipped, saying so, without /usr/bin/chromium.
- * The UI is built first when its build is missing or older than its sources.
- */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { SqlClient } from '@annals/core';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema, postgresBackend } from '../../core/test/support/backends.js';
+import { chromiumFor, ensureBuilt, launchChromium } from '../../web/test/support/browser.js';
 import { createApiKey, type RunningServer, setupApiKeys, startServer } from '../src/index.js';
 
-const chromiumPath = '/usr/bin/chromium';
-const hasChromium = existsSync(chromiumPath);
+const hasChromium = chromiumFor('the admin UI sign-in tests');
 const hasPostgres = Boolean(process.env.DATABASE_URL);
-if (!hasChromium) {
-  console.warn(`Skipping the admin UI sign-in tests: no Chromium at ${chromiumPath} (apt-get install -y chromium).`);
-} else if (!hasPostgres) {
+if (hasChromium && !hasPostgres) {
   console.warn('Skipping the admin UI sign-in tests: they run on PostgreSQL only (set DATABASE_URL).');
 }
 
-const webDir = fileURLToPath(new URL('../../web/', import.meta.url));
 const poll = { timeout: 10_000, interval: 50 };
-
-/** The newest modification time under `dir`. */
-function newest(dir: string): number {
-  let time = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) time = Math.max(time, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return time;
-}
-
-/** Builds the UI (Vite, programmatically) when dist/ is missing or older than its sources. */
-async function ensureBuilt(): Promise<void> {
-  const index = join(webDir, 'dist', 'index.html');
-  const sources = Math.max(
-    newest(join(webDir, 'src')),
-    statSync(join(webDir, 'index.html')).mtimeMs,
-    statSync(join(webDir, 'vite.config.ts')).mtimeMs,
-  );
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  const { build } = await import('vite');
-  await build({ root: webDir, configFile: join(webDir, 'vite.config.ts'), logLevel: 'warn' });
-}
 
 const suite = hasChromium && hasPostgres ? describe : describe.skip;
 
@@ -71,19 +32,7 @@ suite('the admin UI with authentication on', () => {
     reader = (await createApiKey(client, { name: 'ui-read', tenant: 'default', scopes: ['read'] }, { directory }))
       .secret;
     const [launched, started] = await Promise.all([
-      chromium.launch({
-        executablePath: chromiumPath,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-        timeout: 30_000,
-      }),
+      launchChromium(),
       startServer({ client, port: 0, store: { schema, closeClient: false }, auth: { directory } }),
       ensureBuilt(),
     ]);

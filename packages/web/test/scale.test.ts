@@ -1,59 +1,19 @@
-/**
- * Long lists and personal data in the admin UI, end to end: Debian's Chromium (playwright-core)
- * against a real server on each backend, as in ui.test.ts.
- *
- * - A 10,000-event stream, seeded through the HTTP API in batches, shown a page of 10,000 at
- *   a time: the time from navigation to the first rows visible is measured and printed with
- *   the number of rows in the DOM, which windowing keeps far below 10,000. Scrolling to the
- *   end shows the last version; the arrow keys and End move the focus row by row.
- * - Forgetting a data subject (the bank example's personal-data policy): its events listed,
- *   the confirmation dialog (the id typed again, a reason), the server's answer, and after it
- *   the subject's fields read as null on the event page. With authentication on (PostgreSQL
- *   only), a key without the admin scope sees the forbidden state, for the list and for Forget.
- */
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { SqlClient } from '@annals/core';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bankPersonalData } from '../../../examples/bank/customer.js';
 import { freshSchema, postgresBackend } from '../../core/test/support/backends.js';
 import { createApiKey, type RunningServer, setupApiKeys, startServer } from '../../server/src/index.js';
 import { backends, startTestServer, type TestServer } from '../../server/test/support.js';
+import { chromiumFor, ensureBuilt, launchChromium } from './support/browser.js';
 
-const chromiumPath = '/usr/bin/chromium';
-const hasChromium = existsSync(chromiumPath);
-if (!hasChromium) {
-  console.warn(`Skipping the admin UI's long-list browser tests: no Chromium at ${chromiumPath}.`);
-}
+const hasChromium = chromiumFor("the admin UI's long-list browser tests");
 
-const webDir = fileURLToPath(new URL('..', import.meta.url));
 const screenshots = process.env.ANNALS_UI_SCREENSHOTS;
 const poll = { timeout: 20_000, interval: 20 };
 const total = 10_000;
 const batch = 1000;
-
-function newest(dir: string): number {
-  let time = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) time = Math.max(time, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return time;
-}
-
-/** Builds the UI when dist/ is missing or older than its sources (as ui.test.ts does). */
-async function ensureBuilt(): Promise<void> {
-  const index = join(webDir, 'dist', 'index.html');
-  const sources = Math.max(
-    newest(join(webDir, 'src')),
-    statSync(join(webDir, 'index.html')).mtimeMs,
-    statSync(join(webDir, 'vite.config.ts')).mtimeMs,
-  );
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  const { build } = await import('vite');
-  await build({ root: webDir, configFile: join(webDir, 'vite.config.ts'), logLevel: 'warn' });
-}
 
 let browser: Browser;
 const suite = hasChromium ? describe : describe.skip;
@@ -64,20 +24,7 @@ suite.each(backends)('the admin UI with long lists and personal data on $name', 
 
   beforeAll(async () => {
     const [launched, started] = await Promise.all([
-      browser ??
-        chromium.launch({
-          executablePath: chromiumPath,
-          args: [
-            '--headless',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--no-first-run',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-          ],
-          timeout: 30_000,
-        }),
+      browser ?? launchChromium(),
       startTestServer(backend, { app: { personalData: bankPersonalData } }),
       ensureBuilt(),
     ]);
@@ -285,12 +232,7 @@ authSuite('the personal-data view with authentication on', () => {
     reader = (await createApiKey(client, { name: 'ui-read', tenant: 'default', scopes: ['read'] }, { directory }))
       .secret;
     const [launched, started] = await Promise.all([
-      browser ??
-        chromium.launch({
-          executablePath: chromiumPath,
-          args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-          timeout: 30_000,
-        }),
+      browser ?? launchChromium(),
       startServer({
         client,
         port: 0,

@@ -10,44 +10,17 @@
  * With ANNALS_UI_SCREENSHOTS=<dir> (docs/ui), each view is written there as a PNG (PGlite).
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type EventStore, integrity, openEventStore, type RecordedEvent, subscriptions } from '@annals/core';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer } from '../../server/test/support.js';
+import { chromiumFor, ensureBuilt, launchChromium } from './support/browser.js';
 
-const chromiumPath = '/usr/bin/chromium';
-const hasChromium = existsSync(chromiumPath);
-if (!hasChromium) {
-  console.warn(`Skipping the admin UI views' browser tests: no Chromium at ${chromiumPath}.`);
-}
+const hasChromium = chromiumFor("the admin UI views' browser tests");
 
-const webDir = fileURLToPath(new URL('..', import.meta.url));
 const screenshots = process.env.ANNALS_UI_SCREENSHOTS;
 const poll = { timeout: 10_000, interval: 50 };
-
-function newest(dir: string): number {
-  let time = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) time = Math.max(time, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return time;
-}
-
-/** Builds the UI when dist/ is missing or older than its sources (as ui.test.ts does). */
-async function ensureBuilt(): Promise<void> {
-  const index = join(webDir, 'dist', 'index.html');
-  const sources = Math.max(
-    newest(join(webDir, 'src')),
-    statSync(join(webDir, 'index.html')).mtimeMs,
-    statSync(join(webDir, 'vite.config.ts')).mtimeMs,
-  );
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  const { build } = await import('vite');
-  await build({ root: webDir, configFile: join(webDir, 'vite.config.ts'), logLevel: 'warn' });
-}
 
 /** Runs `sql` with triggers off (an edit the store refuses), as a superuser can. */
 async function pastTheTrigger(server: TestServer, sql: string): Promise<void> {
@@ -67,20 +40,7 @@ suite.each(backends)('the admin UI views on $name', (backend) => {
 
   beforeAll(async () => {
     const [launched, started] = await Promise.all([
-      browser ??
-        chromium.launch({
-          executablePath: chromiumPath,
-          args: [
-            '--headless',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--no-first-run',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-          ],
-          timeout: 30_000,
-        }),
+      browser ?? launchChromium(),
       // The app's handler of "mailer": what Replay delivers parked events to.
       startTestServer(backend, {
         app: {

@@ -8,6 +8,7 @@ import { CausalTree, countNodes } from '../causal-tree.js';
 import { Link, navigate, useLocation } from '../router.js';
 import { useData } from '../use-data.js';
 import { momentParam } from './changes.js';
+import { GoToForm } from './go-to-form.js';
 import { Failure, Loading } from './states.js';
 
 export const actorPath = (actor: string) => `/audit/actors/${encodeURIComponent(actor)}`;
@@ -46,20 +47,15 @@ function ActorForm({ actor = '', from = '', to = '' }: { actor?: string; from?: 
 
 function CorrelationForm({ id = '' }: { id?: string }) {
   return (
-    <form
-      class="toolbar"
-      aria-label="A request's causal tree"
-      onSubmit={(event) => {
-        event.preventDefault();
-        const value = String(new FormData(event.currentTarget).get('correlationId') ?? '').trim();
-        if (value) navigate(correlationPath(value));
-      }}
-    >
-      <label>
-        Correlation id <input name="correlationId" required defaultValue={id} placeholder="req-42" />
-      </label>
-      <button type="submit">Show the causal tree</button>
-    </form>
+    <GoToForm
+      ariaLabel="A request's causal tree"
+      label="Correlation id"
+      name="correlationId"
+      placeholder="req-42"
+      action="Show the causal tree"
+      pathOf={correlationPath}
+      value={id}
+    />
   );
 }
 

@@ -4,10 +4,11 @@
  * interval when there were appends, else since the server started), SSE clients, database
  * pool use, and the lag of every subscription and projection.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { parseMetrics, quantile, rate, type Scrape, total } from '../prometheus.js';
 import { useLocation } from '../router.js';
+import { usePolling } from '../use-data.js';
 import { Failure, Loading } from './states.js';
 
 const defaultEverySeconds = 2;
@@ -30,28 +31,10 @@ export function DashboardView() {
   const { search } = useLocation();
   const every = Math.max(0.5, Number(search.get('every')) || defaultEverySeconds);
   const [scrapes, setScrapes] = useState<Scrape[]>([]);
-  const [error, setError] = useState<Error | undefined>();
-
-  useEffect(() => {
-    const abort = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const scrape = async () => {
-      try {
-        const text = await api.metrics(abort.signal);
-        setScrapes((list) => [...list.slice(-1), parseMetrics(text)]);
-        setError(undefined);
-      } catch (caught) {
-        if (abort.signal.aborted) return;
-        setError(caught instanceof Error ? caught : new Error(String(caught)));
-      }
-      if (!abort.signal.aborted) timer = setTimeout(scrape, every * 1000);
-    };
-    void scrape();
-    return () => {
-      abort.abort();
-      clearTimeout(timer);
-    };
-  }, [every]);
+  const error = usePolling(async (signal) => {
+    const text = await api.metrics(signal);
+    setScrapes((list) => [...list.slice(-1), parseMetrics(text)]);
+  }, every);
 
   const last = scrapes[scrapes.length - 1];
   const before = scrapes.length > 1 ? scrapes[0] : undefined;

@@ -5,10 +5,10 @@
  * subscription's parked events (`/checkpoints/<name>`) with their errors and a Replay button
  * (`POST /subscriptions/<name>/parked/replay`: the app's handler delivers them again).
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, type CheckpointStatus } from '../api.js';
 import { Link, useLocation } from '../router.js';
-import { useData } from '../use-data.js';
+import { useData, usePolling } from '../use-data.js';
 import { Failure, Loading } from './states.js';
 
 const defaultEverySeconds = 2;
@@ -72,29 +72,11 @@ export function CheckpointsView() {
   const { search } = useLocation();
   const every = Math.max(0.5, Number(search.get('every')) || defaultEverySeconds);
   const [checkpoints, setCheckpoints] = useState<CheckpointStatus[] | undefined>();
-  const [error, setError] = useState<Error | undefined>();
-
-  useEffect(() => {
-    const abort = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const load = async () => {
-      try {
-        const answer = await api.checkpoints(abort.signal);
-        remember(answer.checkpoints, Date.now());
-        setCheckpoints(answer.checkpoints);
-        setError(undefined);
-      } catch (caught) {
-        if (abort.signal.aborted) return;
-        setError(caught instanceof Error ? caught : new Error(String(caught)));
-      }
-      if (!abort.signal.aborted) timer = setTimeout(load, every * 1000);
-    };
-    void load();
-    return () => {
-      abort.abort();
-      clearTimeout(timer);
-    };
-  }, [every]);
+  const error = usePolling(async (signal) => {
+    const answer = await api.checkpoints(signal);
+    remember(answer.checkpoints, Date.now());
+    setCheckpoints(answer.checkpoints);
+  }, every);
 
   return (
     <section aria-labelledby="checkpoints-title">

@@ -9,6 +9,7 @@ import { api, auditOf, type RecordedEvent, type StreamSummary } from '../api.js'
 import { Link, navigate, useLocation } from '../router.js';
 import { useData } from '../use-data.js';
 import { WindowedTable } from '../windowed.js';
+import { GoToForm } from './go-to-form.js';
 import { Failure, Loading } from './states.js';
 import { timePath } from './time-travel.js';
 
@@ -26,19 +27,7 @@ export function StreamsView() {
   return (
     <section aria-labelledby="streams-title">
       <h1 id="streams-title">Streams</h1>
-      <form
-        class="toolbar"
-        onSubmit={(event) => {
-          event.preventDefault();
-          const id = String(new FormData(event.currentTarget).get('streamId') ?? '').trim();
-          if (id) navigate(streamPath(id));
-        }}
-      >
-        <label>
-          Stream id <input name="streamId" required placeholder="account-1" />
-        </label>
-        <button type="submit">Open stream</button>
-      </form>
+      <GoToForm label="Stream id" name="streamId" placeholder="account-1" action="Open stream" pathOf={streamPath} />
       <form
         class="toolbar"
         onSubmit={(event) => {

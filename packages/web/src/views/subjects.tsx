@@ -9,28 +9,24 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, type ForgetResult } from '../api.js';
 import { JsonView } from '../json-view.js';
-import { Link, navigate } from '../router.js';
+import { Link } from '../router.js';
 import { useData } from '../use-data.js';
 import { WindowedTable } from '../windowed.js';
+import { GoToForm } from './go-to-form.js';
 import { Failure, Loading } from './states.js';
 
 const subjectPath = (id: string) => `/subjects/${encodeURIComponent(id)}`;
 
 function SubjectForm({ subjectId = '' }: { subjectId?: string }) {
   return (
-    <form
-      class="toolbar"
-      onSubmit={(event) => {
-        event.preventDefault();
-        const id = String(new FormData(event.currentTarget).get('subjectId') ?? '').trim();
-        if (id) navigate(subjectPath(id));
-      }}
-    >
-      <label>
-        Subject id <input name="subjectId" required defaultValue={subjectId} placeholder="c7" />
-      </label>
-      <button type="submit">Show subject</button>
-    </form>
+    <GoToForm
+      label="Subject id"
+      name="subjectId"
+      placeholder="c7"
+      action="Show subject"
+      pathOf={subjectPath}
+      value={subjectId}
+    />
   );
 }
 

@@ -151,7 +151,9 @@ export {
 } from './time-travel/time-travel.js';
 export { toArray } from './to-array.js';
 export { type EmmettSourceOptions, emmettSource } from './transfer/emmett-source.js';
+export { type GzipLinesOptions, gzipLines } from './transfer/gzip.js';
 export type { ImportMode, ImportProgress, ImportResult } from './transfer/import.js';
+export { type ExportResumePoint, prepareExportResume } from './transfer/resume.js';
 export { type ExportOptions, type ImportOptions, type Transfer, transfer } from './transfer/transfer.js';
 export type {
   AppendOptions,

@@ -250,9 +250,17 @@ async function writeBatch(
   // A restore from position 1 knows the versions (the log is the file so far, as the head
   // check above holds); otherwise they are read under the lock.
   const streamIds = [...new Set(lines.map((line) => line.streamId))];
-  const versions = known ?? (await readStreamVersions(tx, schema, streamIds));
-  // A stream that is deleted, tombstoned or archived takes no events, from an import neither.
-  if (!known) {
+  let versions = known ?? (await readStreamVersions(tx, schema, streamIds));
+  if (known && skipped > 0) {
+    // The lines held already (a resumed restore) are the log too.
+    const withHeld = new Map(known);
+    for (const line of batch.slice(0, skipped)) withHeld.set(line.streamId, line.streamVersion);
+    versions = withHeld;
+  }
+  // A stream that is deleted, tombstoned or archived takes no events, from an append-mode import
+  // neither. A restore's states are its own file's (set after it, restore-states.ts): the
+  // events it copies were appended before or after those changes, as they were in the original.
+  if (!known && settings.mode === 'append') {
     const inactive = await readInactiveStates(tx, schema, streamIds);
     const closed = lines.find((line) => inactive.has(line.streamId));
     if (closed) {

@@ -10,8 +10,10 @@ import { canWriteLog, readTransferPage, type TransferPageRow } from '../queries/
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
 import { assertInteger, assertStreamId, assertTime, readOptions } from '../validation.js';
+import { decompressIfGzip } from './gzip.js';
 import { type ImportMode, type ImportProgress, type ImportResult, runImport } from './import.js';
 import { formatLine } from './ndjson.js';
+import { restoreStreamStates } from './restore-states.js';
 
 /** Options of {@link Transfer.export}. */
 export interface ExportOptions {
@@ -67,7 +69,8 @@ export interface Transfer {
    */
   export(options?: ExportOptions): AsyncIterable<string>;
   /**
-   * Loads lines of the transfer format (strings or bytes, cut anywhere: a file stream will do)
+   * Loads lines of the transfer format (strings or bytes, cut anywhere: a file stream will do;
+   * bytes starting with gzip's magic number are decompressed, see {@link gzipLines})
    * a batch per transaction, by COPY, under the log lock: positions stay dense and in order
    * beside concurrent appends. Every line is checked; a bad one throws {@link ImportLineError}
    * naming it, and nothing of its batch is stored (batches before it are). Events stored
@@ -75,7 +78,9 @@ export interface Transfer {
    * Writes the events table directly: run it as the schema's owner (else
    * {@link ImportRefusedError} with reason `not-owner`). Inline projections do not run for
    * imported events (rebuild them afterwards); subscriptions and async projections read them
-   * from the log as usual.
+   * from the log as usual. A restore then sets each stream's lifecycle state (deleted,
+   * tombstoned, archived, retention) from the `$lifecycle` records it copied, so the copy
+   * answers reads as the original does.
    *
    * @example
    * ```ts
@@ -169,7 +174,7 @@ export function transfer(store: EventStore): Transfer {
         );
       }
       const result = await context.query((client) =>
-        runImport(client, schema, chunks, {
+        runImport(client, schema, decompressIfGzip(chunks), {
           mode,
           batchSize,
           batchBytes: Math.min(64 * 1024 * 1024, context.options.maxAppendBytes),
@@ -182,6 +187,10 @@ export function transfer(store: EventStore): Transfer {
           onProgress,
         }),
       );
+      // A restore copies the log; the streams' lifecycle states follow from its `$lifecycle` records.
+      if (mode === 'restore') {
+        await context.query((client) => client.transaction((tx) => restoreStreamStates(tx, schema)));
+      }
       const sealed = seal ? await integrity(store).seal({ batchSize: 5000 }) : 0;
       return { ...result, sealed };
     },

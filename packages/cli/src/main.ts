@@ -256,19 +256,23 @@ program
 
 program
   .command('export')
-  .description('write the log as NDJSON, one event per line in log order (stdout, or --out / --resume a file)')
+  .description('write the log as NDJSON, one event per line in log order, or gzip (stdout, or --out / --resume a file)')
   .option('--after <position>', 'only events after this position', integer)
   .option('--until <position|time>', 'up to this position or ISO-8601 time (default: the head when it starts)')
   .option('--category <name>', 'only this stream category (repeatable)', collect)
   .option('--out <file>', 'write to this file instead of stdout')
-  .option('--resume <file>', 'continue an export into this file after its last complete line')
+  .option(
+    '--resume <file>',
+    'continue an export into this file after its last complete line (gzip: member), in its own format',
+  )
+  .option('--compress', 'write gzip (the default for a file name ending in .gz)')
   .option('--json', 'machine-readable summary (with --out or --resume)')
   .action((options) => exportCommand({ ...global(), ...options }));
 
 program
   .command('import [file]')
   .description(
-    'load an NDJSON export (- for stdin) at COPY speed, as the schema owner; exit status 2 at a bad line or a refusal',
+    'load an NDJSON export, plain or gzip (- for stdin), at COPY speed, as the schema owner; exit status 2 at a bad line or a refusal',
   )
   .addOption(
     new Option(

@@ -3,13 +3,35 @@
  * entry point, through tsx) in a child process, on this test file's PostgreSQL database, with
  * its stdout, stderr and exit status.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { createPostgresClient, openEventStore } from '@annals/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, freshSchema } from '../../core/test/support/backends.js';
-import { annals } from './support/bin.js';
+import { annals, binArgs, repo } from './support/bin.js';
+
+/** Runs `annals <args>` with bytes for stdout (and a file as stdin, when given). */
+function annalsBytes(args: string[], stdin?: string): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...binArgs, ...args], {
+      cwd: repo,
+      env: { ...process.env, DATABASE_URL: databaseUrl },
+      stdio: [stdin === undefined ? 'ignore' : openSync(stdin, 'r'), 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out), stderr }));
+  });
+}
 
 describe.runIf(databaseUrl)('annals export and import (PostgreSQL)', () => {
   const source = freshSchema('cli_src');
@@ -38,7 +60,7 @@ describe.runIf(databaseUrl)('annals export and import (PostgreSQL)', () => {
     const file = join(dir, 'log.ndjson');
     const out = await annals(['export', '--schema', source, '--out', file, '--json']);
     expect(out.code).toBe(0);
-    expect(JSON.parse(out.stdout)).toEqual({ events: 30, after: 0, lastPosition: 30, file });
+    expect(JSON.parse(out.stdout)).toEqual({ events: 30, after: 0, lastPosition: 30, file, compressed: false });
     const text = await readFile(file, 'utf8');
     expect(text.split('\n')).toHaveLength(31);
 
@@ -66,6 +88,52 @@ describe.runIf(databaseUrl)('annals export and import (PostgreSQL)', () => {
     expect(resumed.code).toBe(0);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ events: 19, after: 11, lastPosition: 30 });
     expect(await readFile(cut, 'utf8')).toBe(text);
+  });
+
+  it('exports gzip (by --compress or a .gz name), resumes it after its last complete member, imports it', async () => {
+    const plain = (await annals(['export', '--schema', source])).stdout;
+    const file = join(dir, 'log.ndjson.gz');
+    const out = await annals(['export', '--schema', source, '--out', file, '--json']);
+    expect(JSON.parse(out.stdout)).toEqual({ events: 30, after: 0, lastPosition: 30, file, compressed: true });
+    expect(gunzipSync(await readFile(file)).toString()).toBe(plain);
+    const piped = await annalsBytes(['export', '--schema', source, '--compress']);
+    expect(piped.code).toBe(0);
+    expect(gunzipSync(piped.stdout).toString()).toBe(plain);
+
+    // A complete member (events 1-11), then half of the next one: resume continues after 11.
+    const cut = join(dir, 'cut.gz');
+    expect((await annals(['export', '--schema', source, '--until', '11', '--out', cut])).code).toBe(0);
+    const next = gzipSync(plain.split('\n').slice(11, 20).join('\n'));
+    await appendFile(cut, next.subarray(0, next.length >> 1));
+    const resumed = await annals(['export', '--schema', source, '--resume', cut, '--json']);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ events: 19, after: 11, lastPosition: 30, compressed: true });
+    expect(gunzipSync(await readFile(cut)).toString()).toBe(plain);
+    // An NDJSON file is not continued as gzip.
+    const text = join(dir, 'plain.ndjson');
+    await writeFile(text, plain.split('\n').slice(0, 3).join('\n'));
+    const mixed = await annals(['export', '--schema', source, '--resume', text, '--compress']);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toMatch(/holds NDJSON, not gzip/);
+
+    // Import detects gzip, from a file and from stdin.
+    const fromFile = freshSchema('cli_gz');
+    const imported = await annals(['import', cut, '--schema', fromFile, '--json']);
+    expect(imported.code).toBe(0);
+    expect(JSON.parse(imported.stdout)).toMatchObject({ ok: true, imported: 30, position: 30 });
+    expect((await annals(['export', '--schema', fromFile])).stdout).toBe(plain);
+    const fromStdin = freshSchema('cli_gz_stdin');
+    const stdin = await annalsBytes(['import', '-', '--schema', fromStdin, '--json'], file);
+    expect(stdin.code).toBe(0);
+    expect(JSON.parse(stdin.stdout.toString())).toMatchObject({ ok: true, imported: 30 });
+    // A bad line names its line in the decompressed text.
+    const lines = plain.split('\n');
+    lines[4] = (lines[4] as string).replace('"id":"', '"id":"x');
+    const broken = join(dir, 'broken.gz');
+    await writeFile(broken, gzipSync(lines.join('\n')));
+    const bad = await annals(['import', broken, '--schema', freshSchema('cli_gz_bad'), '--json']);
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, line: 5 });
   });
 
   it('imports a file into an empty schema byte for byte; a bad line exits 2 naming it', async () => {

@@ -1,24 +1,26 @@
 /**
  * `annals export` and `annals import`: the log as NDJSON (the transfer format of
- * docs/operations.md), out to a file or stdout and back in at COPY speed.
+ * docs/operations.md), plain or gzip, out to a file or stdout and back in at COPY speed.
  *
  * Exit codes: 0 done; 1 any other failure (connection, file, bad arguments); 2 the import
  * stopped at a line it names or was refused (nothing of that batch was stored; run it again
  * once fixed, what is stored already is skipped).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   createPostgresClient,
   type ExportOptions,
   emmettSource,
+  gzipLines,
   ImportLineError,
   type ImportMode,
   ImportRefusedError,
   type ImportResult,
   InvalidInputError,
+  prepareExportResume,
   transfer,
 } from '@annals/core';
 import { type ConnectionFlags, openStore, withStore } from '../config.js';
@@ -54,56 +56,37 @@ function parseUntil(text: string | undefined): number | Date | undefined {
 }
 
 /**
- * The position of the last complete line of an export file, cutting off a line left half
- * written (an export stopped mid-write); 0 for an empty or missing file.
+ * `annals export`: the log (or part of it) as NDJSON on stdout or into a file; gzip with
+ * `--compress` or a file name ending in `.gz` (one gzip member per megabyte of lines, so that
+ * `--resume` continues it after its last complete member).
  */
-async function resumePoint(path: string): Promise<number> {
-  const size = await stat(path).then(
-    (s) => s.size,
-    () => -1,
-  );
-  if (size <= 0) return 0;
-  const file = await open(path, 'r+');
-  try {
-    // Read back from the end until the last complete line is in view.
-    for (let chunk = 64 * 1024; ; chunk *= 2) {
-      const start = Math.max(0, size - chunk);
-      const buffer = Buffer.alloc(size - start);
-      await file.read(buffer, 0, buffer.length, start);
-      const last = buffer.lastIndexOf(0x0a);
-      const previous = last > 0 ? buffer.lastIndexOf(0x0a, last - 1) : -1;
-      if (start > 0 && previous < 0) continue;
-      if (last < 0) {
-        await file.truncate(0);
-        return 0;
-      }
-      if (start + last + 1 < size) await file.truncate(start + last + 1);
-      const line = buffer.subarray(previous + 1, last).toString('utf8');
-      let position: unknown;
-      try {
-        position = (JSON.parse(line) as { position?: unknown }).position;
-      } catch {
-        position = undefined;
-      }
-      if (typeof position !== 'number' || !Number.isSafeInteger(position)) {
-        throw new InvalidInputError('--resume', `the last line of ${path} is not an exported event with a position`);
-      }
-      return position;
-    }
-  } finally {
-    await file.close();
-  }
-}
-
-/** `annals export`: the log (or part of it) as NDJSON on stdout or into a file. */
 export async function exportCommand(
-  flags: Flags & { after?: number; until?: string; category?: string[]; out?: string; resume?: string },
+  flags: Flags & {
+    after?: number;
+    until?: string;
+    category?: string[];
+    out?: string;
+    resume?: string;
+    compress?: boolean;
+  },
 ): Promise<void> {
   if (flags.out && flags.resume)
     throw new InvalidInputError('--resume', 'names the output file itself: not with --out');
   const until = parseUntil(flags.until);
   const target = flags.resume ?? flags.out;
-  const after = flags.resume ? Math.max(flags.after ?? 0, await resumePoint(flags.resume)) : (flags.after ?? 0);
+  let compress = flags.compress === true || (target?.endsWith('.gz') ?? false);
+  let after = flags.after ?? 0;
+  if (flags.resume) {
+    const point = await prepareExportResume(flags.resume).catch((error: unknown) => {
+      throw error instanceof InvalidInputError ? new InvalidInputError('--resume', error.message) : error;
+    });
+    // A file continues in its own format.
+    if (point.compressed) compress = true;
+    else if (point.size > 0 && compress) {
+      throw new InvalidInputError('--resume', `${flags.resume} holds NDJSON, not gzip: resume it without --compress`);
+    }
+    after = Math.max(after, point.position);
+  }
   await withStore(flags, async (store) => {
     const options: ExportOptions = { after, until, categories: flags.category };
     const head = until === undefined ? await store.headPosition() : undefined;
@@ -116,6 +99,7 @@ export async function exportCommand(
     let position = after;
     const counting = new Transform({
       writableObjectMode: true,
+      readableObjectMode: compress,
       transform(line: string, _encoding, done) {
         events++;
         position = Number(/^\{"position":(\d+)/.exec(line)?.[1] ?? position);
@@ -126,23 +110,30 @@ export async function exportCommand(
     });
     const out = target ? createWriteStream(target, { flags: flags.resume ? 'a' : 'w' }) : process.stdout;
     try {
-      await pipeline(Readable.from(lines), counting, out, { end: target !== undefined });
+      if (compress) {
+        await pipeline(Readable.from(lines), counting, (source) => gzipLines(source), out, {
+          end: target !== undefined,
+        });
+      } else {
+        await pipeline(Readable.from(lines), counting, out, { end: target !== undefined });
+      }
     } finally {
       progress.done();
     }
     if (target) {
-      const summary = { events, after, lastPosition: position, file: target };
+      const summary = { events, after, lastPosition: position, file: target, compressed: compress };
       console.log(
         flags.json
           ? JSON.stringify(summary)
-          : `exported ${events} events after position ${after} to ${target}; the last is at position ${position}`,
+          : `exported ${events} events after position ${after} to ${target}${compress ? ' (gzip)' : ''}; the last is at position ${position}`,
       );
     }
   });
 }
 
 /**
- * `annals import <file>`: loads an NDJSON export (`-` for stdin), or with `--emmett <url>` the
+ * `annals import <file>`: loads an NDJSON export (`-` for stdin; gzip is detected by its first
+ * bytes and decompressed), or with `--emmett <url>` the
  * events of an Emmett PostgreSQL store (append mode); exit status 2 at a bad line.
  */
 export async function importCommand(

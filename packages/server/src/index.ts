@@ -17,6 +17,7 @@ export { Authenticator, type AuthenticatorOptions } from './auth/authenticator.j
 export type { AbuseLimits } from './auth/guard.js';
 export { createJwtVerifier, type JwtOptions } from './auth/jwt.js';
 export { AuthenticationError, type Principal, type Scope, scopes } from './auth/principal.js';
+export { type GrpcServer, type GrpcServerOptions, startGrpcServer } from './grpc/server.js';
 export { type LiveFilter, LiveHub, type LiveHubOptions, type LiveSink } from './live-hub.js';
 export { createMetrics, type ServerMetrics } from './metrics.js';
 export { type Problem, problemOf, statusOfCode } from './problems.js';

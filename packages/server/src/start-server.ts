@@ -22,6 +22,7 @@ import { setupApiKeys } from './auth/api-keys.js';
 import { Authenticator } from './auth/authenticator.js';
 import { createJwtVerifier, type JwtOptions } from './auth/jwt.js';
 import { keysTableExists } from './auth/key-queries.js';
+import { type GrpcServer, type GrpcServerOptions, startGrpcServer } from './grpc/server.js';
 import { createMetrics } from './metrics.js';
 import { type AnnalsServer, createServer, type ServerOptions } from './server.js';
 
@@ -51,12 +52,19 @@ export interface StartServerOptions
   runProjections?: boolean;
   /** Run a sealer in this process. */
   runSealer?: boolean;
+  /**
+   * Also speak the KurrentDB gRPC protocol on this port (docs/kurrent-protocol.md), over the
+   * same store and auth; `tls` takes a PEM certificate chain and key. Not with `tenants`.
+   */
+  grpc?: Pick<GrpcServerOptions, 'port' | 'host' | 'tls' | 'maxAppendBytes'>;
 }
 
 /** A listening server. */
 export interface RunningServer extends AnnalsServer {
   /** `http://host:port` it listens on. */
   url: string;
+  /** The KurrentDB-protocol endpoint, when `grpc` was given. */
+  grpc?: GrpcServer;
   /**
    * Drains: no new requests, requests in flight finish, SSE clients get a retry hint, the
    * runners stop, the store closes (waiting for appends in flight).
@@ -72,6 +80,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const metrics = createMetrics();
   const auth = options.auth ? await startAuthenticator(client, options.auth) : undefined;
   if (options.tenants) {
+    if (options.grpc) {
+      await auth?.close();
+      throw new Error('the KurrentDB protocol is not served with tenants');
+    }
     if (runProjections || runSealer) {
       await auth?.close();
       throw new Error('with tenants, run projections and sealers beside the server, one store each');
@@ -131,10 +143,32 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     await auth?.close();
     throw error;
   }
-  return running(server, host, port, async () => {
+  let grpc: GrpcServer | undefined;
+  if (options.grpc) {
+    try {
+      grpc = await startGrpcServer({ ...options.grpc, host: options.grpc.host ?? host, store, authenticator: auth });
+    } catch (error) {
+      await server.close();
+      await store.close();
+      await auth?.close();
+      throw error;
+    }
+  }
+  const started = running(server, host, port, async () => {
     await store.close();
     await auth?.close();
   });
+  if (!grpc) return started;
+  const endpoint = grpc;
+  return {
+    ...started,
+    grpc: endpoint,
+    async close() {
+      // Its subscriptions end first, so the store closes with nothing reading it.
+      await endpoint.close();
+      await started.close();
+    },
+  };
 }
 
 function running(server: AnnalsServer, host: string, port: number, after: () => Promise<void>): RunningServer {

@@ -1,0 +1,98 @@
+/**
+ * The KurrentDB-protocol endpoint: a gRPC server (HTTP/2, plain or TLS) serving `Streams`
+ * and `ServerFeatures` over an Annals store, so the official KurrentDB and EventStoreDB
+ * clients work against Annals unchanged (docs/kurrent-protocol.md). Every other service,
+ * persistent subscriptions included, answers UNIMPLEMENTED.
+ */
+import type { EventStore } from '@annals/core';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { GrpcContext } from './context.js';
+import { serverFeaturesService } from './features.js';
+import { protocol } from './protocol.js';
+import { streamsService } from './streams-service.js';
+
+/** Options of {@link startGrpcServer}. */
+export interface GrpcServerOptions {
+  store: EventStore;
+  /** Checks credentials (Basic with an API key as the password, or Bearer); absent: anonymous. */
+  authenticator?: Authenticator;
+  /** @defaultValue '127.0.0.1' */
+  host?: string;
+  /** 0 for any free port. */
+  port: number;
+  /** Serve TLS with this certificate chain and private key (PEM); absent: plain HTTP/2. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Most bytes of event data and metadata one append may carry. @defaultValue 16 MiB */
+  maxAppendBytes?: number;
+  /** Told of errors that are not the caller's (answered INTERNAL). @defaultValue console.error */
+  onError?: (error: unknown) => void;
+  /** How long `close` lets calls in flight finish before cutting them. @defaultValue 5000 */
+  drainMs?: number;
+}
+
+/** A listening KurrentDB-protocol endpoint. */
+export interface GrpcServer {
+  /** The port it listens on. */
+  port: number;
+  /** The connection string a KurrentDB client takes, e.g. `kurrentdb://127.0.0.1:2113?tls=false`. */
+  connectionString: string;
+  /** Subscriptions being served now. */
+  openSubscriptions(): number;
+  /** Ends the subscriptions (UNAVAILABLE), lets other calls finish, stops listening. */
+  close(): Promise<void>;
+}
+
+/** Starts the endpoint; resolves once it listens. */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
+  const { host = '127.0.0.1', tls, maxAppendBytes = 16 * 1024 * 1024, drainMs = 5000 } = options;
+  const context: GrpcContext = {
+    store: options.store,
+    authenticator: options.authenticator,
+    subscriptions: new Map(),
+    maxAppendBytes,
+    onError: options.onError ?? ((error) => console.error('annals grpc:', error)),
+  };
+  const server = new Server({
+    'grpc.max_receive_message_length': maxAppendBytes + 64 * 1024,
+    // Clients ping every 10 s by default: accept it, idle or not, and ping back.
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5000,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  const { streams, serverFeatures } = protocol();
+  server.addService(streams.service, streamsService(context));
+  server.addService(serverFeatures.service, serverFeaturesService());
+  const credentials = tls
+    ? ServerCredentials.createSsl(
+        null,
+        [{ cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) }],
+        false,
+      )
+    : ServerCredentials.createInsecure();
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${shownHost}:${options.port}`, credentials, (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
+  });
+  return {
+    port,
+    connectionString: `kurrentdb://${shownHost}:${port}?tls=${tls ? 'true' : 'false'}`,
+    openSubscriptions: () => context.subscriptions.size,
+    async close() {
+      for (const stop of [...context.subscriptions.values()]) stop();
+      await new Promise<void>((resolve) => {
+        const cut = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, drainMs);
+        server.tryShutdown(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+      });
+    },
+  };
+}

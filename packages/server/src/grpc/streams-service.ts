@@ -1,0 +1,225 @@
+/**
+ * `event_store.client.streams.Streams`: Append, Read, Delete and Tombstone over an Annals
+ * store, through its public API only. BatchAppend is not served (nor advertised): the clients
+ * then append through Append.
+ */
+import { ConcurrencyError, type ExpectedVersion, lifecycle, type NewEvent, StreamDeletedError } from '@annals/core';
+import {
+  type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  status,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { actorFor, principalOf, requireScope, requireStream } from './auth.js';
+import type { GrpcContext } from './context.js';
+import { GrpcError, grpcErrorOf } from './errors.js';
+import { follow } from './follow.js';
+import { BadRequest, eventOf, type ProposedMessage, safeInteger } from './mapping.js';
+import { type MetaExpected, metaPrefix, writeMetadata } from './metadata-stream.js';
+import { planOf, streamNameOf, type WireReadOptions } from './read-options.js';
+import { readEvents } from './reads.js';
+
+type Empty = Record<string, never>;
+
+interface WireExpected {
+  revision?: string;
+  no_stream?: Empty;
+  any?: Empty;
+  stream_exists?: Empty;
+}
+
+interface AppendRequest {
+  options?: WireExpected & { stream_identifier?: { stream_name?: Buffer } };
+  proposed_message?: ProposedMessage;
+}
+
+interface StreamRequest {
+  options?: WireExpected & { stream_identifier?: { stream_name?: Buffer } };
+}
+
+/** A wire expected revision as an Annals expected version (revision r is version r + 1). */
+function expectedOf(wire: WireExpected): ExpectedVersion {
+  if (wire.revision !== undefined) {
+    const revision = safeInteger(wire.revision);
+    if (revision === undefined) throw new BadRequest('the expected revision is out of range');
+    return revision + 1;
+  }
+  if (wire.no_stream) return 'no-stream';
+  if (wire.stream_exists) return 'stream-exists';
+  return 'any';
+}
+
+/** The expected-revision fields of a `WrongExpectedVersion` answer. */
+function expectedFields(expected: ExpectedVersion) {
+  if (typeof expected === 'number') return { expected_revision: String(expected - 1) };
+  if (expected === 'no-stream') return { expected_no_stream: {} };
+  if (expected === 'stream-exists') return { expected_stream_exists: {} };
+  return { expected_any: {} };
+}
+
+const wrongExpected = (expected: ExpectedVersion, actualVersion: number) => ({
+  wrong_expected_version: {
+    ...(actualVersion > 0 ? { current_revision: String(actualVersion - 1) } : { current_no_stream: {} }),
+    ...expectedFields(expected),
+  },
+});
+
+/** A failure as the status a call ends with; unexpected ones are reported, never shown. */
+function failed(context: GrpcContext, error: unknown): GrpcError {
+  const answer = grpcErrorOf(error);
+  if (answer.code === status.INTERNAL) context.onError(error);
+  return answer;
+}
+
+/** The service's handlers. */
+export function streamsService(context: GrpcContext): UntypedServiceImplementation {
+  const { store } = context;
+
+  async function append(requests: AppendRequest[], metadata: ServerReadableStream<unknown, unknown>['metadata']) {
+    const principal = await principalOf(context.authenticator, metadata);
+    requireScope(principal, 'append');
+    const [first, ...rest] = requests;
+    if (!first?.options) throw new BadRequest('the append does not begin with its options');
+    const stream = streamNameOf(first.options.stream_identifier);
+    const expected = expectedOf(first.options);
+    const events: NewEvent[] = rest.map((request, index) => {
+      if (!request.proposed_message) throw new BadRequest(`message ${index + 1} is not an event`);
+      const event = eventOf(request.proposed_message, index);
+      const actor = actorFor(principal, event.metadata?.actor);
+      return actor === undefined ? event : { ...event, metadata: { ...event.metadata, actor } };
+    });
+    if (stream.startsWith(metaPrefix) && stream.length > metaPrefix.length) {
+      const target = stream.slice(metaPrefix.length);
+      requireStream(principal, target);
+      requireScope(principal, 'admin');
+      const metaExpected: MetaExpected =
+        typeof expected === 'number' ? { revision: expected - 1 } : (expected as Exclude<MetaExpected, object>);
+      const actor = actorFor(principal, undefined);
+      const result = await writeMetadata(store, target, events, metaExpected, actor);
+      if ('conflict' in result) {
+        return wrongExpected(expected, result.conflict === undefined ? 0 : result.conflict + 1);
+      }
+      return { success: { current_revision: String(result.revision), no_position: {} } };
+    }
+    requireStream(principal, stream);
+    if (events.length === 0) {
+      // Nothing to store: the answer is the expected version's check alone.
+      const version = (await store.getStream(stream))?.version ?? 0;
+      const ok =
+        expected === 'any' ||
+        (expected === 'no-stream' && version === 0) ||
+        (expected === 'stream-exists' && version > 0) ||
+        expected === version;
+      if (!ok) return wrongExpected(expected, version);
+      return {
+        success: { ...(version > 0 ? { current_revision: String(version - 1) } : { no_stream: {} }), no_position: {} },
+      };
+    }
+    try {
+      const result = await store.append(stream, events, { expectedVersion: expected });
+      const last = String(result.positions[result.positions.length - 1]);
+      return {
+        success: {
+          current_revision: String(result.streamVersion - 1),
+          position: { commit_position: last, prepare_position: last },
+        },
+      };
+    } catch (error) {
+      if (error instanceof ConcurrencyError) return wrongExpected(expected, error.actual);
+      throw error;
+    }
+  }
+
+  async function change(call: ServerUnaryCall<StreamRequest, unknown>, to: 'delete' | 'tombstone') {
+    const principal = await principalOf(context.authenticator, call.metadata);
+    requireScope(principal, 'admin');
+    const options = call.request.options;
+    if (!options) throw new BadRequest('the request has no options');
+    const stream = streamNameOf(options.stream_identifier);
+    requireStream(principal, stream);
+    const expected = expectedOf(options);
+    if (expected === 'no-stream') {
+      // Deleting what must not exist: only a stream without events qualifies.
+      const version = (await store.getStream(stream))?.version ?? 0;
+      if (version > 0) throw new ConcurrencyError(stream, expected, version);
+    }
+    const actor = actorFor(principal, undefined);
+    const result = await lifecycle(store)[to](stream, {
+      reason: `${to === 'delete' ? 'deleted' : 'tombstoned'} through the KurrentDB protocol`,
+      ...(actor ? { actor } : {}),
+      expectedVersion: expected === 'no-stream' ? 'any' : expected,
+    });
+    if (to === 'delete' && !result.changed && result.previousState === 'tombstoned') {
+      throw new StreamDeletedError(stream, true);
+    }
+    if (result.position === null) return { no_position: {} };
+    const position = String(result.position);
+    return { position: { commit_position: position, prepare_position: position } };
+  }
+
+  const unary =
+    <R>(handler: (call: ServerUnaryCall<R, unknown>) => Promise<unknown>) =>
+    (call: ServerUnaryCall<R, unknown>, callback: sendUnaryData<unknown>) => {
+      handler(call).then(
+        (answer) => callback(null, answer),
+        (error: unknown) => callback(failed(context, error)),
+      );
+    };
+
+  return {
+    Append(call: ServerReadableStream<AppendRequest, unknown>, callback: sendUnaryData<unknown>) {
+      const requests: AppendRequest[] = [];
+      let bytes = 0;
+      let refused = false;
+      call.on('data', (request: AppendRequest) => {
+        if (refused) return;
+        const message = request.proposed_message;
+        bytes += (message?.data?.length ?? 0) + (message?.custom_metadata?.length ?? 0);
+        if (bytes > context.maxAppendBytes) {
+          refused = true;
+          callback(
+            new GrpcError(
+              status.INVALID_ARGUMENT,
+              `the append is over ${context.maxAppendBytes} bytes`,
+              'maximum-append-size-exceeded',
+              { 'maximum-append-size': String(context.maxAppendBytes) },
+            ),
+          );
+          return;
+        }
+        requests.push(request);
+      });
+      call.on('error', () => {
+        refused = true;
+      });
+      call.on('end', () => {
+        if (refused || call.cancelled) return;
+        append(requests, call.metadata).then(
+          (answer) => callback(null, answer),
+          (error: unknown) => callback(failed(context, error)),
+        );
+      });
+    },
+    Delete: unary<StreamRequest>((call) => change(call, 'delete')),
+    Tombstone: unary<StreamRequest>((call) => change(call, 'tombstone')),
+    Read(call: ServerWritableStream<{ options?: WireReadOptions }, unknown>) {
+      const run = async () => {
+        const principal = await principalOf(context.authenticator, call.metadata);
+        const plan = planOf(call.request.options);
+        requireScope(principal, plan.subscription ? 'subscribe' : 'read');
+        const target = plan.stream?.startsWith(metaPrefix) ? plan.stream.slice(metaPrefix.length) : plan.stream;
+        if (target !== undefined) requireStream(principal, target);
+        if (plan.subscription) await follow(context, call, plan, principal?.categories ?? null);
+        else await readEvents(context, call, plan, principal?.categories ?? null);
+      };
+      run().then(
+        () => call.end(),
+        (error: unknown) => {
+          if (!call.cancelled) call.emit('error', failed(context, error));
+        },
+      );
+    },
+  };
+}

@@ -146,7 +146,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   let grpc: GrpcServer | undefined;
   if (options.grpc) {
     try {
-      grpc = await startGrpcServer({ ...options.grpc, host: options.grpc.host ?? host, store, authenticator: auth });
+      grpc = await startGrpcServer({
+        ...options.grpc,
+        host: options.grpc.host ?? host,
+        store,
+        authenticator: auth,
+        tenant: options.tenant ?? 'default',
+      });
     } catch (error) {
       await server.close();
       await store.close();

@@ -26,11 +26,15 @@ function bearerOf(metadata: Metadata): string | undefined {
 export async function principalOf(
   authenticator: Authenticator | undefined,
   metadata: Metadata,
+  tenant: string,
 ): Promise<Principal | undefined> {
   if (!authenticator) return undefined;
   const header = bearerOf(metadata);
   if (header === undefined) throw unauthenticated('credentials are missing');
-  return authenticator.cached(header) ?? (await authenticator.authenticate(header));
+  const principal = authenticator.cached(header) ?? (await authenticator.authenticate(header));
+  // A server of one store serves its tenant's keys only.
+  if (principal.tenant !== tenant) throw unauthenticated('the key is not valid here');
+  return principal;
 }
 
 /** Refuses a principal without `scope` (admin holds every scope). */

@@ -6,6 +6,8 @@ import type { Authenticator } from '../auth/authenticator.js';
 export interface GrpcContext {
   store: EventStore;
   authenticator: Authenticator | undefined;
+  /** The tenant whose keys are accepted. */
+  tenant: string;
   /** Stops of the subscriptions being served, by id: what cancelling or closing ends. */
   subscriptions: Map<string, () => void>;
   /** Most bytes of event data and metadata one append may carry. */

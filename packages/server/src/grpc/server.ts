@@ -17,6 +17,8 @@ export interface GrpcServerOptions {
   store: EventStore;
   /** Checks credentials (Basic with an API key as the password, or Bearer); absent: anonymous. */
   authenticator?: Authenticator;
+  /** The tenant whose keys are accepted. @defaultValue 'default' */
+  tenant?: string;
   /** @defaultValue '127.0.0.1' */
   host?: string;
   /** 0 for any free port. */
@@ -49,6 +51,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const context: GrpcContext = {
     store: options.store,
     authenticator: options.authenticator,
+    tenant: options.tenant ?? 'default',
     subscriptions: new Map(),
     maxAppendBytes,
     onError: options.onError ?? ((error) => console.error('annals grpc:', error)),

@@ -78,7 +78,7 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
   const { store } = context;
 
   async function append(requests: AppendRequest[], metadata: ServerReadableStream<unknown, unknown>['metadata']) {
-    const principal = await principalOf(context.authenticator, metadata);
+    const principal = await principalOf(context.authenticator, metadata, context.tenant);
     requireScope(principal, 'append');
     const [first, ...rest] = requests;
     if (!first?.options) throw new BadRequest('the append does not begin with its options');
@@ -133,7 +133,7 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
   }
 
   async function change(call: ServerUnaryCall<StreamRequest, unknown>, to: 'delete' | 'tombstone') {
-    const principal = await principalOf(context.authenticator, call.metadata);
+    const principal = await principalOf(context.authenticator, call.metadata, context.tenant);
     requireScope(principal, 'admin');
     const options = call.request.options;
     if (!options) throw new BadRequest('the request has no options');
@@ -206,7 +206,7 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
     Tombstone: unary<StreamRequest>((call) => change(call, 'tombstone')),
     Read(call: ServerWritableStream<{ options?: WireReadOptions }, unknown>) {
       const run = async () => {
-        const principal = await principalOf(context.authenticator, call.metadata);
+        const principal = await principalOf(context.authenticator, call.metadata, context.tenant);
         const plan = planOf(call.request.options);
         requireScope(principal, plan.subscription ? 'subscribe' : 'read');
         const target = plan.stream?.startsWith(metaPrefix) ? plan.stream.slice(metaPrefix.length) : plan.stream;

@@ -1,0 +1,135 @@
+/**
+ * The KurrentDB protocol over TLS with a certificate of the test's own (the client trusts it
+ * through `tlsCAFile`), with auth on: the official client's username/password, the password an
+ * Annals API key, on each backend.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AccessDeniedError, jsonEvent, KurrentDBClient } from '@kurrent/kurrentdb-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshSchema } from '../../core/test/support/backends.js';
+import { setupApiKeys } from '../src/index.js';
+import { makeKey } from './auth-support.js';
+import { collect, type KurrentServer, startKurrentServer } from './kurrent-support.js';
+import { backends } from './support.js';
+
+// A CA and a server certificate it signs: the Rust half of the client (reads) refuses a
+// self-signed CA certificate as a server's own.
+const dir = mkdtempSync(join(tmpdir(), 'annals-grpc-tls-'));
+const file = (name: string) => join(dir, name);
+const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+openssl(
+  'req',
+  '-x509',
+  '-newkey',
+  'rsa:2048',
+  '-nodes',
+  '-keyout',
+  file('ca.key'),
+  '-out',
+  file('ca.pem'),
+  '-days',
+  '1',
+  '-subj',
+  '/CN=annals-test-ca',
+);
+openssl(
+  'req',
+  '-newkey',
+  'rsa:2048',
+  '-nodes',
+  '-keyout',
+  file('key.pem'),
+  '-out',
+  file('server.csr'),
+  '-subj',
+  '/CN=localhost',
+);
+writeFileSync(
+  file('ext.cnf'),
+  'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
+);
+openssl(
+  'x509',
+  '-req',
+  '-in',
+  file('server.csr'),
+  '-CA',
+  file('ca.pem'),
+  '-CAkey',
+  file('ca.key'),
+  '-CAcreateserial',
+  '-out',
+  file('cert.pem'),
+  '-days',
+  '1',
+  '-extfile',
+  file('ext.cnf'),
+);
+const certFile = file('cert.pem');
+const keyFile = file('key.pem');
+const caFile = file('ca.pem');
+
+describe.each(backends)('KurrentDB protocol over TLS with API keys on $name', (backend) => {
+  const directory = freshSchema('keys');
+  let server: KurrentServer;
+  let admin: string;
+  let reader: string;
+  const clients: KurrentDBClient[] = [];
+  const connect = (credentials?: { username: string; password: string }) => {
+    const port = server.grpc?.port;
+    const auth = credentials
+      ? `${encodeURIComponent(credentials.username)}:${encodeURIComponent(credentials.password)}@`
+      : '';
+    const client = KurrentDBClient.connectionString`kurrentdb://${auth}127.0.0.1:${String(port)}?tls=true&tlsCAFile=${caFile}&keepAliveInterval=10000&keepAliveTimeout=10000`;
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    const client = backend.client();
+    await setupApiKeys(client, { directory, serverRoles: [] });
+    admin = (await makeKey(client, directory, { scopes: ['admin'], actor: 'ops@example.com' })).secret;
+    reader = (await makeKey(client, directory, { scopes: ['read'] })).secret;
+    await client.close?.();
+    server = await startKurrentServer(backend, {
+      auth: { directory, cacheMs: 60_000 },
+      grpc: { port: 0, tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) } },
+    });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.dispose()));
+    await server?.client.exec(`drop schema if exists "${directory}" cascade`);
+    await server?.cleanup();
+  });
+
+  it('appends and reads with a key as the password, stamping the key’s actor', async () => {
+    const kurrent = connect({ username: 'ops', password: admin });
+    await kurrent.appendToStream('tls-1', jsonEvent({ type: 'Opened', data: { ok: true } }));
+    const [read] = await collect(kurrent.readStream('tls-1'));
+    expect(read?.event?.data).toEqual({ ok: true });
+    expect(read?.event?.metadata).toEqual({ actor: 'ops@example.com' });
+  });
+
+  it('refuses a wrong password, no credentials, and a key without the scope', async () => {
+    const wrong = connect({ username: 'ops', password: `${admin.slice(0, -2)}xx` });
+    await expect(wrong.appendToStream('tls-2', jsonEvent({ type: 'X', data: {} }))).rejects.toBeInstanceOf(
+      AccessDeniedError,
+    );
+    const anonymous = connect();
+    await expect(anonymous.appendToStream('tls-2', jsonEvent({ type: 'X', data: {} }))).rejects.toBeInstanceOf(
+      AccessDeniedError,
+    );
+    await expect(collect(anonymous.readStream('tls-1'))).rejects.toThrow();
+    const readOnly = connect({ username: 'reader', password: reader });
+    await expect(readOnly.appendToStream('tls-2', jsonEvent({ type: 'X', data: {} }))).rejects.toBeInstanceOf(
+      AccessDeniedError,
+    );
+    expect(await collect(readOnly.readStream('tls-1'))).toHaveLength(1);
+    expect((await server.request('GET', '/streams/tls-2/events')).status).toBe(401);
+  });
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));

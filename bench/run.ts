@@ -8,7 +8,7 @@
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
  * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer,
- * processes, server, tenants). BENCH_TENANTS sets the tenants section's tenant count (100);
+ * processes, server, tenants, partitions). BENCH_TENANTS sets the tenants section's tenant count (100);
  * BENCH_AUTH_ROUNDS and BENCH_TENANT_ROUNDS its alternating rounds (3).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -26,6 +26,7 @@ import { bankAccount } from '@annals/example-bank';
 import pg from 'pg';
 import { auditSection } from './audit.js';
 import { measure, printTable, type Row, row, timeIt } from './measure.js';
+import { partitionsSection } from './partitions.js';
 import { processesSection } from './processes.js';
 import * as raw from './raw.js';
 import { serverSection } from './server.js';
@@ -319,6 +320,7 @@ async function main(): Promise<void> {
   if (section('processes')) rows.push(...(await processesSection(url, scale)));
   if (section('server')) rows.push(...(await serverSection(url, n, scale)));
   if (section('tenants')) rows.push(...(await tenantsSection(url, n, scale)));
+  if (section('partitions')) rows.push(...(await partitionsSection(url, n)));
 
   printTable(rows);
   await mkdir(new URL('./results/', import.meta.url), { recursive: true });

@@ -15,6 +15,12 @@ import {
 } from './commands/lifecycle.js';
 import { migrateCommand } from './commands/migrate.js';
 import { rebuildCommand, statsCommand, streamsCommand, tailCommand } from './commands/operate.js';
+import {
+  detachPartitionCommand,
+  enablePartitionsCommand,
+  maintainPartitionsCommand,
+  partitionsStatusCommand,
+} from './commands/partitions.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
 import { rolesCommand } from './commands/roles.js';
 import { serveCommand } from './commands/serve.js';
@@ -219,6 +225,34 @@ program
   .option('--truncate-before <version>', 'hide versions below this, from the log too (only raised)', integer)
   .option('--json', 'machine-readable output')
   .action((stream, options) => retentionCommand(stream, { ...global(), ...options }));
+
+const partitionsProgram = program
+  .command('partitions')
+  .description('reclaim space without rewriting the log: partition it by position, detach ranges of hidden events');
+partitionsProgram
+  .command('enable')
+  .description('partition the events table by position range, in place (appends wait while it swaps)')
+  .requiredOption('--size <events>', 'events per range (>= 1000)', integer)
+  .option('--json', 'machine-readable output')
+  .action((options) => enablePartitionsCommand({ ...global(), ...options }));
+partitionsProgram
+  .command('status')
+  .description('the ranges attached, and what was reclaimed')
+  .option('--json', 'machine-readable output')
+  .action((options) => partitionsStatusCommand({ ...global(), ...options }));
+partitionsProgram
+  .command('maintain')
+  .description('attach ranges until enough empty ones lie ahead of the head (run it from cron)')
+  .option('--ahead <n>', 'empty ranges to keep ahead (default 2)', integer)
+  .option('--json', 'machine-readable output')
+  .action((options) => maintainPartitionsCommand({ ...global(), ...options }));
+partitionsProgram
+  .command('detach <partition>')
+  .description('take a full, sealed range whose events are all hidden out of the log (recorded; its seals stay)')
+  .requiredOption('--reason <text>', 'why (recorded with the range)')
+  .option('--actor <id>', 'who (recorded with the range)')
+  .option('--json', 'machine-readable output')
+  .action((partition, options) => detachPartitionCommand(partition, { ...global(), ...options }));
 
 program
   .command('tail')

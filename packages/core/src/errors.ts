@@ -22,7 +22,8 @@ export type AnnalsErrorCode =
   | 'STREAM_DELETED'
   | 'STREAM_TOMBSTONED'
   | 'STREAM_ARCHIVED'
-  | 'TAMPER_DETECTED';
+  | 'TAMPER_DETECTED'
+  | 'RECLAIM_REFUSED';
 
 /** Base class of every error Annals throws on purpose. */
 export class AnnalsError extends Error {
@@ -283,6 +284,17 @@ export class StreamArchivedError extends AnnalsError {
   constructor(streamId: string, detail = '') {
     super('STREAM_ARCHIVED', `stream ${JSON.stringify(streamId)} is archived${detail}`);
     this.streamId = streamId;
+  }
+}
+
+/**
+ * A partition of the log cannot be detached (`partitions(store).detach`), or the log is not
+ * partitioned: the message says why (not full, not sealed to its end, holding events still
+ * visible to reads, the default partition, no such partition). Nothing changed.
+ */
+export class ReclaimRefusedError extends AnnalsError {
+  constructor(message: string, cause?: unknown) {
+    super('RECLAIM_REFUSED', message, { cause });
   }
 }
 

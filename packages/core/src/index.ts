@@ -74,6 +74,7 @@ export {
   InlineProjectionError,
   InvalidInputError,
   PayloadTooLargeError,
+  ReclaimRefusedError,
   SchemaOutdatedError,
   SchemaTooNewError,
   StoreClosedError,
@@ -98,6 +99,14 @@ export {
   type RetentionSettings,
 } from './lifecycle/lifecycle.js';
 export { defaultStoreOptions, type StoreOptions } from './options.js';
+export {
+  type DetachResult,
+  type EventPartition,
+  type Partitions,
+  type PartitionsStatus,
+  partitions,
+  type ReclaimedRange,
+} from './partitions/partitions.js';
 export { type ForgetResult, type PersonalData, personalData } from './personal/erasure.js';
 export type { PersonalDataPolicy, PersonalFields } from './personal/personal-data.js';
 export type { Projection } from './projections/projection.js';

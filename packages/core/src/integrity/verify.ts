@@ -13,11 +13,17 @@
  * 3. Personal data (whole store only): every subject whose key is gone has its erasure
  *    recorded; a key deleted any other way makes data unreadable without a lawful reason.
  *
+ * Ranges detached from a partitioned log (`partitions(store).detach`, recorded in
+ * `reclaimed_ranges`) keep their seals: their events are missing on purpose, so walk 1 counts
+ * them as reclaimed, and walk 2 still recomputes the log chain through them and checks it
+ * reaches the log hash recorded when they left.
+ *
  * Only an anchor catches the newest events removed together with their seals, or a whole
  * tail of seals recomputed: keep `headHash` outside the database and pass it back as `anchor`.
  */
 import type { SqlClient } from '../db/sql-client.js';
 import { toAnnalsError } from '../errors.js';
+import { readReclaimedRanges } from '../queries/partitions.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import {
   readFirstUnsealedOfStream,
@@ -48,6 +54,8 @@ export interface VerifyReport {
   ok: boolean;
   /** Seals checked. */
   checked: number;
+  /** Of those, seals of events detached with a reclaimed range (their events left on purpose). */
+  reclaimed: number;
   /** The last sealed position. */
   sealedUpTo: number;
   /** Events after it, not sealed yet (not covered by this report). */
@@ -91,6 +99,10 @@ export async function verifySeals(
   try {
     const sealedUpTo = await readLastSealed(client, schema);
     const head = await readHeadPosition(client, schema);
+    const ranges = await readReclaimedRanges(client, schema);
+    const wasReclaimed = (position: number) =>
+      ranges.some((range) => position >= range.fromPosition && position <= range.toPosition);
+    let reclaimed = 0;
     let broken: BrokenLink[] = [];
     let brokenCount = 0;
     // Keeps the lowest `maxBroken` links, sorting now and then rather than on every report.
@@ -111,6 +123,7 @@ export async function verifySeals(
       return {
         ok: brokenCount === 0 && lostKeys.length === 0,
         checked,
+        reclaimed,
         sealedUpTo,
         unsealed: Math.max(0, head - sealedUpTo),
         broken,
@@ -148,7 +161,8 @@ export async function verifySeals(
         if (seal.streamVersion !== expectedVersion) {
           link('seal-missing', `${seal.streamId}: the seal of version ${expectedVersion} is missing (before ${where})`);
         } else if (seal.event === null) {
-          link('event-missing', `the event at ${where} is gone`);
+          if (wasReclaimed(seal.position)) reclaimed++;
+          else link('event-missing', `the event at ${where} is gone`);
         } else if (!sealHash(seal.event, sameStream ? (previous as SealedEvent).hash : genesisHash).equals(seal.hash)) {
           link('event-changed', `the event at ${where} does not match its seal (the event, or its seal, was changed)`);
         }
@@ -195,6 +209,14 @@ export async function verifySeals(
             seal.position,
             'seal-changed',
             `the log chain breaks at position ${seal.position}: a seal at or just before it was rewritten`,
+          );
+        }
+        const range = ranges.find((r) => r.toPosition === seal.position);
+        if (range && seal.logHash.toString('hex') !== range.logHash) {
+          logLink(
+            seal.position,
+            'seal-changed',
+            `the log hash at position ${seal.position} is not the one recorded when positions ${range.fromPosition}..${range.toPosition} were detached`,
           );
         }
         if (anchor && seal.position === anchor.position) {

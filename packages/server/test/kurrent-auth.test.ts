@@ -93,7 +93,6 @@ describe.each(backends)('KurrentDB protocol over TLS with API keys on $name', (b
     await setupApiKeys(client, { directory, serverRoles: [] });
     admin = (await makeKey(client, directory, { scopes: ['admin'], actor: 'ops@example.com' })).secret;
     reader = (await makeKey(client, directory, { scopes: ['read'] })).secret;
-    await client.close?.();
     server = await startKurrentServer(backend, {
       auth: { directory, cacheMs: 60_000 },
       grpc: { port: 0, tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) } },

@@ -1,0 +1,210 @@
+/**
+ * The KurrentDB protocol against requests no official client sends: malformed, empty,
+ * oversized or of methods not served. Each gets a clean gRPC status and the server goes on.
+ * Sent with grpc-js and the protocol's own service definitions, over a real socket.
+ */
+import { randomUUID } from 'node:crypto';
+import { credentials, type Client as GrpcClient, Metadata, makeGenericClientConstructor, status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { protocol } from '../src/grpc/protocol.js';
+import { collect, type KurrentServer, startKurrentServer } from './kurrent-support.js';
+import { backends } from './support.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: the loaded services are untyped.
+type Untyped = GrpcClient & Record<string, any>;
+
+interface Outcome {
+  code: number;
+  details: string;
+  exception?: string;
+  // biome-ignore lint/suspicious/noExplicitAny: answers of every shape.
+  answer?: any;
+}
+
+const appendOf = (client: Untyped, messages: unknown[]) =>
+  new Promise<Outcome>((resolve) => {
+    const call = client.Append(
+      new Metadata(),
+      (error: (Error & { code: number; details: string; metadata: Metadata }) | null, answer: unknown) => {
+        if (error)
+          resolve({
+            code: error.code,
+            details: error.details,
+            exception: String(error.metadata.get('exception')[0] ?? ''),
+          });
+        else resolve({ code: status.OK, details: '', answer });
+      },
+    );
+    for (const message of messages) call.write(message);
+    call.end();
+  });
+
+const readOf = (client: Untyped, request: unknown) =>
+  new Promise<Outcome & { messages: unknown[] }>((resolve) => {
+    const messages: unknown[] = [];
+    const call = client.Read(request);
+    call.on('data', (message: unknown) => messages.push(message));
+    call.on('error', (error: Error & { code: number; details: string }) =>
+      resolve({ code: error.code, details: error.details, messages }),
+    );
+    call.on('end', () => resolve({ code: status.OK, details: '', messages }));
+  });
+
+const name = (stream: string) => ({ stream_name: Buffer.from(stream) });
+const proposed = (data: Buffer, id: string = randomUUID()) => ({
+  proposed_message: { id: { string: id }, metadata: { type: 'T', 'content-type': 'application/octet-stream' }, data },
+});
+
+describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on $name', (backend) => {
+  let server: KurrentServer;
+  let streams: Untyped;
+  let address: string;
+  beforeAll(async () => {
+    server = await startKurrentServer(backend, { grpc: { port: 0, maxAppendBytes: 64 * 1024 } });
+    address = `127.0.0.1:${server.grpc?.port}`;
+    streams = new (protocol().streams)(address, credentials.createInsecure()) as Untyped;
+  });
+  afterAll(async () => {
+    streams?.close();
+    await server?.cleanup();
+  });
+
+  it('answers INVALID_ARGUMENT to appends without options, with an empty or overlong name, a bad id', async () => {
+    const noOptions = await appendOf(streams, [proposed(Buffer.from('x'))]);
+    expect(noOptions.code).toBe(status.INVALID_ARGUMENT);
+    const empty = await appendOf(streams, [
+      { options: { stream_identifier: name(''), any: {} } },
+      proposed(Buffer.from('x')),
+    ]);
+    expect(empty.code).toBe(status.INVALID_ARGUMENT);
+    const long = await appendOf(streams, [{ options: { stream_identifier: name('s'.repeat(5000)), any: {} } }]);
+    expect(long.code).toBe(status.INVALID_ARGUMENT);
+    const badId = await appendOf(streams, [
+      { options: { stream_identifier: name('wire-1'), any: {} } },
+      proposed(Buffer.from('x'), 'not-a-uuid'),
+    ]);
+    expect(badId.code).toBe(status.INVALID_ARGUMENT);
+    const noType = await appendOf(streams, [
+      { options: { stream_identifier: name('wire-1'), any: {} } },
+      { proposed_message: { id: { string: randomUUID() }, metadata: {}, data: Buffer.from('x') } },
+    ]);
+    expect(noType.code).toBe(status.INVALID_ARGUMENT);
+    const badRevision = await appendOf(streams, [
+      { options: { stream_identifier: name('wire-1'), revision: '18446744073709551615' } },
+      proposed(Buffer.from('x')),
+    ]);
+    expect(badRevision.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('refuses an append over its size, and a message over the transport limit, then goes on', async () => {
+    const big = await appendOf(streams, [
+      { options: { stream_identifier: name('wire-2'), any: {} } },
+      ...Array.from({ length: 5 }, () => proposed(Buffer.alloc(20_000, 1))),
+    ]);
+    expect(big.code).toBe(status.INVALID_ARGUMENT);
+    expect(big.exception).toBe('maximum-append-size-exceeded');
+    const huge = await appendOf(streams, [
+      { options: { stream_identifier: name('wire-2'), any: {} } },
+      proposed(Buffer.alloc(1024 * 1024, 2)),
+    ]);
+    expect(huge.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(await collect(server.kurrent.readStream('wire-2')).catch((e: Error) => e.constructor.name)).toBe(
+      'StreamNotFoundError',
+    );
+    const fine = await appendOf(streams, [
+      { options: { stream_identifier: name('wire-2'), no_stream: {} } },
+      proposed(Buffer.from([1, 2, 3])),
+    ]);
+    expect(fine.code).toBe(status.OK);
+    expect(fine.answer.success.current_revision).toBe('0');
+  });
+
+  it('answers INVALID_ARGUMENT to reads without options, of an empty name, with a bad regex', async () => {
+    expect((await readOf(streams, {})).code).toBe(status.INVALID_ARGUMENT);
+    const empty = await readOf(streams, {
+      options: { stream: { stream_identifier: name(''), start: {} }, count: '10' },
+    });
+    expect(empty.code).toBe(status.INVALID_ARGUMENT);
+    const regex = await readOf(streams, {
+      options: { all: { start: {} }, subscription: {}, filter: { event_type: { regex: '(' }, count: {} } },
+    });
+    expect(regex.code).toBe(status.INVALID_ARGUMENT);
+    expect(server.grpc?.openSubscriptions()).toBe(0);
+  });
+
+  it('answers garbage bytes with a status, and methods it does not serve with UNIMPLEMENTED', async () => {
+    const raw = makeGenericClientConstructor(
+      {
+        Read: {
+          path: '/event_store.client.streams.Streams/Read',
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: (value: Buffer) => value,
+          requestDeserialize: (value: Buffer) => value,
+          responseSerialize: (value: Buffer) => value,
+          responseDeserialize: (value: Buffer) => value,
+        },
+        PersistentRead: {
+          path: '/event_store.client.persistent_subscriptions.PersistentSubscriptions/Read',
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: (value: Buffer) => value,
+          requestDeserialize: (value: Buffer) => value,
+          responseSerialize: (value: Buffer) => value,
+          responseDeserialize: (value: Buffer) => value,
+        },
+        BatchAppend: {
+          path: '/event_store.client.streams.Streams/BatchAppend',
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: (value: Buffer) => value,
+          requestDeserialize: (value: Buffer) => value,
+          responseSerialize: (value: Buffer) => value,
+          responseDeserialize: (value: Buffer) => value,
+        },
+      },
+      'Raw',
+    );
+    const client = new raw(address, credentials.createInsecure()) as Untyped;
+    try {
+      const garbage = await readOf(client, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+      expect([status.INTERNAL, status.INVALID_ARGUMENT]).toContain(garbage.code);
+      const persistent = await new Promise<number>((resolve) => {
+        const call = client.PersistentRead(Buffer.alloc(0));
+        call.on('error', (error: { code: number }) => resolve(error.code));
+        call.on('end', () => resolve(status.OK));
+      });
+      expect(persistent).toBe(status.UNIMPLEMENTED);
+      const batch = await new Promise<number>((resolve) => {
+        const call = client.BatchAppend(Buffer.alloc(0));
+        call.on('error', (error: { code: number }) => resolve(error.code));
+        call.on('end', () => resolve(status.OK));
+      });
+      expect(batch).toBe(status.UNIMPLEMENTED);
+    } finally {
+      client.close();
+    }
+    expect(await collect(server.kurrent.readStream('wire-2'))).toHaveLength(1);
+  });
+
+  it('lists exactly the methods it serves', async () => {
+    const features = new (protocol().serverFeatures)(address, credentials.createInsecure()) as Untyped;
+    try {
+      const answer = await new Promise<{ methods: { method_name: string; service_name: string }[] }>(
+        (resolve, reject) =>
+          features.GetSupportedMethods({}, (error: Error | null, value: never) =>
+            error ? reject(error) : resolve(value),
+          ),
+      );
+      expect(answer.methods.map((m) => `${m.service_name}/${m.method_name}`).sort()).toEqual([
+        'event_store.client.server_features.ServerFeatures/getsupportedmethods',
+        'event_store.client.streams.Streams/append',
+        'event_store.client.streams.Streams/delete',
+        'event_store.client.streams.Streams/read',
+        'event_store.client.streams.Streams/tombstone',
+      ]);
+    } finally {
+      features.close();
+    }
+  });
+});

@@ -28,7 +28,28 @@ export type ServeFlags = ConnectionFlags & {
   rateLimit?: number;
   ssePerKey?: number;
   tenant?: string;
+  /** Also speak the KurrentDB gRPC protocol on this port (`ANNALS_GRPC_PORT`). */
+  grpcPort?: number;
+  /** PEM certificate chain and key files of its TLS (`ANNALS_GRPC_TLS_CERT`, `ANNALS_GRPC_TLS_KEY`). */
+  grpcTlsCert?: string;
+  grpcTlsKey?: string;
 };
+
+/** The KurrentDB-protocol endpoint the flags (or their environment variables) ask for. */
+async function grpcOf(flags: ServeFlags, host: string): Promise<StartServerOptions['grpc']> {
+  const given = flags.grpcPort ?? (process.env.ANNALS_GRPC_PORT ? Number(process.env.ANNALS_GRPC_PORT) : undefined);
+  if (given === undefined) return undefined;
+  if (!Number.isSafeInteger(given) || given < 0 || given > 65535) {
+    throw new InvalidInputError('--grpc-port', 'must be 0-65535');
+  }
+  const cert = flags.grpcTlsCert ?? process.env.ANNALS_GRPC_TLS_CERT;
+  const key = flags.grpcTlsKey ?? process.env.ANNALS_GRPC_TLS_KEY;
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new InvalidInputError('--grpc-tls-cert', 'give both the certificate and its key, or neither');
+  }
+  const tls = cert && key ? { cert: await readFile(cert), key: await readFile(key) } : undefined;
+  return { port: given, host, tls };
+}
 
 async function jwtOf(flags: ServeFlags): Promise<JwtOptions | undefined> {
   if (!flags.jwtPublicKey && !flags.jwksFile) return undefined;
@@ -47,6 +68,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   const host = flags.host ?? process.env.ANNALS_HOST ?? '127.0.0.1';
   const port = flags.port ?? Number(process.env.ANNALS_PORT ?? 3000);
   if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidInputError('--port', 'must be 0-65535');
+  const grpc = await grpcOf(flags, host);
   const app: AnnalsApp = flags.app ? await loadApp(flags.app) : {};
   const connection = await connect({ ...flags, poolSize: flags.poolSize });
   const embedded = !connection.client.capabilities.durable;
@@ -86,6 +108,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     app,
     host,
     port,
+    grpc,
     bodyLimit: flags.bodyLimit,
     runProjections: flags.projections,
     runSealer: flags.sealer,
@@ -112,6 +135,11 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   console.log(
     `  ${server.url}  (admin UI: ${server.url}/ui, OpenAPI: ${server.url}/openapi.json, metrics: ${server.url}/metrics)`,
   );
+  if (server.grpc) {
+    console.log(
+      `  ${server.grpc.connectionString}  (KurrentDB protocol${authOn ? '; username anything, password an API key' : ''})`,
+    );
+  }
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

@@ -210,7 +210,7 @@ end;
 $$;
 revoke all on function :SCHEMA.partition_events(bigint) from public;
 
--- detach_event_partition: takes a full, sealed partition out of the log, when every event in
+-- detach_event_partition: takes a full partition, sealed past its end, out of the log, when every event in
 -- it is hidden from reads (its stream tombstoned or archived, or the event below its stream's
 -- truncate_before). Records the range in reclaimed_ranges; the table stays, detached, for the
 -- owner to dump and drop. Returns the range recorded.
@@ -255,8 +255,9 @@ begin
       using errcode = 'AN006';
   end if;
   select coalesce(max(position), 0) into v_sealed from :SCHEMA.seals;
-  if v_sealed < v_to - 1 then
-    raise exception 'partition % is not sealed to its end (sealed up to %): seal first', partition_name, v_sealed
+  -- Sealed past its end, so the seal chain's tip (where the sealer goes on) stays in the log.
+  if v_sealed < v_to then
+    raise exception 'partition % is not sealed past its end (sealed up to %): seal first', partition_name, v_sealed
       using errcode = 'AN006';
   end if;
   execute format(

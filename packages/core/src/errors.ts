@@ -289,7 +289,7 @@ export class StreamArchivedError extends AnnalsError {
 
 /**
  * A partition of the log cannot be detached (`partitions(store).detach`), or the log is not
- * partitioned: the message says why (not full, not sealed to its end, holding events still
+ * partitioned: the message says why (not full, not sealed past its end, holding events still
  * visible to reads, the default partition, no such partition). Nothing changed.
  */
 export class ReclaimRefusedError extends AnnalsError {

@@ -154,16 +154,19 @@ describe.each(backends)('a partitioned log on $name', (backend: TestBackend) => 
       await store.append('keep-1', [{ type: 'Noted', data: { early: true } }]);
       await fill(store, 'old', 4, 399);
       // positions 1..1000 hold old-0..3 and keep-1@1; the next range starts at 1001.
-      await store.append('keep-1', [{ type: 'Noted', data: { late: true } }]);
       const refuse = async (partition: string, pattern: RegExp) => {
         const error = await rejection(partitions(store).detach(partition, by));
         expect(error).toBeInstanceOf(ReclaimRefusedError);
         expect(String((error as Error).message)).toMatch(pattern);
       };
+      await integrity(store).seal();
+      await refuse('events_p1', /not full: the head is at 1000/);
+      await store.append('keep-1', [{ type: 'Noted', data: { late: true } }]);
+      // Sealed to its last position only: the sealer's tip would leave with it.
+      await refuse('events_p1', /not sealed past its end \(sealed up to 1000\)/);
       await refuse('events_p1001', /not full/);
       await refuse('events_default', /default partition/);
       await refuse('events_p7', /no partition events_p7/);
-      await refuse('events_p1', /not sealed/);
       await integrity(store).seal();
       await refuse('events_p1', /1000 event\(s\) still visible/);
       for (let s = 0; s < 4; s++) await lifecycle(store).tombstone(`old-${s}`, by);
@@ -183,6 +186,12 @@ describe.each(backends)('a partitioned log on $name', (backend: TestBackend) => 
       expect((await toArray(store.readStream('keep-1'))).map((e) => e.data)).toEqual([{ late: true }]);
       await expect(store.append('old-0', [{ type: 'Noted', data: {} }])).rejects.toBeInstanceOf(StreamTombstonedError);
       await store.append('keep-1', [{ type: 'Noted', data: { later: true } }]);
+      // Finding a position by time skips the positions without an event.
+      for (const e of await toArray(store.readAll())) {
+        expect(await store.positionAt(e.recordedAt)).toBeGreaterThanOrEqual(e.position);
+        expect(await store.positionAt(new Date(e.recordedAt.getTime() - 1))).toBeLessThan(e.position);
+      }
+      expect(await store.positionAt(new Date(0))).toBe(0);
 
       // The seal chain still verifies, through the detached range to the same head hash.
       await integrity(store).seal();

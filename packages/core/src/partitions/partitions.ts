@@ -69,7 +69,7 @@ export interface Partitions {
   /** The partitions and what was reclaimed. */
   status(): Promise<PartitionsStatus>;
   /**
-   * Detaches a range from the log when it is full, sealed to its end and every event in it is
+   * Detaches a range from the log when it is full, sealed past its end and every event in it is
    * hidden from reads; otherwise {@link ReclaimRefusedError} says why and nothing changes.
    * The table stays in the schema, detached: dump it (`pg_dump -t`), then drop it.
    */

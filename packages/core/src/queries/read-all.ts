@@ -96,23 +96,33 @@ export async function readHeadPosition(db: SqlQueryable, schema: string): Promis
 }
 
 /**
- * The last position recorded at or before `time` (0 when the log starts later): a binary
- * search over the primary key, run by the database in one round trip (a recursive query, one
- * probe per step, about log2(length) steps). Sound because an append takes its time from the
- * database clock while it holds the log lock, so times never decrease along positions.
+ * The last position recorded at or before `time`, counting its whole millisecond (0 when the
+ * log starts later): a binary search over the primary key, run by the database in one round
+ * trip (a recursive query, one probe per step, about log2(length) steps). Sound because an
+ * append takes its time from the database clock while it holds the log lock, so times never
+ * decrease along positions.
+ *
+ * JavaScript times are whole milliseconds while the database stamps microseconds: an event's
+ * own `recordedAt`, passed back, must find that event, so `time` stands for its millisecond.
+ * Each probe takes the first event at or after the middle, since ranges detached from a
+ * partitioned log leave positions without an event.
  */
 export async function readPositionAt(db: SqlQueryable, schema: string, time: Date | string): Promise<number> {
   const rows = await db.query<{ position: string | number | bigint }>(
     `with recursive search(low, high) as (
        select 0::int8, coalesce((select max(position) from "${schema}".events), 0)::int8
        union all
-       select case when probe.recorded_at <= $1::timestamptz then probe.mid else s.low end,
-              case when probe.recorded_at <= $1::timestamptz then s.high else probe.mid - 1 end
+       select case when probe.position <= s.high and probe.recorded_at < $1::timestamptz + interval '1 millisecond'
+                   then probe.position else s.low end,
+              case when probe.position <= s.high and probe.recorded_at < $1::timestamptz + interval '1 millisecond'
+                   then s.high else probe.mid - 1 end
          from search s
          cross join lateral (
-           select m.mid, e.recorded_at
+           select m.mid, e.position, e.recorded_at
              from (select (s.low + s.high + 1) / 2 as mid) m
-             join "${schema}".events e on e.position = m.mid) probe
+             cross join lateral (
+               select e.position, e.recorded_at from "${schema}".events e
+                where e.position >= m.mid order by e.position limit 1) e) probe
         where s.low < s.high)
      select low as position from search order by high - low, low limit 1`,
     [time],

@@ -296,8 +296,10 @@ export class EventStore {
   }
 
   /**
-   * The last position recorded at or before `time` (0 when the log starts later): a binary
-   * search over the log, done by the database in one round trip. Sound because an append
+   * The last position recorded at or before `time`, counting the whole of its millisecond (0
+   * when the log starts later): an event's own `recordedAt` finds that event, though the
+   * database stamps microseconds. A binary search over the log, done by the database in one
+   * round trip. Sound because an append
    * takes its time from the database clock while it holds the log lock, so times never
    * decrease along positions (unless the server clock is set back).
    */

@@ -283,8 +283,12 @@ program
 
 program
   .command('rebuild <projection>')
-  .description("rebuild an app module's projection from the start of the log, with progress and ETA")
+  .description(
+    "rebuild an app module's projection from its checkpoint to the head, with progress and ETA; then serve readers that version",
+  )
   .option('--app <module>', 'the application module that exports the projection')
+  .option('--no-switch', 'leave readers on the version they are served')
+  .option('--actor <id>', 'who switched (recorded with the switch)')
   .option('--json', 'the final status as JSON')
   .action((name, options) => rebuildCommand(name, { ...global(), ...options }));
 

@@ -150,8 +150,9 @@ describe.runIf(databaseUrl)('annals tail, stats and rebuild (PostgreSQL)', () =>
     ]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    const status = JSON.parse(stdout) as { name: string; position: number; head: number };
+    const status = JSON.parse(stdout) as { name: string; position: number; head: number; servingVersion: number };
     expect(status.name).toBe('order_counts');
+    expect(status.servingVersion).toBe(1);
     expect(status.position).toBe(await store.headPosition());
     const admin = createPostgresClient({ connectionString: databaseUrl as string });
     const rows = await admin.query<{ n: number }>(`select sum(n)::int as n from "${schema}".order_counts`);

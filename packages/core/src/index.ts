@@ -115,7 +115,7 @@ export {
   type ProjectionRunnerOptions,
   type ProjectionStatus,
 } from './projections/projection-runner.js';
-export { type Projections, projections, type RebuildOptions } from './projections/projections.js';
+export { type Projections, projections, type RebuildOptions, type ServingVersion } from './projections/projections.js';
 export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
 export type { Documents } from './queries/documents.js';
 export type { Snapshot } from './queries/snapshots.js';

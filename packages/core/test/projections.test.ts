@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createPostgresClient,
   type EventStore,
+  InvalidInputError,
   openEventStore,
   type Projection,
   type ProjectionRunner,
@@ -391,6 +392,43 @@ describe.each(backends)('rebuilding a projection on $name', (backend) => {
       expect(checkpoints.map((c) => c.name)).toEqual(['projection:balances:v1', 'projection:balances:v2']);
       expect(Number(v2Rows?.n)).toBe(checkpoints[1]?.position);
       await v1.stop();
+    } finally {
+      await t.cleanup();
+    }
+  });
+});
+
+describe.each(backends)('switching readers to a rebuilt version on $name', (backend) => {
+  it('switches only on a rebuild that reaches the head, and back to a version that was built', async () => {
+    const t = await openTestStore(backend);
+    try {
+      const { store, schema } = t;
+      await store.append('account-1', deposits(40, 2));
+      const built = (version: number, fail = false): Projection => ({
+        name: 'totals',
+        version,
+        categories: ['account'],
+        setup: (tx) => tx.exec(`create table if not exists "${schema}".rm_totals_v${version} (n bigint)`),
+        handleBatch: async (events, tx) => {
+          if (fail) throw new Error('the read model refused the batch');
+          await tx.query(`insert into "${schema}".rm_totals_v${version} values ($1)`, [events.length]);
+        },
+      });
+      const facet = projections(store);
+      expect(await facet.servingVersion('totals')).toBeNull();
+      await facet.rebuild(built(1), { switchOnSuccess: true, actor: 'ops@example.com' });
+      expect(await facet.servingVersion('totals')).toMatchObject({ version: 1, switchedBy: 'ops@example.com' });
+      // Built without switching: readers stay on version 1.
+      await facet.rebuild(built(2));
+      expect((await facet.servingVersion('totals'))?.version).toBe(1);
+      // A rebuild that cannot reach the head switches nothing.
+      await expect(facet.rebuild(built(3, true), { switchOnSuccess: true, maxFailures: 1 })).rejects.toThrow();
+      expect((await facet.servingVersion('totals'))?.version).toBe(1);
+      expect(await facet.switchTo('totals', 2)).toMatchObject({ name: 'totals', version: 2, switchedBy: null });
+      await expect(facet.switchTo('totals', 9)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(facet.switchTo('', 1)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(facet.switchTo('totals', 0)).rejects.toBeInstanceOf(InvalidInputError);
+      expect((await facet.servingVersion('totals'))?.version).toBe(2);
     } finally {
       await t.cleanup();
     }

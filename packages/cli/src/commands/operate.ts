@@ -167,11 +167,15 @@ export async function statsCommand(flags: ConnectionFlags & Output & { largest?:
 }
 
 /**
- * `annals rebuild <projection> --app <module>`: rebuilds one of the app's projections from the
- * start of the log up to the head as it is now (see `projections(store).rebuild`), with a
- * progress bar and ETA on a terminal; the status as JSON with `--json`.
+ * `annals rebuild <projection> --app <module>`: rebuilds one of the app's projections from its
+ * checkpoint (the start of the log, for a new version) up to the head as it is now (see
+ * `projections(store).rebuild`), with a progress bar and ETA on a terminal, then switches
+ * readers to the version built (unless `--no-switch`); the status as JSON with `--json`.
  */
-export async function rebuildCommand(name: string, flags: ConnectionFlags & Output & { app?: string }): Promise<void> {
+export async function rebuildCommand(
+  name: string,
+  flags: ConnectionFlags & Output & { app?: string; switch?: boolean; actor?: string },
+): Promise<void> {
   if (!flags.app) throw new InvalidInputError('--app', 'name the application module that holds the projection');
   const app = await loadApp(flags.app);
   const projection = [...(app.projections ?? []), ...(app.inlineProjections ?? [])].find((p) => p.name === name);
@@ -197,6 +201,8 @@ export async function rebuildCommand(name: string, flags: ConnectionFlags & Outp
     let status: ProjectionStatus;
     try {
       status = await projections(store).rebuild(projection, {
+        switchOnSuccess: flags.switch !== false,
+        ...(flags.actor ? { actor: flags.actor } : {}),
         onProgress: (s) => {
           bar?.setTotal(Math.max(1, s.head));
           bar?.update(s.position, { rate: Math.round(s.eventsPerSecond) });
@@ -205,7 +211,15 @@ export async function rebuildCommand(name: string, flags: ConnectionFlags & Outp
     } finally {
       bar?.stop();
     }
-    if (flags.json) console.log(JSON.stringify(status));
-    else console.log(`rebuilt ${status.name} v${status.version}: position ${status.position} of ${status.head}`);
+    const serving = await projections(store).servingVersion(name);
+    if (flags.json) console.log(JSON.stringify({ ...status, servingVersion: serving?.version ?? null }));
+    else {
+      console.log(`rebuilt ${status.name} v${status.version}: position ${status.position} of ${status.head}`);
+      console.log(
+        serving
+          ? `readers are served v${serving.version} (switched ${serving.switchedAt.toISOString()})`
+          : 'readers were not switched (--no-switch)',
+      );
+    }
   });
 }

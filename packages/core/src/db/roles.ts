@@ -48,7 +48,7 @@ export interface RolesSql {
 
 type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'update (created_at)';
 
-/** Each table of migrations 0001-0011 and what the application role does with it. */
+/** Each table of migrations 0001-0012 and what the application role does with it. */
 const appTablePrivileges: Record<string, Privilege[]> = {
   migrations: ['select'],
   events: ['select'],
@@ -69,9 +69,11 @@ const appTablePrivileges: Record<string, Privilege[]> = {
   // Written only by the partitioning functions of 0011, which run as the owner.
   event_partitioning: ['select'],
   reclaimed_ranges: ['select'],
+  // A rebuild that reaches the head switches readers to its version.
+  projection_versions: ['select', 'insert', 'update'],
 };
 
-/** The tables of the schema as migrations 0001-0011 make them. */
+/** The tables of the schema as migrations 0001-0012 make them. */
 export const storeTables: readonly string[] = Object.keys(appTablePrivileges);
 
 const appendEventsSignature =
@@ -138,7 +140,7 @@ end $$;`;
   ].join('\n');
 
   const grantLines = [
-    `-- Grants on the tables of migrations 0001-0011 of ${s}. Run after \`annals migrate\`.`,
+    `-- Grants on the tables of migrations 0001-0012 of ${s}. Run after \`annals migrate\`.`,
     `grant usage on schema ${s} to "${app}", "${reader}";`,
     `revoke create on schema ${s} from "${app}", "${reader}";`,
   ];

@@ -1,11 +1,13 @@
 /**
  * The projections facet of a store: run a projection (one active runner across processes),
- * rebuild it with progress, build its read model as of a past moment, and read the JSON
- * documents projections write.
+ * rebuild it with progress (and switch readers to the version it built), build its read model
+ * as of a past moment, and read the JSON documents projections write.
  */
 import type { SqlQueryable } from '../db/sql-client.js';
 import { InvalidInputError } from '../errors.js';
+import { readCheckpoint } from '../queries/checkpoints.js';
 import { type Documents, documents } from '../queries/documents.js';
+import { readServingVersion, type ServingVersion, writeServingVersion } from '../queries/projection-versions.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
 import { assertDuration, assertInteger, readOptions } from '../validation.js';
@@ -13,12 +15,34 @@ import { checkProjection, type Projection } from './projection.js';
 import { buildProjectionAt } from './projection-at.js';
 import { ProjectionRunner, type ProjectionRunnerOptions, type ProjectionStatus } from './projection-runner.js';
 
+export type { ServingVersion };
+
+const assertName = (name: unknown): void => {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
+    throw new InvalidInputError('name', 'must be a projection name: a string of 1-200 characters');
+  }
+};
+
+const assertActor = (actor: unknown): void => {
+  if (typeof actor !== 'string' || actor.trim() === '' || actor.length > 1000) {
+    throw new InvalidInputError('actor', 'must be a non-empty string of at most 1000 characters');
+  }
+};
+
 /** Options of {@link Projections.rebuild}. */
 export interface RebuildOptions extends ProjectionRunnerOptions {
   /** Told the runner's status every `progressIntervalMs`, and once at the end. */
   onProgress?: (status: ProjectionStatus) => void;
   /** @defaultValue 1000 */
   progressIntervalMs?: number;
+  /**
+   * When the rebuild reaches the head, serve readers this version from then on
+   * ({@link Projections.servingVersion}); a rebuild that fails switches nothing.
+   * @defaultValue false
+   */
+  switchOnSuccess?: boolean;
+  /** Who switched (recorded with the switch). */
+  actor?: string;
 }
 
 /** Projections of one store; see {@link projections}. */
@@ -54,6 +78,17 @@ export interface Projections {
    * ```
    */
   rebuild(projection: Projection, options?: RebuildOptions): Promise<ProjectionStatus>;
+  /**
+   * The version of projection `name` readers are served: the one a rebuild with
+   * `switchOnSuccess`, or {@link Projections.switchTo}, switched to last (null: never switched;
+   * serve the version you run). Readers of a versioned read model read its tables.
+   */
+  servingVersion(name: string): Promise<ServingVersion | null>;
+  /**
+   * Serves readers `version` of projection `name` (back to an older one, say). Refused with
+   * {@link InvalidInputError} when that version was never built (it has no checkpoint).
+   */
+  switchTo(name: string, version: number, options?: { actor?: string }): Promise<ServingVersion>;
   /**
    * A projection's read model as it was at a global position or time: built from the log into
    * a scratch schema, handed to `query`, then discarded (one transaction, always rolled back).
@@ -92,8 +127,12 @@ export function projections(store: EventStore): Projections {
       const {
         onProgress,
         progressIntervalMs = 1000,
+        switchOnSuccess = false,
+        actor,
         ...runnerOptions
       } = readOptions<RebuildOptions>(options, 'options');
+      if (typeof switchOnSuccess !== 'boolean') throw new InvalidInputError('switchOnSuccess', 'must be a boolean');
+      if (actor !== undefined) assertActor(actor);
       if (onProgress !== undefined && typeof onProgress !== 'function') {
         throw new InvalidInputError('onProgress', 'must be a function');
       }
@@ -119,11 +158,35 @@ export function projections(store: EventStore): Projections {
         await reporting;
         const status = await runner.status();
         onProgress?.(status);
+        if (switchOnSuccess && status.position >= target && status.state !== 'faulted') {
+          await context.query((db) =>
+            writeServingVersion(db, context.schema, projection.name, status.version, actor ?? null),
+          );
+        }
         return status;
       } finally {
         clearInterval(timer);
         await runner.stop();
       }
+    },
+    async servingVersion(name) {
+      context.assertOpen();
+      assertName(name);
+      return context.query((db) => readServingVersion(db, context.schema, name));
+    },
+    async switchTo(name, version, options) {
+      context.assertOpen();
+      assertName(name);
+      assertInteger(version, 'version', 1);
+      const { actor } = readOptions<{ actor: string }>(options ?? {}, 'options');
+      if (actor !== undefined) assertActor(actor);
+      return context.query(async (db) => {
+        if ((await readCheckpoint(db, context.schema, `projection:${name}:v${version}`)) === null) {
+          throw new InvalidInputError('version', `${name} v${version} was never built: it has no checkpoint`);
+        }
+        await writeServingVersion(db, context.schema, name, version, actor ?? null);
+        return (await readServingVersion(db, context.schema, name)) as ServingVersion;
+      });
     },
     async at(projection, given, query) {
       context.assertOpen();

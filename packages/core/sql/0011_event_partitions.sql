@@ -106,6 +106,8 @@ returns int
 language plpgsql volatile
 security definer
 set search_path = pg_catalog, :SCHEMA, pg_temp
+-- A long reader holding the log must not stall appends behind this DDL: give up instead.
+set lock_timeout = '5s'
 as $$
 declare
   v_size  bigint;
@@ -148,6 +150,8 @@ returns boolean
 language plpgsql volatile
 security definer
 set search_path = pg_catalog, :SCHEMA, pg_temp
+-- A long reader holding the log must not stall appends behind this DDL: give up instead.
+set lock_timeout = '5s'
 as $$
 declare
   v_head  bigint;
@@ -223,6 +227,8 @@ returns table (from_position bigint, to_position bigint, event_count bigint, log
 language plpgsql volatile
 security definer
 set search_path = pg_catalog, :SCHEMA, pg_temp
+-- A long reader holding the log must not stall appends behind this DDL: give up instead.
+set lock_timeout = '5s'
 as $$
 #variable_conflict use_column
 declare

@@ -17,7 +17,7 @@ import {
   StreamTombstonedError,
   toArray,
 } from '../src/index.js';
-import { backends, openTestStore, postgresBackend, type TestBackend } from './support/backends.js';
+import { backends, openTestStore, postgresBackend, rawConnection, type TestBackend } from './support/backends.js';
 
 const by = { reason: 'retired ledger', actor: 'ops@example.com' };
 
@@ -255,6 +255,29 @@ describe.each(backends)('a partitioned log on $name', (backend: TestBackend) => 
 });
 
 describe.runIf(backends.includes(postgresBackend))('partitioning under load on PostgreSQL', () => {
+  it('gives up after 5 s behind a long reader, changing nothing, and appends go on', async () => {
+    const { store, schema, cleanup } = await openTestStore(postgresBackend);
+    const reader = await rawConnection();
+    try {
+      await fill(store, 'ledger', 2, 100);
+      await reader.query('begin');
+      await reader.query(`select count(*) from "${schema}".events`);
+      const started = Date.now();
+      const error = await rejection(partitions(store).enable({ size: 1_000 }));
+      expect(error).toBeInstanceOf(ReclaimRefusedError);
+      expect(String((error as Error).message)).toMatch(/the log is busy/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(4_500);
+      await reader.query('rollback');
+      expect((await partitions(store).status()).partitioned).toBe(false);
+      await store.append('ledger-1', [{ type: 'Noted', data: {} }]);
+      expect(await store.headPosition()).toBe(101);
+      expect(await partitions(store).enable({ size: 1_000 })).toBe(true);
+    } finally {
+      await reader.end();
+      await cleanup();
+    }
+  });
+
   it('partitions and attaches ranges while writers append: nothing lost, the log dense and in order', async () => {
     const { store, cleanup } = await openTestStore(postgresBackend);
     try {

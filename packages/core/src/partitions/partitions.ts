@@ -81,6 +81,12 @@ const refused = (error: unknown): never => {
   if (code === 'AN005' || code === 'AN006') {
     throw new ReclaimRefusedError(error instanceof Error ? error.message : String(error), error);
   }
+  if (code === '55P03') {
+    throw new ReclaimRefusedError(
+      'the log is busy: its lock was not free within 5 s (a long read or transaction holds it); nothing changed, try again',
+      error,
+    );
+  }
   throw toAnnalsError(error);
 };
 

@@ -242,6 +242,45 @@ describe.each(backends)('KurrentDB protocol on $name', (backend) => {
     await byType.unsubscribe();
   });
 
+  it('subscribes to $all from the start, from a position and from the end, and resumes after a reconnect', async () => {
+    const { kurrent } = server;
+    const ours = streamNameFilter({ prefixes: ['resume-'] });
+    await until(() => server.grpc?.openSubscriptions() === 0, 10_000, 'earlier subscriptions to end');
+    await kurrent.appendToStream('resume-1', [1, 2, 3].map(deposited));
+    const fromStart: number[] = [];
+    const fromEnd: number[] = [];
+    const start = kurrent.subscribeToAll({ fromPosition: START, filter: ours });
+    const end = kurrent.subscribeToAll({ fromPosition: END, filter: ours });
+    start.on('data', (e: ResolvedEvent) => fromStart.push(...numbers([e]).map(Number)));
+    end.on('data', (e: ResolvedEvent) => fromEnd.push(...numbers([e]).map(Number)));
+    await until(() => server.grpc?.openSubscriptions() === 2, 10_000, 'both subscriptions');
+
+    // A first connection takes two events, remembers the last position, and goes away.
+    const first = kurrent.subscribeToAll({ fromPosition: START, filter: ours });
+    let last: { commit: bigint; prepare: bigint } | undefined;
+    const seen: number[] = [];
+    for await (const e of first) {
+      seen.push(...numbers([e]).map(Number));
+      last = e.event?.position;
+      if (seen.length === 2) break;
+    }
+    await first.unsubscribe();
+    await until(() => (server.grpc?.openSubscriptions() ?? 0) === 2, 10_000, 'the first connection to end');
+    await kurrent.appendToStream('resume-2', [4, 5].map(deposited));
+
+    // Reconnecting from that position: the rest, each once, then live.
+    const again = kurrent.subscribeToAll({ fromPosition: last ?? START, filter: ours });
+    again.on('data', (e: ResolvedEvent) => seen.push(...numbers([e]).map(Number)));
+    await until(() => seen.length >= 5, 10_000, 'the catch-up after the reconnect');
+    await kurrent.appendToStream('resume-1', deposited(6));
+    await until(() => seen.length >= 6 && fromStart.length >= 6 && fromEnd.length >= 3, 10_000, 'live events');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(fromStart).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(fromEnd).toEqual([4, 5, 6]);
+    await Promise.all([start.unsubscribe(), end.unsubscribe(), again.unsubscribe()]);
+  });
+
   it('frees a subscription on the server as soon as the client cancels it', async () => {
     const { kurrent } = server;
     await until(() => server.grpc?.openSubscriptions() === 0, 10_000, 'earlier subscriptions to end');

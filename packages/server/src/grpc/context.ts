@@ -10,6 +10,8 @@ export interface GrpcContext {
   tenant: string;
   /** Stops of the subscriptions being served, by id: what cancelling or closing ends. */
   subscriptions: Map<string, () => void>;
+  /** Calls being answered now: what closing waits for. */
+  calls: number;
   /** Most bytes of event data and metadata one append may carry. */
   maxAppendBytes: number;
   /** Told of errors that are not the caller's (answered INTERNAL). */

@@ -53,6 +53,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     authenticator: options.authenticator,
     tenant: options.tenant ?? 'default',
     subscriptions: new Map(),
+    calls: 0,
     maxAppendBytes,
     onError: options.onError ?? ((error) => console.error('annals grpc:', error)),
   };
@@ -86,16 +87,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     openSubscriptions: () => context.subscriptions.size,
     async close() {
       for (const stop of [...context.subscriptions.values()]) stop();
-      await new Promise<void>((resolve) => {
-        const cut = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, drainMs);
-        server.tryShutdown(() => {
-          clearTimeout(cut);
-          resolve();
-        });
-      });
+      // Clients keep their connections open when idle: once no call is left (or after
+      // drainMs), the connections are closed rather than waited for.
+      const until = Date.now() + drainMs;
+      while (context.calls > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+      server.forceShutdown();
     },
   };
 }

@@ -159,10 +159,18 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
     return { position: { commit_position: position, prepare_position: position } };
   }
 
+  /** Counts a call in flight until `work` settles. */
+  const counted = <T>(work: () => Promise<T>): Promise<T> => {
+    context.calls++;
+    return work().finally(() => {
+      context.calls--;
+    });
+  };
+
   const unary =
     <R>(handler: (call: ServerUnaryCall<R, unknown>) => Promise<unknown>) =>
     (call: ServerUnaryCall<R, unknown>, callback: sendUnaryData<unknown>) => {
-      handler(call).then(
+      counted(() => handler(call)).then(
         (answer) => callback(null, answer),
         (error: unknown) => callback(failed(context, error)),
       );
@@ -196,7 +204,7 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
       });
       call.on('end', () => {
         if (refused || call.cancelled) return;
-        append(requests, call.metadata).then(
+        counted(() => append(requests, call.metadata)).then(
           (answer) => callback(null, answer),
           (error: unknown) => callback(failed(context, error)),
         );
@@ -214,7 +222,7 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
         if (plan.subscription) await follow(context, call, plan, principal?.categories ?? null);
         else await readEvents(context, call, plan, principal?.categories ?? null);
       };
-      run().then(
+      counted(run).then(
         () => call.end(),
         (error: unknown) => {
           if (!call.cancelled) call.emit('error', failed(context, error));

@@ -165,3 +165,22 @@ export const problemResponses = {
   422: problemResponse('A rule of the domain refused the command (its reason is named)'),
   503: problemResponse('The database is unavailable or the server is draining; retry after a while'),
 };
+
+/** A projection's name, as `@annals/core` accepts it (1-200 characters). */
+export const ProjectionName = Type.String({ minLength: 1, maxLength: 200 });
+
+/** Where a rebuild of a projection started over HTTP is (`GET /projections/<name>/rebuild`). */
+export const RebuildProgress = Type.Object({
+  name: Type.String(),
+  version: Type.Integer({ minimum: 1 }),
+  state: Type.Union([Type.Literal('idle'), Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')]),
+  position: Type.Union([Position, Type.Null()], { description: 'The checkpoint reached (null before a start)' }),
+  target: Type.Union([Position, Type.Null()], { description: 'The head of the log when the rebuild started' }),
+  eventsPerSecond: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+  etaSeconds: Type.Union([Type.Number({ minimum: 0 }), Type.Null()], {
+    description: 'Seconds to the target at the current rate (null: not moving yet)',
+  }),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'Why it failed' }),
+  startedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  finishedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});

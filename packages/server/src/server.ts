@@ -23,6 +23,7 @@ import { keyRoutes } from './routes/keys.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { liveRoutes } from './routes/live.js';
 import { operationRoutes } from './routes/operations.js';
+import { rebuildRoutes } from './routes/rebuild.js';
 import { streamRoutes } from './routes/streams.js';
 import { type OpenTenantStore, TenantScopes } from './tenant-scopes.js';
 import { webUiRoutes } from './web-ui.js';
@@ -255,6 +256,7 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   historyRoutes(api, context);
   commandRoutes(api, context);
   operationRoutes(api, context);
+  rebuildRoutes(api, context);
   if (options.auth && options.keys) keyRoutes(api, options.keys);
   systemRoutes(api, context, metrics, options.schemaStatus, single?.store);
   webUiRoutes(api);

@@ -3,7 +3,7 @@
  * replay with the app's handler), who holds the log, seal status, verify, and forgetting a
  * data subject.
  */
-import { integrity, personalData, subscriptions } from '@annals/core';
+import { integrity, type ParkedEvent, personalData, subscriptions } from '@annals/core';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { HttpProblem, problem } from '../problems.js';
@@ -19,12 +19,27 @@ export function operationRoutes(api: Api, context: ServerContext): void {
     '/checkpoints',
     {
       schema: {
-        summary: 'Every durable subscription and projection, with its lag',
+        summary: 'Every durable subscription and projection, with its lag and the error it last parked an event with',
         tags: ['operations'],
         response: { 200: Type.Object({ checkpoints: Rows }), ...problemResponses },
       },
     },
-    async (request) => ({ checkpoints: await subscriptions(storeOf(request)).checkpoints() }),
+    async (request) => {
+      const facet = subscriptions(storeOf(request));
+      const checkpoints = await facet.checkpoints();
+      // The error of the most recently parked event: read only for those that parked any.
+      const withErrors = await Promise.all(
+        checkpoints.map(async (checkpoint) => {
+          if (checkpoint.parked === 0) return { ...checkpoint, lastError: null };
+          const latest = (await facet.parked(checkpoint.name)).reduce<ParkedEvent | undefined>(
+            (last, event) => (last && last.parkedAt >= event.parkedAt ? last : event),
+            undefined,
+          );
+          return { ...checkpoint, lastError: latest ? { error: latest.error, parkedAt: latest.parkedAt } : null };
+        }),
+      );
+      return { checkpoints: withErrors };
+    },
   );
 
   api.get(

@@ -64,4 +64,13 @@ describe.each(backends)('@eventstore/db-client over esdb:// on $name', (backend)
     await esdb.tombstoneStream('es-2');
     await expect(esdb.appendToStream('es-2', deposited(4))).rejects.toBeInstanceOf(StreamDeletedError);
   });
+
+  it('ends live subscriptions with UNAVAILABLE when the endpoint closes (the last test: it closes it)', async () => {
+    const subscription = esdb.subscribeToAll({ fromPosition: END });
+    const failed = new Promise<unknown>((resolve) => subscription.on('error', resolve));
+    await until(() => server.grpc?.openSubscriptions() === 1, 10_000, 'the subscription');
+    await server.grpc?.close();
+    expect(server.grpc?.openSubscriptions()).toBe(0);
+    expect((await failed) as { code?: number }).toMatchObject({ code: 14 });
+  });
 });

@@ -8,6 +8,7 @@ import {
   ANY,
   BACKWARDS,
   binaryEvent,
+  DeadlineExceededError,
   END,
   eventTypeFilter,
   FORWARDS,
@@ -279,6 +280,16 @@ describe.each(backends)('KurrentDB protocol on $name', (backend) => {
     expect(fromStart).toEqual([1, 2, 3, 4, 5, 6]);
     expect(fromEnd).toEqual([4, 5, 6]);
     await Promise.all([start.unsubscribe(), end.unsubscribe(), again.unsubscribe()]);
+  });
+
+  it('honours deadlines: one that passes is answered DEADLINE_EXCEEDED, and the server goes on', async () => {
+    const { kurrent } = server;
+    const late = await kurrent
+      .appendToStream('deadline-1', [1, 2, 3].map(deposited), { deadline: 1 })
+      .catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(DeadlineExceededError);
+    const next = await kurrent.appendToStream('deadline-2', deposited(1), { streamState: NO_STREAM });
+    expect(next.nextExpectedRevision).toBe(0n);
   });
 
   it('frees a subscription on the server as soon as the client cancels it', async () => {

@@ -134,6 +134,10 @@ export async function follow(
       });
     }
     if (stopped) void live.stop();
+    // A live part that ends on its own (the store closing, the database failing past its
+    // retries) ends the call, so the client resubscribes rather than waits forever.
+    const endedAlone = () => stop(new GrpcError(status.UNAVAILABLE, 'the subscription ended; resubscribe'));
+    void live.done.then(endedAlone, endedAlone);
     await ended;
     if (reason) throw reason;
   } finally {

@@ -177,6 +177,15 @@ describe.each(backends)('KurrentDB protocol on $name', (backend) => {
       .setStreamMetadata('meta-1', { maxCount: 1 } as never, { streamState: 0n } as never) // the client reads streamState
       .catch((e: unknown) => e);
     expect(conflict).toBeInstanceOf(WrongExpectedVersionError);
+
+    // $maxAge: events older than it are hidden (and come back when it is lifted).
+    await kurrent.appendToStream('meta-2', deposited(1));
+    await kurrent.setStreamMetadata('meta-2', { maxAge: 1 } as never);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    await kurrent.appendToStream('meta-2', deposited(2));
+    expect(numbers(await collect(kurrent.readStream('meta-2')))).toEqual([2]);
+    await kurrent.setStreamMetadata('meta-2', {} as never);
+    expect(numbers(await collect(kurrent.readStream('meta-2')))).toEqual([1, 2]);
   });
 
   it('subscribes to a stream from the start and from a revision: every event once, in order, then live', async () => {

@@ -12,6 +12,10 @@
  *   indexes, no event-store logic. Each side runs twice, interleaved; the better run counts.
  * - export: `transfer(store).export()` read to the end, against keyset pages of 5000 rows of the
  *   same events table, every column as text (what an export must read), nothing formatted.
+ * - compressed export: the same export through `gzipLines` (what `annals export --compress`
+ *   writes: gzip members of about 1 MB of lines, level 6), against the NDJSON export of the
+ *   same run, with the file's size against the NDJSON's (checked: it decompresses to the file);
+ *   and a restore from that gzip, against the restore from NDJSON.
  * - sealing the imported log (what `import` does by default afterwards), on its own, and
  *   `verify` on the copy (it must pass: the bench stops otherwise).
  * - for scale, raw COPY of as many rows into the batch section's plainer table (raw.copyImport),
@@ -20,7 +24,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createPostgresClient, type EventStore, integrity, openEventStore, transfer } from '@annals/core';
+import { gunzipSync } from 'node:zlib';
+import { createPostgresClient, type EventStore, gzipLines, integrity, openEventStore, transfer } from '@annals/core';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { type Measurement, type Row, row, timeIt } from './measure.js';
@@ -154,6 +159,36 @@ export async function transferSection(url: string, n: (count: number) => number)
   const same = exported.digest('hex') === sha256(file.ndjson);
   if (!same) throw new Error(`the export of the restored copy differs from the file (${exportedBytes} bytes)`);
 
+  const members: Buffer[] = [];
+  const gzipRun = await timeIt(events, async () => {
+    await pipeline(
+      Readable.from(gzipLines(transfer(store).export())),
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          members.push(chunk);
+          done();
+        },
+      }),
+    );
+  });
+  const gzipBytes = members.reduce((sum, member) => sum + member.length, 0);
+  if (sha256([gunzipSync(Buffer.concat(members)).toString()]) !== sha256(file.ndjson)) {
+    throw new Error('the gzip export does not decompress to the file');
+  }
+  // Twice, as the NDJSON import, the better run counts.
+  const gzipImports: Measurement[] = [];
+  for (const round of [1, 2]) {
+    const fromGzip = await open(`bench_transfer_gzip_${round}`);
+    gzipImports.push(
+      await timeIt(events, async () => {
+        const result = await transfer(fromGzip).import(members, { mode: 'restore', seal: false });
+        if (result.imported !== events) throw new Error(`imported ${result.imported} of ${events} from gzip`);
+      }),
+    );
+    await fromGzip.close();
+    await admin.query(`drop schema if exists bench_transfer_gzip_${round} cascade`);
+  }
+
   const rawRead = await timeIt(events, async () => {
     const client = await admin.connect();
     try {
@@ -204,6 +239,13 @@ export async function transferSection(url: string, n: (count: number) => number)
       exportRun,
       '',
     ),
+    row(
+      `  export to gzip (${(gzipBytes / 1024 / 1024).toFixed(1)} MB, ${((100 * gzipBytes) / exportedBytes).toFixed(1)}% of the NDJSON)`,
+      { name: 'export to NDJSON', ...exportRun },
+      gzipRun,
+      '',
+    ),
+    row('  import (restore) from that gzip', { name: 'import from NDJSON', ...best(imports) }, best(gzipImports), ''),
     row('  sealing the imported log afterwards', { name: 'keyset pages, columns as text', ...rawRead }, sealing, ''),
     row('  verify of the copy (passes)', { name: 'keyset pages, columns as text', ...rawRead }, verifying, ''),
     row('  (raw COPY into the plainer table of the batch section)', rawImport, { ...plain }, ''),

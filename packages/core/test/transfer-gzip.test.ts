@@ -82,7 +82,8 @@ describe('prepareExportResume', () => {
     const bytes = Buffer.from(await gzipped(lines, 1500));
     const starts = memberStarts(bytes);
     const damaged = Buffer.from(bytes);
-    damaged[(starts[3] as number) + 30] ^= 0xff;
+    const at = (starts[3] as number) + 30;
+    damaged[at] = (damaged[at] as number) ^ 0xff;
     const file = join(dir, 'damaged.gz');
     await writeFile(file, damaged);
     const point = await prepareExportResume(file);

@@ -122,9 +122,10 @@ describe.each(backends)('transfer on $name', (backend) => {
     expect(await positions({ categories: ['order'] })).toEqual([4]);
     expect(await positions({ categories: ['account', 'order'], after: 1, pageSize: 1 })).toEqual([2, 3, 4, 5]);
     expect(await positions({ categories: ['account'], pageSize: 2 })).toEqual([1, 2, 3, 5]);
-    // The first event was recorded at 21:59:59.123456 UTC, the others now.
-    expect(await positions({ until: new Date('2024-02-29T21:59:59.123Z') })).toEqual([]);
-    expect(await positions({ until: new Date('2024-02-29T21:59:59.124Z') })).toEqual([1]);
+    // The first event was recorded at 21:59:59.123456 UTC, the others now; a time covers its
+    // whole millisecond (positionAt).
+    expect(await positions({ until: new Date('2024-02-29T21:59:59.122Z') })).toEqual([]);
+    expect(await positions({ until: new Date('2024-02-29T21:59:59.123Z') })).toEqual([1]);
     expect(await positions({ after: 5 })).toEqual([]);
     expect(() => transfer(t.store).export({ after: -1 })).toThrow(InvalidInputError);
     expect(() => transfer(t.store).export({ categories: [] })).toThrow(InvalidInputError);

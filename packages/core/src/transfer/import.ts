@@ -339,7 +339,10 @@ async function copyRows(
     const row = copyLineOf(error);
     const line = row === undefined ? undefined : lines[row - 1];
     if (isDuplicateEventId(error)) throw new DuplicateEventId(line, error);
-    if (!line) throw error;
+    // Only a refusal of the row's data is the line's fault; a lost connection, a cancel or an
+    // administrator's shutdown is not (data exceptions, constraints, program limits are).
+    const state = sqlStateOf(error) ?? '';
+    if (!line || !['22', '23', '54'].includes(state.slice(0, 2))) throw error;
     const detail = (error as { detail?: string }).detail;
     throw new ImportLineError(
       line.line,

@@ -83,6 +83,23 @@ export interface CheckpointStatus {
   lag: number;
   lagSeconds: number;
   parked: number;
+  /** The error of the event it parked most recently (null when none is parked). */
+  lastError?: { error: string; parkedAt: string } | null;
+}
+
+/** An app's projection and its last rebuild started over HTTP (`GET /projections/<name>/rebuild`). */
+export interface RebuildProgress {
+  name: string;
+  version: number;
+  state: 'idle' | 'running' | 'done' | 'failed';
+  position: number | null;
+  /** The head of the log when the rebuild started. */
+  target: number | null;
+  eventsPerSecond: number | null;
+  etaSeconds: number | null;
+  error: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
 }
 
 export interface ParkedEvent {
@@ -249,6 +266,10 @@ export const api = {
   checkpoints: (signal?: AbortSignal) => getJson<{ checkpoints: CheckpointStatus[] }>('/checkpoints', signal),
   parked: (name: string, signal?: AbortSignal) =>
     getJson<{ parked: ParkedEvent[] }>(`/subscriptions/${encodeURIComponent(name)}/parked`, signal),
+  /** The app's projections, each with its last rebuild. */
+  projections: (signal?: AbortSignal) => getJson<{ projections: RebuildProgress[] }>('/projections', signal),
+  rebuild: (name: string, signal?: AbortSignal) =>
+    postJson<RebuildProgress>(`/projections/${encodeURIComponent(name)}/rebuild`, {}, signal),
   replayParked: (name: string, signal?: AbortSignal) =>
     postJson<{ replayed: number; failed: number }>(
       `/subscriptions/${encodeURIComponent(name)}/parked/replay`,

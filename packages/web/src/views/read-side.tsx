@@ -1,7 +1,9 @@
 /**
  * The read side: every durable subscription's and projection's checkpoint (`GET /checkpoints`)
- * refreshed every 2 s (`?every=<seconds>`), with its lag in events and seconds and a sparkline
- * of the lag over the last minute (kept in memory while the app is open); and a
+ * refreshed every 2 s (`?every=<seconds>`), with its lag in events and seconds, a sparkline
+ * of the lag over the last minute and its events/s (both from samples kept in memory while
+ * the app is open), and the error it last parked an event with; the app's projections with
+ * their rebuilds (rebuild.tsx); and a
  * subscription's parked events (`/checkpoints/<name>`) with their errors and a Replay button
  * (`POST /subscriptions/<name>/parked/replay`: the app's handler delivers them again).
  */
@@ -9,20 +11,37 @@ import { useState } from 'preact/hooks';
 import { api, type CheckpointStatus } from '../api.js';
 import { Link, useLocation } from '../router.js';
 import { useData, usePolling } from '../use-data.js';
+import { ProjectionsPanel } from './rebuild.js';
 import { Failure, Loading } from './states.js';
 
 const defaultEverySeconds = 2;
 const historyMs = 60_000;
 
-/** Lag samples per checkpoint, over the last minute; module-wide, so they outlive the view. */
-const history = new Map<string, { at: number; lag: number }[]>();
+/** Samples per checkpoint, over the last minute; module-wide, so they outlive the view. */
+const history = new Map<string, Sample[]>();
+
+interface Sample {
+  at: number;
+  lag: number;
+  position: number;
+}
 
 function remember(checkpoints: CheckpointStatus[], at: number): void {
   for (const checkpoint of checkpoints) {
     const samples = (history.get(checkpoint.name) ?? []).filter((sample) => sample.at > at - historyMs);
-    samples.push({ at, lag: checkpoint.lag });
+    samples.push({ at, lag: checkpoint.lag, position: checkpoint.position });
     history.set(checkpoint.name, samples);
   }
+}
+
+/**
+ * Events/s over the samples kept (the position's change over the time between the first and
+ * the last); undefined until two samples a moment apart.
+ */
+export function rateOf(samples: readonly Sample[]): number | undefined {
+  const [first, last] = [samples[0], samples.at(-1)];
+  if (!first || !last || last.at <= first.at) return undefined;
+  return Math.max(0, ((last.position - first.position) * 1000) / (last.at - first.at));
 }
 
 /** A tiny line of `values` (oldest first), scaled to its own maximum; described in words. */
@@ -107,34 +126,57 @@ export function CheckpointsView() {
                 Parked
               </th>
               <th scope="col">Lag, last minute</th>
+              <th scope="col" class="num">
+                Events/s
+              </th>
+              <th scope="col">Last error</th>
               <th scope="col">Updated</th>
             </tr>
           </thead>
           <tbody>
-            {checkpoints.map((checkpoint) => (
-              <tr key={checkpoint.name}>
-                <td>
-                  <Link to={`/checkpoints/${encodeURIComponent(checkpoint.name)}`}>{checkpoint.name}</Link>
-                </td>
-                <td>{stateOf(checkpoint)}</td>
-                <td class="num">{format(checkpoint.position)}</td>
-                <td class="num">{format(checkpoint.lag)}</td>
-                <td class="num">{format(checkpoint.lagSeconds, 1)}</td>
-                <td class="num">{format(checkpoint.parked)}</td>
-                <td>
-                  <Sparkline values={(history.get(checkpoint.name) ?? []).map((sample) => sample.lag)} />
-                </td>
-                <td>
-                  <time dateTime={checkpoint.updatedAt}>{new Date(checkpoint.updatedAt).toLocaleString()}</time>
-                </td>
-              </tr>
-            ))}
+            {checkpoints.map((checkpoint) => {
+              const samples = history.get(checkpoint.name) ?? [];
+              const rate = rateOf(samples);
+              return (
+                <tr key={checkpoint.name}>
+                  <td>
+                    <Link to={`/checkpoints/${encodeURIComponent(checkpoint.name)}`}>{checkpoint.name}</Link>
+                  </td>
+                  <td>{stateOf(checkpoint)}</td>
+                  <td class="num">{format(checkpoint.position)}</td>
+                  <td class="num">{format(checkpoint.lag)}</td>
+                  <td class="num">{format(checkpoint.lagSeconds, 1)}</td>
+                  <td class="num">{format(checkpoint.parked)}</td>
+                  <td>
+                    <Sparkline values={samples.map((sample) => sample.lag)} />
+                  </td>
+                  <td class="num">{rate === undefined ? '—' : format(rate, 1)}</td>
+                  <td class={checkpoint.lastError ? 'error' : undefined}>
+                    {checkpoint.lastError ? (
+                      <>
+                        {checkpoint.lastError.error}{' '}
+                        <time class="muted" dateTime={checkpoint.lastError.parkedAt}>
+                          ({new Date(checkpoint.lastError.parkedAt).toLocaleString()})
+                        </time>
+                      </>
+                    ) : (
+                      '—'
+                    )}
+                  </td>
+                  <td>
+                    <time dateTime={checkpoint.updatedAt}>{new Date(checkpoint.updatedAt).toLocaleString()}</time>
+                  </td>
+                </tr>
+              );
+            })}
           </tbody>
         </table>
       )}
       <p class="muted">
-        From <code>/checkpoints</code>, every {every} s. A subscription's name opens its parked events.
+        From <code>/checkpoints</code>, every {every} s; events/s over the samples of the last minute. A subscription's
+        name opens its parked events.
       </p>
+      <ProjectionsPanel everySeconds={every} />
     </section>
   );
 }

@@ -144,6 +144,9 @@ describe.each(backends)('KurrentDB protocol on $name', (backend) => {
     await kurrent.appendToStream('del-1', [1, 2].map(deposited));
     await kurrent.deleteStream('del-1', { expectedRevision: 1n });
     await expect(collect(kurrent.readStream('del-1'))).rejects.toBeInstanceOf(StreamNotFoundError);
+    await expect(kurrent.appendToStream('del-1', deposited(3), { streamState: 1n })).rejects.toBeInstanceOf(
+      StreamDeletedError,
+    );
     const reopened = await kurrent.appendToStream('del-1', deposited(3));
     expect(reopened.nextExpectedRevision).toBe(2n);
     const after = await collect(kurrent.readStream('del-1'));

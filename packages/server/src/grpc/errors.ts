@@ -13,6 +13,7 @@ import {
   StoreClosedError,
   StreamArchivedError,
   StreamDeletedError,
+  StreamNotFoundError,
   StreamTombstonedError,
 } from '@annals/core';
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
@@ -70,6 +71,9 @@ export function grpcErrorOf(error: unknown): GrpcError {
     };
     if (error.actual > 0) extra['actual-version'] = String(error.actual - 1);
     return new GrpcError(status.FAILED_PRECONDITION, error.message, 'wrong-expected-version', extra);
+  }
+  if (error instanceof StreamNotFoundError) {
+    return new GrpcError(status.NOT_FOUND, error.message, 'stream-not-found', { 'stream-name': error.streamId });
   }
   if (error instanceof StreamDeletedError) return streamDeleted(error.streamId);
   if (error instanceof StreamTombstonedError) return streamDeleted(error.streamId);

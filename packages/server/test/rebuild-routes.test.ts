@@ -2,9 +2,11 @@
  * Rebuilding the app's projections over a real socket, on each backend: a rebuild runs in the
  * background to the head and its read model is there; a second start while one runs is 409;
  * an unknown projection is 404, a bad name 400; a failing projection's rebuild reports its
- * error and the server keeps serving; with authentication on, only the admin scope starts one.
+ * error and the server keeps serving; beside the server's own runner a rebuild is done when the
+ * checkpoint is; a checkpoint carries the error it last parked an event with; with
+ * authentication on, only the admin scope starts one.
  */
-import { type EventStore, openEventStore, type Projection, projections } from '@annals/core';
+import { type EventStore, openEventStore, type Projection, projections, subscriptions } from '@annals/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema } from '../../core/test/support/backends.js';
 import { setupApiKeys } from '../src/auth/api-keys.js';
@@ -154,6 +156,63 @@ describe.each(backends)('rebuild routes on $name', (backend) => {
     // It may be tried again, and fails the same way.
     expect((await server.request('POST', '/projections/broken/rebuild', { maxFailures: 1 })).status).toBe(202);
     expect((await finished('broken')).body.state).toBe('failed');
+  });
+});
+
+describe.each(backends)('rebuild routes beside the server’s own runner on $name', (backend) => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer(backend, { app: { projections: [tally] }, runProjections: true });
+  });
+
+  afterAll(async () => {
+    await server?.cleanup();
+  });
+
+  it('is done once the checkpoint reaches the head, whichever runner moved it', async () => {
+    const events = Array.from({ length: 30 }, (_, i) => ({ type: 'Counted', data: { i } }));
+    const appended = await server.request('POST', '/streams/count-a/events', { events });
+    const head = (appended.body.positions as number[]).at(-1);
+    expect((await server.request('POST', '/projections/tally/rebuild')).status).toBe(202);
+    const done = await until(
+      () => server.request('GET', '/projections/tally/rebuild'),
+      (answer) => answer.body.state !== 'running',
+      'the rebuild',
+    );
+    expect(done.body).toMatchObject({ state: 'done', position: head, target: head });
+  });
+
+  it('shows the error a subscription last parked an event with in /checkpoints', async () => {
+    const store = await openEventStore({ client: server.client, schema: server.schema, closeClient: false });
+    const mailer = subscriptions(store).subscribe({
+      name: 'mailer',
+      pollIntervalMs: 20,
+      retry: { attempts: 1, backoffMs: 1 },
+      handler: (events) => {
+        const bad = events.find((event) => event.streamId.startsWith('bad-'));
+        if (bad) throw new Error(`cannot mail ${bad.streamId}`);
+      },
+    });
+    try {
+      for (const stream of ['bad-1', 'bad-2']) {
+        await server.request('POST', `/streams/${stream}/events`, { events: [{ type: 'Mailed', data: {} }] });
+        await until(
+          async () => (await subscriptions(store).parked('mailer')).length,
+          (n) => n === (stream === 'bad-1' ? 1 : 2),
+          `${stream} parked`,
+        );
+      }
+    } finally {
+      await mailer.stop();
+      await store.close();
+    }
+    const answer = await server.request('GET', '/checkpoints');
+    const byName = Object.fromEntries(
+      answer.body.checkpoints.map((c: { name: string; lastError: unknown }) => [c.name, c.lastError]),
+    );
+    expect(byName.mailer).toEqual({ error: 'cannot mail bad-2', parkedAt: expect.any(String) });
+    expect(byName['projection:tally:v1']).toBeNull();
   });
 });
 

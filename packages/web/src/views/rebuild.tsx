@@ -17,7 +17,13 @@ export function describeRebuild(progress: RebuildProgress): string {
   if (progress.state === 'idle') return 'not rebuilt since the server started';
   const reached = `${format(progress.position ?? 0)} of ${format(progress.target ?? 0)}`;
   if (progress.state === 'failed') return `failed at ${reached}`;
-  if (progress.state === 'done') return `done: ${reached}`;
+  if (progress.state === 'done') {
+    const took =
+      progress.startedAt && progress.finishedAt
+        ? ` in ${format((Date.parse(progress.finishedAt) - Date.parse(progress.startedAt)) / 1000, 1)} s`
+        : '';
+    return `done: ${reached}${took}`;
+  }
   const rate = progress.eventsPerSecond === null ? '' : `, ${format(progress.eventsPerSecond, 1)} events/s`;
   const eta = progress.etaSeconds === null ? ', ETA unknown yet' : `, ETA ${format(progress.etaSeconds, 1)} s`;
   return `running: ${reached}${rate}${eta}`;

@@ -382,8 +382,9 @@ function copyLineOf(error: unknown): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/** A unique violation of an event id: `events_event_id_key`, or a partition's `events_p<n>_event_id_key`. */
 function isDuplicateEventId(error: unknown): boolean {
   if (sqlStateOf(error) !== '23505') return false;
   const { constraint, message } = error as { constraint?: unknown; message?: unknown };
-  return /events_event_id_key/.test(`${String(constraint ?? '')} ${String(message ?? '')}`);
+  return /\bevents_(p\d+_|default_)?event_id_key\b/.test(`${String(constraint ?? '')} ${String(message ?? '')}`);
 }

@@ -16,16 +16,16 @@ import {
   WrongExpectedVersionError,
 } from '@eventstore/db-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, type KurrentServer, startKurrentServer, until } from './kurrent-support.js';
-import { backends } from './support.js';
+import { collect, until } from './kurrent-support.js';
+import { backends, startTestServer, type TestServer } from './support.js';
 
 const deposited = (n: number) => jsonEvent({ type: 'Deposited', data: { n } });
 
 describe.each(backends)('@eventstore/db-client over esdb:// on $name', (backend) => {
-  let server: KurrentServer;
+  let server: TestServer;
   let esdb: EventStoreDBClient;
   beforeAll(async () => {
-    server = await startKurrentServer(backend);
+    server = await startTestServer(backend, { grpc: { port: 0 } });
     esdb = EventStoreDBClient.connectionString`esdb://127.0.0.1:${String(server.grpc?.port)}?tls=false`;
   });
   afterAll(async () => {

@@ -2,7 +2,7 @@
  * Helpers of the KurrentDB-protocol tests: a real server with its gRPC endpoint on an
  * ephemeral loopback port, and the official client connected to it.
  */
-import { KurrentDBClient } from '@kurrent/kurrentdb-client';
+import type { KurrentDBClient } from '@kurrent/kurrentdb-client';
 import type { StartServerOptions } from '../src/index.js';
 import { startTestServer, type TestBackend, type TestServer } from './support.js';
 
@@ -20,6 +20,9 @@ export async function startKurrentServer(
   const server = await startTestServer(backend, { grpc: { port: 0 }, ...options });
   const endpoint = server.grpc;
   if (!endpoint) throw new Error('the server has no gRPC endpoint');
+  // Loaded here, not at the top: both official clients register their protobuf messages in
+  // one global namespace, so a test file of the older client must not load this one.
+  const { KurrentDBClient } = await import('@kurrent/kurrentdb-client');
   const clients: KurrentDBClient[] = [];
   const kurrent = KurrentDBClient.connectionString`${endpoint.connectionString}`;
   clients.push(kurrent);

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { credentials, type Client as GrpcClient, Metadata, makeGenericClientConstructor, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { protocol } from '../src/grpc/protocol.js';
-import { collect, type KurrentServer, startKurrentServer } from './kurrent-support.js';
+import { collect, type KurrentServer, startKurrentServer, until } from './kurrent-support.js';
 import { backends } from './support.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the loaded services are untyped.
@@ -132,7 +132,7 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
     expect(server.grpc?.openSubscriptions()).toBe(0);
   });
 
-  it('answers garbage bytes with a status, and methods it does not serve with UNIMPLEMENTED', async () => {
+  it('answers garbage bytes with a status, and methods it does not serve (persistent subscriptions) with UNIMPLEMENTED', async () => {
     const raw = makeGenericClientConstructor(
       {
         Read: {
@@ -153,15 +153,6 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
           responseSerialize: (value: Buffer) => value,
           responseDeserialize: (value: Buffer) => value,
         },
-        BatchAppend: {
-          path: '/event_store.client.streams.Streams/BatchAppend',
-          requestStream: false,
-          responseStream: true,
-          requestSerialize: (value: Buffer) => value,
-          requestDeserialize: (value: Buffer) => value,
-          responseSerialize: (value: Buffer) => value,
-          responseDeserialize: (value: Buffer) => value,
-        },
       },
       'Raw',
     );
@@ -175,16 +166,61 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
         call.on('end', () => resolve(status.OK));
       });
       expect(persistent).toBe(status.UNIMPLEMENTED);
-      const batch = await new Promise<number>((resolve) => {
-        const call = client.BatchAppend(Buffer.alloc(0));
-        call.on('error', (error: { code: number }) => resolve(error.code));
-        call.on('end', () => resolve(status.OK));
-      });
-      expect(batch).toBe(status.UNIMPLEMENTED);
     } finally {
       client.close();
     }
     expect(await collect(server.kurrent.readStream('wire-2'))).toHaveLength(1);
+  });
+
+  it('answers BatchAppend batches by correlation id: split batches, conflicts and oversized ones', async () => {
+    const call = streams.BatchAppend();
+    // biome-ignore lint/suspicious/noExplicitAny: answers of every shape.
+    const answers = new Map<string, any>();
+    call.on('data', (answer: { correlation_id: { string: string } }) =>
+      answers.set(answer.correlation_id.string, answer),
+    );
+    const ended = new Promise<void>((resolve) => call.on('end', resolve));
+    const id = () => ({ string: randomUUID() });
+    const message = (n: number) => ({
+      id: id(),
+      metadata: { type: 'Batched', 'content-type': 'application/json' },
+      data: Buffer.from(JSON.stringify({ n })),
+    });
+    const split = id();
+    call.write({
+      correlation_id: split,
+      options: { stream_identifier: name('batch-1'), no_stream: {} },
+      proposed_messages: [message(1)],
+      is_final: false,
+    });
+    call.write({ correlation_id: split, proposed_messages: [message(2)], is_final: true });
+    await until(() => answers.has(split.string), 10_000, 'the split batch');
+    const conflict = id();
+    call.write({
+      correlation_id: conflict,
+      options: { stream_identifier: name('batch-1'), stream_position: '0' },
+      proposed_messages: [message(3)],
+      is_final: true,
+    });
+    const big = id();
+    call.write({
+      correlation_id: big,
+      options: { stream_identifier: name('batch-1'), any: {} },
+      proposed_messages: Array.from({ length: 5 }, () => ({ ...message(4), data: Buffer.alloc(20_000, 0x20) })),
+      is_final: true,
+    });
+    call.end();
+    await ended;
+    expect(answers.get(split.string).success.current_revision).toBe('1');
+    const refused = answers.get(conflict.string).error;
+    expect(refused.details.type_url).toBe('type.googleapis.com/event_store.client.WrongExpectedVersion');
+    // current revision 1 (field 1), expected position 0 (field 3)
+    expect([...refused.details.value]).toEqual([0x08, 0x01, 0x18, 0x00]);
+    expect(answers.get(big.string).error.details.type_url).toBe(
+      'type.googleapis.com/event_store.client.MaximumAppendSizeExceeded',
+    );
+    const stored = await collect(server.kurrent.readStream('batch-1'));
+    expect(stored.map((e) => (e.event?.data as { n: number } | undefined)?.n)).toEqual([1, 2]);
   });
 
   it('lists exactly the methods it serves', async () => {
@@ -199,6 +235,7 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
       expect(answer.methods.map((m) => `${m.service_name}/${m.method_name}`).sort()).toEqual([
         'event_store.client.server_features.ServerFeatures/getsupportedmethods',
         'event_store.client.streams.Streams/append',
+        'event_store.client.streams.Streams/batchappend',
         'event_store.client.streams.Streams/delete',
         'event_store.client.streams.Streams/read',
         'event_store.client.streams.Streams/tombstone',

@@ -1,7 +1,7 @@
 /**
  * `event_store.client.server_features.ServerFeatures`: the methods served, exactly. The
- * clients ask once per connection and choose their calls by it (no BatchAppend listed: they
- * append through Append).
+ * clients ask once per connection and choose their calls by it (with BatchAppend listed, they
+ * append through it unless a call carries its own credentials).
  */
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 
@@ -14,6 +14,7 @@ const streams = 'event_store.client.streams.Streams';
 export const supportedMethods: ReadonlyArray<{ service_name: string; method_name: string; features: string[] }> = [
   { service_name: streams, method_name: 'read', features: [] },
   { service_name: streams, method_name: 'append', features: [] },
+  { service_name: streams, method_name: 'batchappend', features: [] },
   { service_name: streams, method_name: 'delete', features: [] },
   { service_name: streams, method_name: 'tombstone', features: [] },
   {

@@ -1,10 +1,10 @@
 /**
- * `event_store.client.streams.Streams`: Append, Read, Delete and Tombstone over an Annals
- * store, through its public API only. BatchAppend is not served (nor advertised): the clients
- * then append through Append.
+ * `event_store.client.streams.Streams`: Append, BatchAppend, Read, Delete and Tombstone over
+ * an Annals store, through its public API only.
  */
-import { ConcurrencyError, type ExpectedVersion, lifecycle, type NewEvent, StreamDeletedError } from '@annals/core';
+import { ConcurrencyError, type ExpectedVersion, lifecycle, StreamDeletedError } from '@annals/core';
 import {
+  type Metadata,
   type ServerReadableStream,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -12,44 +12,16 @@ import {
   status,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import { appendMessages, expectedOf, type WireExpected } from './append.js';
 import { actorFor, principalOf, requireScope, requireStream } from './auth.js';
+import { batchAppend } from './batch-append.js';
 import type { GrpcContext } from './context.js';
 import { GrpcError, grpcErrorOf } from './errors.js';
 import { follow } from './follow.js';
-import { BadRequest, eventOf, type ProposedMessage, safeInteger } from './mapping.js';
-import { type MetaExpected, metaPrefix, writeMetadata } from './metadata-stream.js';
+import { BadRequest, type ProposedMessage } from './mapping.js';
+import { metaPrefix } from './metadata-stream.js';
 import { planOf, streamNameOf, type WireReadOptions } from './read-options.js';
 import { readEvents } from './reads.js';
-
-type Empty = Record<string, never>;
-
-interface WireExpected {
-  revision?: string;
-  no_stream?: Empty;
-  any?: Empty;
-  stream_exists?: Empty;
-}
-
-interface AppendRequest {
-  options?: WireExpected & { stream_identifier?: { stream_name?: Buffer } };
-  proposed_message?: ProposedMessage;
-}
-
-interface StreamRequest {
-  options?: WireExpected & { stream_identifier?: { stream_name?: Buffer } };
-}
-
-/** A wire expected revision as an Annals expected version (revision r is version r + 1). */
-function expectedOf(wire: WireExpected): ExpectedVersion {
-  if (wire.revision !== undefined) {
-    const revision = safeInteger(wire.revision);
-    if (revision === undefined) throw new BadRequest('the expected revision is out of range');
-    return revision + 1;
-  }
-  if (wire.no_stream) return 'no-stream';
-  if (wire.stream_exists) return 'stream-exists';
-  return 'any';
-}
 
 /** The expected-revision fields of a `WrongExpectedVersion` answer. */
 function expectedFields(expected: ExpectedVersion) {
@@ -66,6 +38,15 @@ const wrongExpected = (expected: ExpectedVersion, actualVersion: number) => ({
   },
 });
 
+interface AppendRequest {
+  options?: WireExpected & { stream_identifier?: { stream_name?: Buffer } };
+  proposed_message?: ProposedMessage;
+}
+
+interface StreamRequest {
+  options?: WireExpected & { stream_identifier?: { stream_name?: Buffer } };
+}
+
 /** A failure as the status a call ends with; unexpected ones are reported, never shown. */
 function failed(context: GrpcContext, error: unknown): GrpcError {
   const answer = grpcErrorOf(error);
@@ -77,59 +58,32 @@ function failed(context: GrpcContext, error: unknown): GrpcError {
 export function streamsService(context: GrpcContext): UntypedServiceImplementation {
   const { store } = context;
 
-  async function append(requests: AppendRequest[], metadata: ServerReadableStream<unknown, unknown>['metadata']) {
+  async function append(requests: AppendRequest[], metadata: Metadata) {
     const principal = await principalOf(context.authenticator, metadata, context.tenant);
-    requireScope(principal, 'append');
     const [first, ...rest] = requests;
     if (!first?.options) throw new BadRequest('the append does not begin with its options');
-    const stream = streamNameOf(first.options.stream_identifier);
-    const expected = expectedOf(first.options);
-    const events: NewEvent[] = rest.map((request, index) => {
+    const messages = rest.map((request, index) => {
       if (!request.proposed_message) throw new BadRequest(`message ${index + 1} is not an event`);
-      const event = eventOf(request.proposed_message, index);
-      const actor = actorFor(principal, event.metadata?.actor);
-      return actor === undefined ? event : { ...event, metadata: { ...event.metadata, actor } };
+      return request.proposed_message;
     });
-    if (stream.startsWith(metaPrefix) && stream.length > metaPrefix.length) {
-      const target = stream.slice(metaPrefix.length);
-      requireStream(principal, target);
-      requireScope(principal, 'admin');
-      const metaExpected: MetaExpected =
-        typeof expected === 'number' ? { revision: expected - 1 } : (expected as Exclude<MetaExpected, object>);
-      const actor = actorFor(principal, undefined);
-      const result = await writeMetadata(store, target, events, metaExpected, actor);
-      if ('conflict' in result) {
-        return wrongExpected(expected, result.conflict === undefined ? 0 : result.conflict + 1);
-      }
-      return { success: { current_revision: String(result.revision), no_position: {} } };
-    }
-    requireStream(principal, stream);
-    if (events.length === 0) {
-      // Nothing to store: the answer is the expected version's check alone.
-      const version = (await store.getStream(stream))?.version ?? 0;
-      const ok =
-        expected === 'any' ||
-        (expected === 'no-stream' && version === 0) ||
-        (expected === 'stream-exists' && version > 0) ||
-        expected === version;
-      if (!ok) return wrongExpected(expected, version);
-      return {
-        success: { ...(version > 0 ? { current_revision: String(version - 1) } : { no_stream: {} }), no_position: {} },
-      };
-    }
-    try {
-      const result = await store.append(stream, events, { expectedVersion: expected });
-      const last = String(result.positions[result.positions.length - 1]);
-      return {
-        success: {
-          current_revision: String(result.streamVersion - 1),
-          position: { commit_position: last, prepare_position: last },
-        },
-      };
-    } catch (error) {
-      if (error instanceof ConcurrencyError) return wrongExpected(expected, error.actual);
-      throw error;
-    }
+    const expected = expectedOf(first.options);
+    const outcome = await appendMessages(
+      store,
+      principal,
+      streamNameOf(first.options.stream_identifier),
+      expected,
+      messages,
+    );
+    if (!outcome.ok) return wrongExpected(outcome.expected, outcome.actualVersion);
+    const position = outcome.position === undefined ? undefined : String(outcome.position);
+    return {
+      success: {
+        ...(outcome.revision === undefined ? { no_stream: {} } : { current_revision: String(outcome.revision) }),
+        ...(position === undefined
+          ? { no_position: {} }
+          : { position: { commit_position: position, prepare_position: position } }),
+      },
+    };
   }
 
   async function change(call: ServerUnaryCall<StreamRequest, unknown>, to: 'delete' | 'tombstone') {
@@ -210,6 +164,7 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
         );
       });
     },
+    BatchAppend: batchAppend(context, counted),
     Delete: unary<StreamRequest>((call) => change(call, 'delete')),
     Tombstone: unary<StreamRequest>((call) => change(call, 'tombstone')),
     Read(call: ServerWritableStream<{ options?: WireReadOptions }, unknown>) {

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { AccessDeniedError, jsonEvent, KurrentDBClient } from '@kurrent/kurrentdb-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema } from '../../core/test/support/backends.js';
-import { setupApiKeys } from '../src/index.js';
+import { revokeApiKey, setupApiKeys } from '../src/index.js';
 import { makeKey } from './auth-support.js';
-import { collect, type KurrentServer, startKurrentServer } from './kurrent-support.js';
+import { collect, type KurrentServer, startKurrentServer, until } from './kurrent-support.js';
 import { backends } from './support.js';
 
 // A CA and a server certificate it signs: the Rust half of the client (reads) refuses a
@@ -128,6 +128,21 @@ describe.each(backends)('KurrentDB protocol over TLS with API keys on $name', (b
     );
     expect(await collect(readOnly.readStream('tls-1'))).toHaveLength(1);
     expect((await server.request('GET', '/streams/tls-2/events')).status).toBe(401);
+  });
+
+  it('ends a subscription and refuses appends once its key is revoked', async () => {
+    const key = await makeKey(server.client, directory, { scopes: ['read', 'append', 'subscribe'] });
+    const kurrent = connect({ username: 'k', password: key.secret });
+    await kurrent.appendToStream('tls-3', jsonEvent({ type: 'Opened', data: {} }));
+    const subscription = kurrent.subscribeToStream('tls-3');
+    const ended = new Promise<unknown>((resolve) => subscription.on('error', resolve));
+    await until(() => server.grpc?.openSubscriptions() === 1, 10_000, 'the subscription');
+    expect(await revokeApiKey(server.client, key.id, null, { directory })).toBe(true);
+    expect(await ended).toBeInstanceOf(AccessDeniedError);
+    await until(() => server.grpc?.openSubscriptions() === 0, 5000, 'the subscription to end');
+    await expect(kurrent.appendToStream('tls-3', jsonEvent({ type: 'X', data: {} }))).rejects.toBeInstanceOf(
+      AccessDeniedError,
+    );
   });
 });
 

@@ -7,7 +7,6 @@
  * `MaximumAppendSizeExceeded`, `Timeout`, else `Unknown`).
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { Principal } from '../auth/principal.js';
 import { type AppendOutcome, appendMessages, expectedOf, type WireExpected } from './append.js';
 import { principalOf } from './auth.js';
 import type { GrpcContext } from './context.js';
@@ -84,7 +83,6 @@ function statusOf(error: unknown, context: GrpcContext) {
 /** The handler of `BatchAppend`. */
 export function batchAppend(context: GrpcContext, counted: <T>(work: () => Promise<T>) => Promise<T>) {
   return (call: ServerDuplexStream<BatchRequest, unknown>) => {
-    let principal: Promise<Principal | undefined> | undefined;
     const batches = new Map<string, Batch>();
     let running = 0;
     let ended = false;
@@ -96,8 +94,9 @@ export function batchAppend(context: GrpcContext, counted: <T>(work: () => Promi
       const identifier = batch.options?.stream_identifier ?? { stream_name: Buffer.alloc(0) };
       const base = { correlation_id: correlation, stream_identifier: identifier };
       try {
-        principal ??= principalOf(context.authenticator, call.metadata, context.tenant);
-        const who = await principal;
+        // Checked for every append (a cache hit, mostly): a key revoked while the call stays
+        // open is refused from its next append on.
+        const who = await principalOf(context.authenticator, call.metadata, context.tenant);
         if (!batch.options) throw new BadRequest('the first request of the append has no options');
         const deadline = batch.options.deadline_21_10_0;
         if (deadline?.seconds !== undefined && Number(deadline.seconds) * 1000 < Date.now()) {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { type RecordedEvent, StreamDeletedError, type Subscription, subscriptions } from '@annals/core';
 import { status } from '@grpc/grpc-js';
 import type { GrpcContext } from './context.js';
-import { GrpcError, streamDeleted } from './errors.js';
+import { GrpcError, streamDeleted, unauthenticated } from './errors.js';
 import type { ReadPlan } from './read-options.js';
 import { eventMessage } from './reads.js';
 import { type ReadCall, send } from './sink.js';
@@ -33,6 +33,7 @@ export async function follow(
   call: ReadCall,
   plan: ReadPlan,
   categories: readonly string[] | null,
+  watch?: (end: () => void) => () => void,
 ): Promise<void> {
   const { store } = context;
   const id = randomUUID();
@@ -54,6 +55,8 @@ export async function follow(
   context.subscriptions.set(id, () => stop(new GrpcError(status.UNAVAILABLE, 'the server is shutting down')));
   call.on('cancelled', () => stop());
   call.on('close', () => stop());
+  // A key revoked (or a token expired) while it follows ends the subscription, as SSE does.
+  const unwatch = watch?.(() => stop(unauthenticated('the credentials are no longer valid')));
   const scope = categories ? { categories: [...categories] } : {};
   try {
     await send(call, { confirmation: { subscription_id: id } });
@@ -141,6 +144,7 @@ export async function follow(
     await ended;
     if (reason) throw reason;
   } finally {
+    unwatch?.();
     stop();
   }
 }

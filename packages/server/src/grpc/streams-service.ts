@@ -174,7 +174,9 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
         requireScope(principal, plan.subscription ? 'subscribe' : 'read');
         const target = plan.stream?.startsWith(metaPrefix) ? plan.stream.slice(metaPrefix.length) : plan.stream;
         if (target !== undefined) requireStream(principal, target);
-        if (plan.subscription) await follow(context, call, plan, principal?.categories ?? null);
+        const authenticator = context.authenticator;
+        const watch = principal && authenticator ? (end: () => void) => authenticator.watch(principal, end) : undefined;
+        if (plan.subscription) await follow(context, call, plan, principal?.categories ?? null, watch);
         else await readEvents(context, call, plan, principal?.categories ?? null);
       };
       counted(run).then(

@@ -67,7 +67,7 @@ $$;
 
 -- A new, empty table shaped like the log, made ready to attach for [from, to) (to null: the
 -- default partition): the parent's indexes, the per-partition unique keys, its own TRUNCATE
--- guard (row triggers come from the parent when it is attached), and a CHECK matching the
+-- guards (which stay with it once detached), and a CHECK matching the
 -- range so that attaching it needs no scan.
 create function :SCHEMA.new_event_partition(partition_name text, range_from bigint, range_to bigint)
 returns void
@@ -82,6 +82,9 @@ begin
   execute format('alter table %s add constraint %I unique (stream_id, stream_version)', v_table,
                  partition_name || '_stream_version_key');
   execute format('alter table %s add constraint %I unique (event_id)', v_table, partition_name || '_event_id_key');
+  -- Its own guards, which stay when it is detached (the ones cloned from the parent do not).
+  execute format('create trigger events_reject_update_delete before update or delete on %s
+                    for each row execute function :SCHEMA.reject_event_change()', v_table);
   execute format('create trigger events_reject_truncate before truncate on %s
                     for each statement execute function :SCHEMA.reject_event_change()', v_table);
   if range_to is not null then
@@ -97,17 +100,17 @@ $$;
 revoke all on function :SCHEMA.new_event_partition(text, bigint, bigint) from public;
 
 -- add_event_partitions: attaches ranges of the configured size after the last one until at
--- least `ahead` empty ranges lie beyond the head. Returns how many it attached. Appends go on
--- meanwhile: a range is attached beside them (SHARE UPDATE EXCLUSIVE on the log, a moment's
--- ACCESS EXCLUSIVE on the default partition), never under the log lock. Two callers at once
--- take turns on event_partitioning's row.
+-- least `ahead` empty ranges lie beyond the head. Returns how many it attached. It holds the
+-- log lock (appends wait, for the moment an empty table takes to attach) and attaching takes
+-- SHARE UPDATE EXCLUSIVE on the log, which readers do not wait for, and ACCESS EXCLUSIVE on
+-- the default partition, which they do. Two callers at once take turns on the log lock.
 create function :SCHEMA.add_event_partitions(ahead int)
 returns int
 language plpgsql volatile
 security definer
 set search_path = pg_catalog, :SCHEMA, pg_temp
 -- A long reader holding the log must not stall appends behind this DDL: give up instead.
-set lock_timeout = '5s'
+set lock_timeout = '2s'
 as $$
 declare
   v_size  bigint;
@@ -115,9 +118,15 @@ declare
   v_last  bigint;
   v_added int := 0;
 begin
+  if current_setting('transaction_isolation') <> 'read committed' then
+    raise exception 'add_event_partitions must run at READ COMMITTED' using errcode = 'AN003';
+  end if;
   if ahead is null or ahead < 1 or ahead > 100 then
     raise exception 'add_event_partitions: ahead must be 1..100' using errcode = 'AN004';
   end if;
+  -- The log lock first, in the order appends and detach take their locks (no deadlock), and so
+  -- that no append in flight lands past the head read below while a range is attached there.
+  perform 1 from :SCHEMA.log_head where id for update;
   select size into v_size from :SCHEMA.event_partitioning where id for update;
   if v_size is null then
     raise exception 'the log is not partitioned: run partition_events first' using errcode = 'AN005';
@@ -151,7 +160,7 @@ language plpgsql volatile
 security definer
 set search_path = pg_catalog, :SCHEMA, pg_temp
 -- A long reader holding the log must not stall appends behind this DDL: give up instead.
-set lock_timeout = '5s'
+set lock_timeout = '2s'
 as $$
 declare
   v_head  bigint;
@@ -159,13 +168,17 @@ declare
   v_index record;
   v_grant record;
 begin
+  if current_setting('transaction_isolation') <> 'read committed' then
+    raise exception 'partition_events must run at READ COMMITTED' using errcode = 'AN003';
+  end if;
   if partition_size is null or partition_size < 1000 then
     raise exception 'partition_events: partition size must be at least 1000 events' using errcode = 'AN004';
   end if;
+  -- Locked before it looks: of two callers at once, the second finds the work done.
+  perform 1 from :SCHEMA.log_head where id for update;
   if (select c.relkind from pg_class c where c.oid = ':SCHEMA.events'::regclass) = 'p' then
     return false;
   end if;
-  perform 1 from :SCHEMA.log_head where id for update;
   lock table :SCHEMA.events in access exclusive mode;
   select coalesce(max(position), 0) into v_head from :SCHEMA.events;
   v_bound := greatest((v_head + partition_size - 1) / partition_size, 1) * partition_size + 1;
@@ -214,21 +227,24 @@ end;
 $$;
 revoke all on function :SCHEMA.partition_events(bigint) from public;
 
--- detach_event_partition: takes a full partition, sealed past its end, out of the log, when every event in
--- it is hidden from reads (its stream tombstoned or archived, or the event below its stream's
--- truncate_before). Records the range in reclaimed_ranges; the table stays, detached, for the
+-- detach_event_partition: takes a full partition, sealed past its end, out of the log, when
+-- every event in it is gone for good (its stream tombstoned, or the event below its stream's
+-- truncate_before) and no stream that may take appends again has its last event in it (its
+-- version would start over). Records the range in reclaimed_ranges; the table stays, detached, for the
 -- owner to dump and drop. Returns the range recorded.
 --
 -- Under the log lock, so no append or lifecycle change runs between the check and the detach.
--- Refused (AN006) with the reason: not a range partition, not full, not sealed, or holding
--- visible events (counted, with one example).
+-- Refused (AN006) with the reason: not a range partition, not full, not sealed past its end,
+-- holding events not gone for good, or a live stream's last event (counted, with an example).
+-- The caller checks the range's events against their seals first and records the detach as
+-- an event in `$lifecycle` in the same transaction (packages/core/src/partitions/).
 create function :SCHEMA.detach_event_partition(partition_name text, detach_actor text, detach_reason text)
 returns table (from_position bigint, to_position bigint, event_count bigint, log_hash bytea)
 language plpgsql volatile
 security definer
 set search_path = pg_catalog, :SCHEMA, pg_temp
 -- A long reader holding the log must not stall appends behind this DDL: give up instead.
-set lock_timeout = '5s'
+set lock_timeout = '2s'
 as $$
 #variable_conflict use_column
 declare
@@ -242,6 +258,9 @@ declare
   v_hash    bytea;
   v_grantee oid;
 begin
+  if current_setting('transaction_isolation') <> 'read committed' then
+    raise exception 'detach_event_partition must run at READ COMMITTED' using errcode = 'AN003';
+  end if;
   if partition_name is null or detach_actor is null or detach_reason is null
      or length(detach_actor) = 0 or length(detach_reason) = 0 then
     raise exception 'detach_event_partition: a partition, an actor and a reason are required' using errcode = 'AN004';
@@ -266,15 +285,31 @@ begin
     raise exception 'partition % is not sealed past its end (sealed up to %): seal first', partition_name, v_sealed
       using errcode = 'AN006';
   end if;
+  -- Gone for good: the stream tombstoned, or the event below its truncate_before (raised only,
+  -- never lowered). Archived is not: it can be unarchived and read again.
   execute format(
-    'select count(*), count(*) filter (where not hidden), min(stream_id || ''@'' || stream_version) filter (where not hidden)
+    'select count(*), count(*) filter (where not gone), min(stream_id || ''@'' || stream_version) filter (where not gone)
        from (select e.stream_id, e.stream_version,
-                    coalesce(st.state in (''tombstoned'', ''archived'') or e.stream_version < st.truncate_before, false) as hidden
+                    coalesce(st.state = ''tombstoned'' or e.stream_version < st.truncate_before, false) as gone
                from :SCHEMA.%I e left join :SCHEMA.stream_states st on st.stream_id = e.stream_id) x',
     partition_name)
     into v_count, v_visible, v_example;
   if v_visible > 0 then
-    raise exception 'partition % holds % event(s) still visible to reads (for example %): tombstone, archive or truncate their streams first',
+    raise exception 'partition % holds % event(s) not gone for good (for example %): tombstone or truncate their streams first',
+      partition_name, v_visible, v_example using errcode = 'AN006';
+  end if;
+  -- A stream's version is its highest stored one: a stream that may take appends again must
+  -- keep its last event in the log, or its versions would start over.
+  execute format(
+    'select count(*), min(x.stream_id)
+       from (select e.stream_id, max(e.stream_version) as top from :SCHEMA.%I e group by e.stream_id) x
+       left join :SCHEMA.stream_states st on st.stream_id = x.stream_id
+      where coalesce(st.state, ''active'') <> ''tombstoned''
+        and not exists (select 1 from :SCHEMA.events o where o.stream_id = x.stream_id and o.stream_version > x.top)',
+    partition_name)
+    into v_visible, v_example;
+  if v_visible > 0 then
+    raise exception 'partition % holds the last event of % stream(s) that may take appends again (for example %): tombstone them, or detach once they have later events',
       partition_name, v_visible, v_example using errcode = 'AN006';
   end if;
   select s.log_hash into v_hash from :SCHEMA.seals s where s.position = v_to - 1;

@@ -290,7 +290,8 @@ export class StreamArchivedError extends AnnalsError {
 /**
  * A partition of the log cannot be detached (`partitions(store).detach`), or the log is not
  * partitioned: the message says why (not full, not sealed past its end, holding events still
- * visible to reads, the default partition, no such partition). Nothing changed.
+ * visible to reads or not matching their seals, a live stream's last event, the default
+ * partition, no such partition, the log busy for 2 s). Nothing changed.
  */
 export class ReclaimRefusedError extends AnnalsError {
   constructor(message: string, cause?: unknown) {

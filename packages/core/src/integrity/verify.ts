@@ -14,16 +14,17 @@
  *    recorded; a key deleted any other way makes data unreadable without a lawful reason.
  *
  * Ranges detached from a partitioned log (`partitions(store).detach`, recorded in
- * `reclaimed_ranges`) keep their seals: their events are missing on purpose, so walk 1 counts
- * them as reclaimed, and walk 2 still recomputes the log chain through them and checks it
- * reaches the log hash recorded when they left.
+ * `reclaimed_ranges` and by a sealed `LogRangeDetached` event in `$lifecycle`) keep their
+ * seals: their events are missing on purpose, so walk 1 counts them as reclaimed, and walk 2
+ * still recomputes the log chain through them and checks it reaches the log hash recorded
+ * when they left. A range without its sealed record is not believed.
  *
  * Only an anchor catches the newest events removed together with their seals, or a whole
  * tail of seals recomputed: keep `headHash` outside the database and pass it back as `anchor`.
  */
 import type { SqlClient } from '../db/sql-client.js';
 import { toAnnalsError } from '../errors.js';
-import { readReclaimedRanges } from '../queries/partitions.js';
+import { readDetachRecords, readReclaimedRanges } from '../queries/partitions.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import {
   readFirstUnsealedOfStream,
@@ -100,8 +101,21 @@ export async function verifySeals(
     const sealedUpTo = await readLastSealed(client, schema);
     const head = await readHeadPosition(client, schema);
     const ranges = await readReclaimedRanges(client, schema);
+    // A range counts only with its detach recorded after it in `$lifecycle`, sealed, with the
+    // same bounds, count and log hash: a row written into reclaimed_ranges alone proves nothing.
+    const records = ranges.length > 0 ? await readDetachRecords(client, schema, 'LogRangeDetached', sealedUpTo) : [];
+    const proven = ranges.filter((range) =>
+      records.some(
+        ({ position, data }) =>
+          position > range.toPosition &&
+          data.fromPosition === range.fromPosition &&
+          data.toPosition === range.toPosition &&
+          data.eventCount === range.eventCount &&
+          data.logHash === range.logHash,
+      ),
+    );
     const wasReclaimed = (position: number) =>
-      ranges.some((range) => position >= range.fromPosition && position <= range.toPosition);
+      proven.some((range) => position >= range.fromPosition && position <= range.toPosition);
     let reclaimed = 0;
     let broken: BrokenLink[] = [];
     let brokenCount = 0;

@@ -123,3 +123,18 @@ export async function readReclaimedRanges(db: SqlQueryable, schema: string): Pro
     reclaimedAt: new Date(row.reclaimed_at),
   }));
 }
+
+/** The `$lifecycle` records of detaches, sealed (at or before `upTo`): position and data. */
+export async function readDetachRecords(
+  db: SqlQueryable,
+  schema: string,
+  type: string,
+  upTo: number,
+): Promise<{ position: number; data: Record<string, unknown> }[]> {
+  const rows = await db.query<{ position: Int8; data: Record<string, unknown> }>(
+    `select position, data from "${schema}".events
+      where stream_id = '$lifecycle' and event_type = $1 and position <= $2 order by position`,
+    [type, upTo],
+  );
+  return rows.map((row) => ({ position: Number(row.position), data: row.data }));
+}

@@ -214,3 +214,33 @@ export async function readFirstUnsealedOfStream(
     ? { position: Number(row.position), streamVersion: Number(row.stream_version), eventId: row.event_id }
     : null;
 }
+
+/**
+ * A page of one partition's events after `after`, in position order, each with its seal and
+ * its stream's previous seal (null where missing): what `partitions(store).detach` checks
+ * before a range leaves the log. `partition` is a name checked by the caller.
+ */
+export async function readPartitionSeals(
+  db: SqlQueryable,
+  schema: string,
+  partition: string,
+  after: number,
+  limit: number,
+): Promise<{ event: CanonicalEvent; hash: Buffer | null; previous: Buffer | null }[]> {
+  const rows = await db.query<CanonicalRow & { hash: Uint8Array | null; previous: Uint8Array | null }>(
+    `select ${canonicalColumns('e')}, s.hash, p.hash as previous
+       from "${schema}"."${partition}" e
+       left join "${schema}".seals s on s.position = e.position
+         and s.stream_id = e.stream_id and s.stream_version = e.stream_version
+       left join "${schema}".seals p on p.stream_id = e.stream_id and p.stream_version = e.stream_version - 1
+      where e.position > $1
+      order by e.position
+      limit $2`,
+    [after, limit],
+  );
+  return rows.map((row) => ({
+    event: toCanonical(row),
+    hash: row.hash ? Buffer.from(row.hash) : null,
+    previous: row.previous ? Buffer.from(row.previous) : null,
+  }));
+}

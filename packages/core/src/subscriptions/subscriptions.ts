@@ -89,11 +89,13 @@ export function subscriptions(store: EventStore): Subscriptions {
       let replayed = 0;
       let failed = 0;
       for (const event of await parked(subscription)) {
-        const [stored] = await context.query((db) =>
+        const [next] = await context.query((db) =>
           readAllEvents(db, schema, event.position - 1, 1, {
             include: { deleted: true, archived: true },
           }),
         );
+        // The event parked, or none: its position may hold nothing now (a detached range).
+        const stored = next?.position === event.position && next.id === event.eventId ? next : undefined;
         try {
           if (stored) await handler(stored);
           await context.query((db) => unparkEvent(db, schema, subscription, event.position));

@@ -22,6 +22,7 @@
 import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
 import { ImportLineError, ImportRefusedError, sqlStateOf, toAnnalsError } from '../errors.js';
 import { readInactiveStates } from '../queries/lifecycle.js';
+import { isPartitioned } from '../queries/partitions.js';
 import {
   copyStatement,
   findStoredIds,
@@ -207,9 +208,11 @@ async function writeBatch(
   settings: ImportSettings,
   leftAt: number | undefined,
   known: ReadonlyMap<string, number> | undefined,
-  lookUpIdsFirst: boolean,
+  idsFirst: boolean,
 ): Promise<{ imported: number; skipped: number; head: number }> {
   const head = await lockLogForImport(tx, schema);
+  // A partitioned log keys event ids per partition only: look every id up, under the log lock.
+  const lookUpIdsFirst = idsFirst || (await isPartitioned(tx, schema));
   let lines = batch;
   let skipped = 0;
   if (settings.mode === 'restore') {

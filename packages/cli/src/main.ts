@@ -342,6 +342,17 @@ program
   .option('--append-concurrency <n>', 'coalesced append calls in flight at once (default 1)', integer)
   .option('--projections', "run the app's projections (one active runner across processes)")
   .option('--sealer', 'run a sealer')
+  .addOption(
+    new Option('--grpc-port <n>', 'also speak the KurrentDB gRPC protocol on this port (0: any free port)')
+      .env('ANNALS_GRPC_PORT')
+      .argParser(integer),
+  )
+  .addOption(
+    new Option('--grpc-tls-cert <file>', "the gRPC port's TLS certificate (PEM, with --grpc-tls-key)").env(
+      'ANNALS_GRPC_TLS_CERT',
+    ),
+  )
+  .addOption(new Option('--grpc-tls-key <file>', "the certificate's private key (PEM)").env('ANNALS_GRPC_TLS_KEY'))
   .option('--log', 'log requests (JSON lines)')
   .addOption(
     new Option('--auth <mode>', 'API keys and tokens (default: on with PostgreSQL, off embedded)')

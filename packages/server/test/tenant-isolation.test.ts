@@ -226,6 +226,7 @@ end $$;`);
       '/streams/account-1/state?position=9',
       '/streams/account-1/state?version=3',
       '/streams/account-1/replay',
+      '/deciders',
       ...betaIds.streams.flatMap((s) => [
         `/streams/${e(s)}/history`,
         `/streams/${e(s)}/state`,

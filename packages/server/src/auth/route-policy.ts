@@ -54,6 +54,7 @@ export const routePolicies: Readonly<Record<string, RoutePolicy>> = {
   'GET /streams/:streamId/history': policy('read', 'stream'),
   'GET /streams/:streamId/replay': policy('read', 'stream'),
   'GET /streams/:streamId/state': policy('read', 'stream'),
+  'GET /deciders': policy('read', 'none'),
   'GET /subscribe': policy('subscribe', 'query'),
   'GET /streams/:streamId/subscribe': policy('subscribe', 'stream'),
   'POST /streams/:streamId/events': policy('append', 'stream'),

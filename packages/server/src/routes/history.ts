@@ -186,6 +186,31 @@ export function historyRoutes(api: Api, context: ServerContext): void {
   );
 
   api.get(
+    '/deciders',
+    {
+      schema: {
+        summary: 'The app’s deciders, by name',
+        description:
+          'The names `?decider=` takes in time travel and `POST /commands/<name>/<stream>`. Without `?decider=` a state is the merged data of the events (`default` is then null).',
+        tags: ['time travel'],
+        response: {
+          200: Type.Object({
+            deciders: Type.Array(Type.Object({ name: Type.String() })),
+            default: Type.Null(),
+          }),
+          ...problemResponses,
+        },
+      },
+    },
+    async () => ({
+      deciders: Object.keys(app.deciders ?? {})
+        .sort()
+        .map((name) => ({ name })),
+      default: null,
+    }),
+  );
+
+  api.get(
     '/streams/:streamId/state',
     {
       schema: {

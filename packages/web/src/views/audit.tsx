@@ -1,15 +1,21 @@
 /**
  * Audit: everything an actor did in a time range (`/audit/actors/<actor>?from=&to=`, from `GET
  * /audit/actors/<actor>`), and a request's causal tree (`/audit/correlations/<id>`, from `GET
- * /audit/correlations/<id>`) drawn as a nested, collapsible tree. `/audit` has both forms.
+ * /audit/correlations/<id>`) drawn as a nested, collapsible tree. `/audit` has both forms. An
+ * actor's events, up to 10,000, are a windowed table (windowed.tsx): only the rows in view are in
+ * the DOM, and the keyboard moves row by row as in the stream browser.
  */
 import { api, auditOf } from '../api.js';
 import { CausalTree, countNodes } from '../causal-tree.js';
 import { Link, navigate, useLocation } from '../router.js';
 import { useData } from '../use-data.js';
+import { WindowedTable } from '../windowed.js';
 import { momentParam } from './changes.js';
 import { GoToForm } from './go-to-form.js';
 import { Failure, Loading } from './states.js';
+
+/** The most the server gives at once (`GET /audit/actors/<actor>?limit=`); the table is windowed. */
+const actorLimit = 10_000;
 
 export const actorPath = (actor: string) => `/audit/actors/${encodeURIComponent(actor)}`;
 export const correlationPath = (id: string) => `/audit/correlations/${encodeURIComponent(id)}`;
@@ -79,7 +85,7 @@ export function ActorView({ actor }: { actor: string }) {
     (signal) =>
       api.byActor(
         actor,
-        { from: from ? momentParam(from) : undefined, to: to ? momentParam(to) : undefined, limit: 1000 },
+        { from: from ? momentParam(from) : undefined, to: to ? momentParam(to) : undefined, limit: actorLimit },
         signal,
       ),
     [actor, from, to],
@@ -97,12 +103,14 @@ export function ActorView({ actor }: { actor: string }) {
       ) : (
         <>
           <p class="muted">
-            {loaded.value.events.length} event{loaded.value.events.length === 1 ? '' : 's'}
-            {loaded.value.events.length >= 1000 ? ' (the first 1,000)' : ''}.
+            {loaded.value.events.length.toLocaleString('en-US')} event{loaded.value.events.length === 1 ? '' : 's'}
+            {loaded.value.events.length >= actorLimit ? ` (the first ${actorLimit.toLocaleString('en-US')})` : ''}.
           </p>
-          <table aria-label={`Events by ${actor}`}>
-            <thead>
-              <tr>
+          <WindowedTable
+            label={`Events by ${actor}`}
+            columns={7}
+            head={
+              <>
                 <th scope="col" class="num">
                   Position
                 </th>
@@ -114,37 +122,37 @@ export function ActorView({ actor }: { actor: string }) {
                 <th scope="col">Type</th>
                 <th scope="col">Reason</th>
                 <th scope="col">Request</th>
-              </tr>
-            </thead>
-            <tbody>
-              {loaded.value.events.map((event) => {
-                const audit = auditOf(event);
-                return (
-                  <tr key={event.position}>
-                    <td class="num">{event.position}</td>
-                    <td>
-                      <time dateTime={event.recordedAt}>{new Date(event.recordedAt).toLocaleString()}</time>
-                    </td>
-                    <td>
-                      <Link to={`/streams/${encodeURIComponent(event.streamId)}`}>{event.streamId}</Link>
-                    </td>
-                    <td class="num">{event.streamVersion}</td>
-                    <td>
-                      <Link to={`/events/${encodeURIComponent(event.id)}`}>{event.type}</Link>
-                    </td>
-                    <td>{audit.reason ?? ''}</td>
-                    <td>
-                      {audit.correlationId ? (
-                        <Link to={correlationPath(audit.correlationId)}>{audit.correlationId}</Link>
-                      ) : (
-                        ''
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
+              </>
+            }
+            rows={loaded.value.events}
+            rowKey={(event) => event.position}
+            cells={(event) => {
+              const audit = auditOf(event);
+              return (
+                <>
+                  <td class="num">{event.position}</td>
+                  <td>
+                    <time dateTime={event.recordedAt}>{new Date(event.recordedAt).toLocaleString()}</time>
+                  </td>
+                  <td>
+                    <Link to={`/streams/${encodeURIComponent(event.streamId)}`}>{event.streamId}</Link>
+                  </td>
+                  <td class="num">{event.streamVersion}</td>
+                  <td>
+                    <Link to={`/events/${encodeURIComponent(event.id)}`}>{event.type}</Link>
+                  </td>
+                  <td>{audit.reason ?? ''}</td>
+                  <td>
+                    {audit.correlationId ? (
+                      <Link to={correlationPath(audit.correlationId)}>{audit.correlationId}</Link>
+                    ) : (
+                      ''
+                    )}
+                  </td>
+                </>
+              );
+            }}
+          />
         </>
       )}
     </section>

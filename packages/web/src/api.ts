@@ -251,10 +251,13 @@ export const api = {
   seals: (signal?: AbortSignal) => getJson<SealStatus>('/seals', signal),
   verify: (signal?: AbortSignal) => postJson<VerifyReport>('/verify', {}, signal),
   /** The steps of `id` from `fromVersion` to `toVersion` (inclusive). */
-  replay: (id: string, range: { fromVersion: number; toVersion: number }, signal?: AbortSignal) =>
+  replay: (id: string, range: { fromVersion: number; toVersion: number; decider?: string }, signal?: AbortSignal) =>
     getJson<{ steps: ReplayStep[] }>(`/streams/${encodeURIComponent(id)}/replay${query(range)}`, signal),
-  stateAt: (id: string, at: { version?: number; time?: string }, signal?: AbortSignal) =>
+  stateAt: (id: string, at: { version?: number; time?: string; decider?: string }, signal?: AbortSignal) =>
     getJson<StateAt>(`/streams/${encodeURIComponent(id)}/state${query(at)}`, signal),
+  /** The app's deciders by name; `default` (null: merged data) is what a state folds with without `decider`. */
+  deciders: (signal?: AbortSignal) =>
+    getJson<{ deciders: { name: string }[]; default: string | null }>('/deciders', signal),
   changes: (range: { from: string; to: string; category?: string[] }, signal?: AbortSignal) =>
     getJson<Changes>(`/changes${query(range)}`, signal),
   byActor: (actor: string, range: { from?: string; to?: string; limit?: number }, signal?: AbortSignal) =>

@@ -4,17 +4,21 @@
  * version's event, and what that event changed (`GET /streams/<id>/replay`, one step). A
  * date-time field jumps to the state at a time (`GET /streams/<id>/state?time=`). The version
  * is in the URL, replaced at each step, so a moment can be shared and back leaves the view.
+ * The state is folded with the decider picked (`?decider=`, kept in the URL too), else with the
+ * server's default: each event's data merged over the previous state.
  */
 import { useState } from 'preact/hooks';
-import { ApiError, api, auditOf, type StreamInfo } from '../api.js';
+import { ApiError, api, auditOf, query, type StreamInfo } from '../api.js';
 import { DiffView, diffSummary } from '../diff-view.js';
 import { JsonView } from '../json-view.js';
 import { Link, navigate, useLocation } from '../router.js';
 import { useData } from '../use-data.js';
+import { DeciderPicker } from './decider-picker.js';
 import { Failure, Loading } from './states.js';
 
-export const timePath = (id: string, version?: number) =>
-  `/streams/${encodeURIComponent(id)}/time${version === undefined ? '' : `?version=${version}`}`;
+/** The view of `id` at `version`, its state folded with `decider` (none: the server's default). */
+export const timePath = (id: string, version?: number, decider?: string) =>
+  `/streams/${encodeURIComponent(id)}/time${query({ version, decider: decider || undefined })}`;
 
 /** The value of a datetime-local field for `date`, in the browser's time zone. */
 const localInput = (date: Date) => {
@@ -48,19 +52,26 @@ function Stepper({ streamId, info }: { streamId: string; info: StreamInfo }) {
   const last = info.version;
   const asked = Number(search.get('version'));
   const version = Number.isInteger(asked) && asked >= 1 ? Math.min(asked, last) : last;
+  const decider = search.get('decider') ?? '';
   const go = (to: number) => {
     const next = Math.max(1, Math.min(last, to));
-    if (next !== version) navigate(timePath(streamId, next), { replace: true });
+    if (next !== version) navigate(timePath(streamId, next, decider), { replace: true });
   };
   const step = useData(
     (signal) =>
-      api.replay(streamId, { fromVersion: version, toVersion: version }, signal).then((answer) => answer.steps[0]),
-    [streamId, version],
+      api
+        .replay(streamId, { fromVersion: version, toVersion: version, decider: decider || undefined }, signal)
+        .then((answer) => answer.steps[0]),
+    [streamId, version, decider],
   );
   const [jump, setJump] = useState<{ busy: boolean; error?: Error }>({ busy: false });
 
   return (
     <>
+      <DeciderPicker
+        value={decider}
+        onChange={(next) => navigate(timePath(streamId, version, next), { replace: true })}
+      />
       <fieldset
         class="stepper"
         aria-label="Versions"
@@ -106,10 +117,10 @@ function Stepper({ streamId, info }: { streamId: string; info: StreamInfo }) {
           const time = new Date(value);
           if (!value || Number.isNaN(time.getTime())) return;
           setJump({ busy: true });
-          api.stateAt(streamId, { time: time.toISOString() }).then(
+          api.stateAt(streamId, { time: time.toISOString(), decider: decider || undefined }).then(
             (state) => {
               setJump({ busy: false });
-              navigate(timePath(streamId, state.streamVersion), { replace: true });
+              navigate(timePath(streamId, state.streamVersion, decider), { replace: true });
             },
             (error: unknown) =>
               setJump({ busy: false, error: error instanceof Error ? error : new Error(String(error)) }),

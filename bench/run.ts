@@ -8,7 +8,7 @@
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
  * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer,
- * processes, server, tenants, partitions). BENCH_TENANTS sets the tenants section's tenant count (100);
+ * processes, server, tenants, partitions, kurrent). BENCH_TENANTS sets the tenants section's tenant count (100);
  * BENCH_AUTH_ROUNDS and BENCH_TENANT_ROUNDS its alternating rounds (3).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -25,6 +25,7 @@ import {
 import { bankAccount } from '@annals/example-bank';
 import pg from 'pg';
 import { auditSection } from './audit.js';
+import { kurrentSection } from './kurrent.js';
 import { measure, printTable, type Row, row, timeIt } from './measure.js';
 import { partitionsSection } from './partitions.js';
 import { processesSection } from './processes.js';
@@ -321,6 +322,7 @@ async function main(): Promise<void> {
   if (section('server')) rows.push(...(await serverSection(url, n, scale)));
   if (section('tenants')) rows.push(...(await tenantsSection(url, n, scale)));
   if (section('partitions')) rows.push(...(await partitionsSection(url, n)));
+  if (section('kurrent')) rows.push(...(await kurrentSection(url, n)));
 
   printTable(rows);
   await mkdir(new URL('./results/', import.meta.url), { recursive: true });

@@ -1,0 +1,101 @@
+/**
+ * The `kurrent` section of `npm run bench`: the official KurrentDB client
+ * (`@kurrent/kurrentdb-client`) against Annals' gRPC endpoint, beside the library path on the
+ * same store in the same run, rounds alternated:
+ *
+ * - single-event appends from 32 concurrent calls, random streams of 10k, expected revision any;
+ * - reading `$all` forwards (the client's `readAll`) against the library's `readAll`.
+ *
+ * The server (auth off) and the client run in this one process, as the library does, so both
+ * sides pay for their CPU on the same two cores.
+ */
+import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
+import { startServer } from '@annals/server';
+import { type Measurement, measure, type Row, row, timeIt } from './measure.js';
+
+const rounds = 2;
+
+export async function kurrentSection(url: string, n: (count: number) => number): Promise<Row[]> {
+  const schema = 'bench_kurrent';
+  const server = await startServer({
+    client: createPostgresClient({ connectionString: url, maxConnections: 10 }),
+    port: 0,
+    store: { schema },
+    grpc: { port: 0 },
+  });
+  const library: EventStore = await openEventStore({
+    client: createPostgresClient({ connectionString: url, maxConnections: 10 }),
+    schema,
+  });
+  const { KurrentDBClient, jsonEvent } = await import('@kurrent/kurrentdb-client');
+  const endpoint = server.grpc;
+  if (!endpoint) throw new Error('the server has no gRPC endpoint');
+  const client = KurrentDBClient.connectionString`${endpoint.connectionString}`;
+  try {
+    const appends = n(10_000);
+    const viaClient = () =>
+      measure(appends, 32, async (_w, _i, _s, op) => {
+        await client.appendToStream(`account-${(op * 7919) % 10_000}`, jsonEvent({ type: 'Deposited', data: { op } }));
+      });
+    const viaLibrary = () =>
+      measure(appends, 32, async (_w, _i, _s, op) => {
+        await library.append(`account-${(op * 7919) % 10_000}`, [{ type: 'Deposited', data: { op } }]);
+      });
+    const reads = n(50_000);
+    const readClient = () =>
+      timeIt(reads, async () => {
+        let count = 0;
+        for await (const _ of client.readAll({ maxCount: reads })) count++;
+        if (count !== reads) throw new Error(`readAll delivered ${count} of ${reads}`);
+      });
+    const readLibrary = () =>
+      timeIt(reads, async () => {
+        let count = 0;
+        for await (const _ of library.readAll({ pageSize: 1000 })) if (++count === reads) break;
+        if (count !== reads) throw new Error(`readAll delivered ${count} of ${reads}`);
+      });
+
+    const best = async (work: () => Promise<Measurement>, other: () => Promise<Measurement>) => {
+      let mine: Measurement | undefined;
+      let theirs: Measurement | undefined;
+      for (let round = 0; round < rounds; round++) {
+        const pair = round % 2 === 0 ? [work, other] : [other, work];
+        for (const run of pair) {
+          const result = await run();
+          if (run === work) mine = !mine || result.eventsPerSecond > mine.eventsPerSecond ? result : mine;
+          else theirs = !theirs || result.eventsPerSecond > theirs.eventsPerSecond ? result : theirs;
+        }
+      }
+      return { mine: mine as Measurement, theirs: theirs as Measurement };
+    };
+    const append = await best(viaClient, viaLibrary);
+    // Enough in the log for the reads.
+    if ((await library.headPosition()) < reads) {
+      for (let done = await library.headPosition(); done < reads; done += 500) {
+        await library.append(
+          `seed-${done}`,
+          Array.from({ length: 500 }, (_, i) => ({ type: 'Seeded', data: { i } })),
+        );
+      }
+    }
+    const read = await best(readClient, readLibrary);
+    return [
+      row(
+        'KurrentDB client over gRPC: 1 event/append, 32 calls (vs the library)',
+        { ...append.theirs, name: 'library' },
+        append.mine,
+        '>= 0.5x',
+      ),
+      row(
+        `KurrentDB client over gRPC: read $all, ${reads} events (vs the library)`,
+        { ...read.theirs, name: 'library' },
+        read.mine,
+        '>= 0.7x',
+      ),
+    ];
+  } finally {
+    await client.dispose();
+    await library.close();
+    await server.close();
+  }
+}

@@ -63,7 +63,9 @@ export interface Projections {
   run(projection: Projection, options?: ProjectionRunnerOptions): ProjectionRunner;
   /**
    * Builds (or brings up to date) a projection's read model from its checkpoint to the log's
-   * head as it is now, reporting progress, then stops. For a rebuild without downtime, give
+   * head as it is now, reporting progress, then stops. It is done once the stored checkpoint
+   * reaches that head, whichever runner moved it (another process's runner may hold the
+   * lease). When the runner faults it rejects, naming the error the runner last met. For a rebuild without downtime, give
    * the projection a new `version` writing to new tables: the old version keeps serving
    * meanwhile; switch readers when this resolves, then run the new version as usual (it
    * continues from its checkpoint) and retire the old one.
@@ -114,6 +116,37 @@ export interface Projections {
   readonly documents: Documents;
 }
 
+/** How often a rebuild reads the stored checkpoint, in case another runner moves it. */
+const checkpointPollMs = 200;
+
+/**
+ * Resolves once `runner`'s stored checkpoint reaches `target`, whichever runner moved it: a
+ * runner of the same projection elsewhere (a server's own) may hold the lease while this one
+ * stands by. Rejects when the runner faults, with the error it last met.
+ */
+async function checkpointReaches(runner: ProjectionRunner, target: number): Promise<void> {
+  let done = false;
+  const own = runner.waitFor(target);
+  const moved = (async () => {
+    while (!done) {
+      if ((await runner.status()).position >= target) return;
+      await new Promise((resolve) => setTimeout(resolve, checkpointPollMs));
+    }
+  })();
+  // The race's loser may reject later: that is expected, not unhandled.
+  own.catch(() => {});
+  moved.catch(() => {});
+  try {
+    await Promise.race([own, moved]);
+  } catch (error) {
+    const { lastError } = await runner.status().catch(() => ({ lastError: undefined }));
+    if (!lastError) throw error;
+    throw new Error(`${error instanceof Error ? error.message : String(error)}: ${lastError}`, { cause: error });
+  } finally {
+    done = true;
+  }
+}
+
 /** The projections of `store`. Runners run until stopped, or until the store closes. */
 export function projections(store: EventStore): Projections {
   const context = contextOf(store);
@@ -153,7 +186,7 @@ export function projections(store: EventStore): Projections {
       };
       const timer = onProgress ? setInterval(report, progressIntervalMs) : undefined;
       try {
-        await runner.waitFor(target);
+        await checkpointReaches(runner, target);
         clearInterval(timer);
         await reporting;
         const status = await runner.status();

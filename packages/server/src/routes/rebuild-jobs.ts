@@ -3,19 +3,18 @@
  * tenant, run in the background, their progress kept in memory (the last one per projection)
  * for `GET /projections/<name>/rebuild`.
  *
- * A rebuild brings the projection's read model from its checkpoint to the log's head as it
- * was at the start, as `projections(store).rebuild` does (a runner, waited for up to that
- * head, then stopped). It is done here with `run` and the runner in hand, because a runner
- * of the same projection may already hold its lease (the server's own, `--projections`): the
- * rebuild's runner then stands by, and the rebuild is done once the checkpoint, whoever moved
- * it, reaches the target, instead of waiting for a lease that never comes.
+ * A rebuild is `projections(store).rebuild`: from the projection's checkpoint to the log's
+ * head as it was at the start. It is done once the checkpoint reaches that head, whichever
+ * runner moved it, so it also ends while the server's own runner (`--projections`) holds the
+ * projection's lease.
  */
 import {
   type EventStore,
   type Projection,
-  type ProjectionRunner,
   type ProjectionRunnerOptions,
+  type ProjectionStatus,
   projections,
+  subscriptions,
 } from '@annals/core';
 import { HttpProblem, problem } from '../problems.js';
 
@@ -78,27 +77,29 @@ export class RebuildJobs {
     // Claimed before the first await, so a second start at the same moment sees it running.
     const job: RebuildProgress = { ...idle(projection), state: 'running', startedAt: new Date().toISOString() };
     this.#jobs.set(projection.name, job);
-    let runner: ProjectionRunner | undefined;
     try {
       job.target = await this.#store.headPosition();
-      runner = projections(this.#store).run(projection, options);
-      job.position = (await runner.status()).position;
+      job.position = await this.#checkpoint(projection);
     } catch (error) {
-      await runner?.stop().catch(() => {});
       this.#finish(job, 'failed', messageOf(error));
       return { ...job };
     }
-    void this.#follow(job, runner, Date.now());
+    void this.#follow(job, projection, options);
     return { ...job };
   }
 
-  async #follow(job: RebuildProgress, runner: ProjectionRunner, startedMs: number): Promise<void> {
+  /** The projection's stored checkpoint (0 before its first batch). */
+  async #checkpoint(projection: Projection): Promise<number> {
+    const name = `projection:${projection.name}:v${projection.version ?? 1}`;
+    const found = (await subscriptions(this.#store).checkpoints()).find((c) => c.name === name);
+    return found?.position ?? 0;
+  }
+
+  async #follow(job: RebuildProgress, projection: Projection, options: ProjectionRunnerOptions): Promise<void> {
     const target = job.target ?? 0;
-    let first: number | undefined;
-    let ended = false;
-    const update = async () => {
-      const status = await runner.status();
-      first ??= status.position;
+    const startedMs = Date.now();
+    const first = job.position ?? 0;
+    const update = (status: ProjectionStatus) => {
       const seconds = (Date.now() - startedMs) / 1000;
       // The runner's recent rate; when another runner does the work, the rebuild's average.
       const rate =
@@ -107,33 +108,19 @@ export class RebuildJobs {
       job.position = status.position;
       job.eventsPerSecond = rate;
       job.etaSeconds = left === 0 ? 0 : rate > 0 ? left / rate : null;
-      return status;
     };
-    const watch = async () => {
-      while (!ended) {
-        const status = await update();
-        if (status.position >= target) return;
-        if (status.state === 'faulted') throw new Error(status.lastError ?? 'the projection faulted');
-        await new Promise((resolve) => setTimeout(resolve, pollMs));
-      }
-    };
-    const reached = runner.waitFor(target);
-    const watched = watch();
-    // The race's loser may reject later: that is expected, not unhandled.
-    reached.catch(() => {});
-    watched.catch(() => {});
     try {
-      await Promise.race([reached, watched]);
-      ended = true;
-      await update().catch(() => {});
+      update(
+        await projections(this.#store).rebuild(projection, {
+          ...options,
+          progressIntervalMs: pollMs,
+          onProgress: update,
+        }),
+      );
       this.#finish(job, 'done', null);
     } catch (error) {
-      ended = true;
-      const status = await runner.status().catch(() => undefined);
-      this.#finish(job, 'failed', status?.lastError ?? messageOf(error));
-    } finally {
-      ended = true;
-      await runner.stop().catch(() => {});
+      job.position = await this.#checkpoint(projection).catch(() => job.position);
+      this.#finish(job, 'failed', messageOf(error));
     }
   }
 

@@ -9,13 +9,17 @@
  * `{ result: { appends, latencies } }` (latencies in ms, sorted, sampled) and it exits.
  */
 import { randomUUID } from 'node:crypto';
-import { createPostgresClient, type JsonObject, openEventStore } from '@annals/core';
+import { appendCoordinatorStatus, createPostgresClient, openEventStore } from '@annals/core';
 import pg from 'pg';
+import { eventData } from './events.js';
 
 interface Job {
   url: string;
-  /** `annals`: store.append; `raw`: one INSERT per transaction into `table`. */
-  mode: 'annals' | 'raw';
+  /**
+   * `annals`: store.append; `coordinated`: the same with the append coordinator on (one of the
+   * processes runs every process's appends); `raw`: one INSERT per transaction into `table`.
+   */
+  mode: 'annals' | 'coordinated' | 'raw';
   schema: string;
   table: string;
   callers: number;
@@ -24,36 +28,30 @@ interface Job {
   realistic: boolean;
 }
 
-const filler = 'x'.repeat(120);
-
-function eventData(i: number, realistic: boolean): { data: JsonObject; metadata: JsonObject } {
-  return realistic
-    ? {
-        data: { amount: i, currency: 'EUR', account: `acc-${i % 9973}`, note: filler },
-        metadata: { actor: `user-${i % 97}`, correlationId: randomUUID() },
-      }
-    : { data: { i }, metadata: {} };
-}
-
 async function run(job: Job): Promise<{ appends: number; latencies: number[] }> {
   const latencies: number[] = [];
   let appends = 0;
   let append: (stream: string, i: number) => Promise<void>;
   let close: () => Promise<void>;
-  if (job.mode === 'annals') {
+  if (job.mode !== 'raw') {
     const store = await openEventStore({
-      client: createPostgresClient({ connectionString: job.url, maxConnections: Math.min(10, job.callers) }),
+      client: createPostgresClient({ connectionString: job.url, maxConnections: Math.min(10, job.callers + 1) }),
       schema: job.schema,
+      appendCoordinator: job.mode === 'coordinated' ? { leaseRetryMs: 200 } : false,
     });
+    // With the coordinator, start once this process holds the role or is linked to its holder.
+    while (job.mode === 'coordinated' && appendCoordinatorStatus(store)?.role === 'direct') {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     append = async (stream, i) => {
-      const { data, metadata } = eventData(i, job.realistic);
+      const { data, metadata } = eventData(i, job.realistic ? 'realistic' : 'tiny');
       await store.append(stream, [{ type: 'Deposited', data, metadata }]);
     };
     close = () => store.close();
   } else {
     const pool = new pg.Pool({ connectionString: job.url, max: job.callers });
     append = async (stream, i) => {
-      const { data, metadata } = eventData(i, job.realistic);
+      const { data, metadata } = eventData(i, job.realistic ? 'realistic' : 'tiny');
       // The raw writer tracks no versions: a random version keeps the unique key from refusing.
       await pool.query(
         `insert into ${job.table} (stream_id, stream_version, event_id, event_type, data, metadata)

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { type EventShape, eventData } from './events.js';
 import { type Measurement, measure, timeIt } from './measure.js';
 
 type Named = Measurement & { name: string };
@@ -21,8 +22,11 @@ async function withPool<T>(url: string, max: number, work: (pool: pg.Pool) => Pr
   }
 }
 
-/** A plain table shaped like Annals' events table (same columns, same unique keys). */
-export async function createTable(pool: pg.Pool, table: string): Promise<void> {
+/**
+ * A plain table shaped like Annals' events table (same unique keys; with `category`, also its
+ * generated category column, so that rows are as wide and cost as much to write and read).
+ */
+export async function createTable(pool: pg.Pool, table: string, o: { category?: boolean } = {}): Promise<void> {
   await pool.query(`drop table if exists ${table}`);
   await pool.query(`create table ${table} (
     position bigint generated always as identity primary key,
@@ -32,24 +36,35 @@ export async function createTable(pool: pg.Pool, table: string): Promise<void> {
     event_type text not null,
     data jsonb not null,
     metadata jsonb not null default '{}',
-    recorded_at timestamptz not null default now(),
+    recorded_at timestamptz not null default now(),${
+      o.category
+        ? `
+    category text not null generated always as (split_part(stream_id, '-', 1)) stored,`
+        : ''
+    }
     unique (stream_id, stream_version))`);
 }
 
-/** One INSERT per transaction from `callers` connections, versions tracked by the caller. */
+/**
+ * One INSERT per transaction from `callers` connections, versions tracked by the caller. With
+ * `shape`, the events of that shape (data and metadata) into a table with the category column;
+ * without, a small deposit and no metadata.
+ */
 export function singleInsertPerTransaction(
   url: string,
-  o: { events: number; streams: number; callers: number },
+  o: { events: number; streams: number; callers: number; shape?: EventShape },
 ): Promise<Named> {
   return withPool(url, o.callers, async (pool) => {
-    await createTable(pool, 'raw_single');
+    await createTable(pool, 'raw_single', { category: o.shape !== undefined });
     const perCaller = Math.floor(o.streams / o.callers);
     const m = await measure(o.events, o.callers, async (caller, i, versions) => {
       const stream = caller + o.callers * (i % perCaller);
       const version = (versions.get(stream) ?? 0) + 1;
+      const { data, metadata } = o.shape ? eventData(i, o.shape) : { data: { amount: i, caller }, metadata: {} };
       await pool.query(
-        `insert into raw_single (stream_id, stream_version, event_id, event_type, data) values ($1, $2, $3, $4, $5)`,
-        [`account-${stream}`, version, randomUUID(), 'Deposited', JSON.stringify({ amount: i, caller })],
+        `insert into raw_single (stream_id, stream_version, event_id, event_type, data, metadata)
+         values ($1, $2, $3, $4, $5, $6)`,
+        [`account-${stream}`, version, randomUUID(), 'Deposited', JSON.stringify(data), JSON.stringify(metadata)],
       );
       versions.set(stream, version);
     });
@@ -87,18 +102,30 @@ export function readVersionThenInsert(
   });
 }
 
-/** Multi-row INSERT of `batch` rows per statement (unnest arrays) from `writers` connections. */
-export function multiRowInsert(url: string, o: { events: number; batch: number; writers: number }): Promise<Named> {
+/**
+ * Multi-row INSERT of `batch` rows per statement (unnest arrays) from `writers` connections,
+ * events of `shape` (data and metadata).
+ */
+export function multiRowInsert(
+  url: string,
+  o: { events: number; batch: number; writers: number; shape: EventShape },
+): Promise<Named> {
   return withPool(url, o.writers, async (pool) => {
     const table = `raw_batch_${o.writers}`;
-    await createTable(pool, table);
+    await createTable(pool, table, { category: true });
     const m = await measure(o.events / o.batch, o.writers, async (writer, i) => {
       const ids = Array.from({ length: o.batch }, () => randomUUID());
-      const data = Array.from({ length: o.batch }, (_, k) => JSON.stringify({ writer, i, k }));
+      const events = Array.from({ length: o.batch }, (_, k) => eventData(i * o.batch + k, o.shape));
       await pool.query(
-        `insert into ${table} (stream_id, stream_version, event_id, event_type, data)
-         select $1, v, id, 'ItemAdded', d from unnest($2::uuid[], $3::jsonb[]) with ordinality as t(id, d, v)`,
-        [`cart-${writer}-${i}`, ids, data],
+        `insert into ${table} (stream_id, stream_version, event_id, event_type, data, metadata)
+         select $1, v, id, 'ItemAdded', d, m
+           from unnest($2::uuid[], $3::jsonb[], $4::jsonb[]) with ordinality as t(id, d, m, v)`,
+        [
+          `cart-${writer}-${i}`,
+          ids,
+          events.map((e) => JSON.stringify(e.data)),
+          events.map((e) => JSON.stringify(e.metadata)),
+        ],
       );
     });
     m.eventsPerSecond *= o.batch;
@@ -120,25 +147,31 @@ export function copyImport(url: string, o: { events: number }): Promise<Named> {
   });
 }
 
-async function copyRows(client: pg.PoolClient, table: string, events: number): Promise<void> {
+/** Without `shape`, tiny data and no metadata (the import ceiling); with it, events of that shape. */
+async function copyRows(client: pg.PoolClient, table: string, events: number, shape?: EventShape): Promise<void> {
   function* lines() {
     for (let i = 0; i < events; i++) {
-      yield `import-${i >> 10}\t${(i & 1023) + 1}\t${randomUUID()}\tImported\t{"i": ${i}}\n`;
+      const head = `import-${i >> 10}\t${(i & 1023) + 1}\t${randomUUID()}\tImported`;
+      if (!shape) {
+        yield `${head}\t{"i": ${i}}\n`;
+        continue;
+      }
+      // JSON of these shapes holds no tab, newline or backslash: COPY's text format takes it as is.
+      const { data, metadata } = eventData(i, shape);
+      yield `${head}\t${JSON.stringify(data)}\t${JSON.stringify(metadata)}\n`;
     }
   }
-  await pipeline(
-    Readable.from(lines()),
-    client.query(copyFrom(`copy ${table} (stream_id, stream_version, event_id, event_type, data) from stdin`)),
-  );
+  const columns = `stream_id, stream_version, event_id, event_type, data${shape ? ', metadata' : ''}`;
+  await pipeline(Readable.from(lines()), client.query(copyFrom(`copy ${table} (${columns}) from stdin`)));
 }
 
-/** Keyset-paged reads of the whole table, 1000 rows a page. */
-export function pagedRead(url: string, o: { events: number }): Promise<Named> {
+/** Keyset-paged reads of the whole table of `events` events of `shape`, 1000 rows a page. */
+export function pagedRead(url: string, o: { events: number; shape: EventShape }): Promise<Named> {
   return withPool(url, 1, async (pool) => {
-    await createTable(pool, 'raw_read');
+    await createTable(pool, 'raw_read', { category: true });
     const client = await pool.connect();
     try {
-      await copyRows(client, 'raw_read', o.events);
+      await copyRows(client, 'raw_read', o.events, o.shape);
       await client.query('vacuum analyze raw_read');
       let count = 0;
       const m = await timeIt(o.events, async () => {

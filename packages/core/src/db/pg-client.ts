@@ -9,6 +9,23 @@ import type { Listener, QueryOptions, SqlClient, SqlQueryable, SqlSession } from
 
 const statementNames = new Map<string, string>();
 
+/** pg's per-query `types` for a {@link QueryOptions}.parsers, made once per parsers object. */
+const typeOverrides = new WeakMap<NonNullable<QueryOptions['parsers']>, pg.CustomTypesConfig>();
+
+function typesFor(parsers: NonNullable<QueryOptions['parsers']>): pg.CustomTypesConfig {
+  let types = typeOverrides.get(parsers);
+  if (!types) {
+    types = {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        (format ?? 'text') === 'text' && parsers[oid]
+          ? parsers[oid]
+          : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
+    };
+    typeOverrides.set(parsers, types);
+  }
+  return types;
+}
+
 type CopyFrom = NonNullable<SqlQueryable['copyFrom']>;
 
 /** A stable name for a prepared statement: the same text always gets the same name. */
@@ -82,7 +99,8 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
   const queryable = (runner: Pick<pg.Pool, 'query'> | pg.PoolClient): SqlQueryable => ({
     async query<Row>(text: string, params?: readonly unknown[], options?: QueryOptions) {
       const values = params as unknown[] | undefined;
-      const config = options?.prepare ? { name: statementName(text), text, values } : { text, values };
+      const config: pg.QueryConfig = options?.prepare ? { name: statementName(text), text, values } : { text, values };
+      if (options?.parsers) config.types = typesFor(options.parsers);
       // Only an autocommit statement on the pool joins a group (never one inside a transaction).
       if (group && options?.groupCommit && runner === pooled) {
         return (await group.run(role as string, config)) as Row[];

@@ -26,6 +26,13 @@ export interface QueryOptions {
    * store's appends; clients without group commit ignore it.
    */
   groupCommit?: boolean;
+  /**
+   * Parsers of result columns by type oid, for this statement only, in place of the driver's
+   * defaults for those types (the driver's own type parsers are global: changing them would
+   * change every other query of the process). A client may ignore it, so a parser must return
+   * what the default would. The pg adapter uses it; PGlite keeps its own parsers.
+   */
+  parsers?: Readonly<Record<number, (text: string) => unknown>>;
 }
 
 /** Runs statements. */

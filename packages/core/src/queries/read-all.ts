@@ -8,7 +8,7 @@
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent } from '../types.js';
 import { hiddenByLifecycle } from './lifecycle.js';
-import { type EventRow, eventColumns, toRecordedEvent } from './rows.js';
+import { type EventRow, eventColumns, eventParsers, toRecordedEvent } from './rows.js';
 
 export interface ReadAllFilter {
   categories?: readonly string[] | undefined;
@@ -83,7 +83,7 @@ export async function readAllPage(
         where ${['position > $1', ...where].join(' and ')}
         order by position
         limit $2`;
-  const rows = await db.query<EventRow>(text, params, { prepare: true });
+  const rows = await db.query<EventRow>(text, params, { prepare: true, parsers: eventParsers });
   return rows.map(toRecordedEvent);
 }
 

@@ -5,7 +5,7 @@
 import type { SqlQueryable } from '../db/sql-client.js';
 import type { RecordedEvent, StreamState } from '../types.js';
 import { type StateColumns, visibleInStream } from './lifecycle.js';
-import { type EventRow, toRecordedEvent } from './rows.js';
+import { type EventRow, eventParsers, toRecordedEvent } from './rows.js';
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
@@ -45,7 +45,7 @@ export async function readStreamPage(
           limit $3) e on true
       order by e.stream_version ${order}`,
     [streamId, fromVersion, limit],
-    { prepare: true },
+    { prepare: true, parsers: eventParsers },
   );
   const first = rows[0];
   return {

@@ -26,7 +26,13 @@ const at = (sorted: number[], q: number) =>
 /** Runs `processes` x `callers` for `seconds`; events per second over all, p50/p99 per append. */
 async function layout(
   url: string,
-  o: { mode: 'annals' | 'raw'; processes: number; callers: number; seconds: number; realistic: boolean },
+  o: {
+    mode: 'annals' | 'coordinated' | 'raw';
+    processes: number;
+    callers: number;
+    seconds: number;
+    realistic: boolean;
+  },
 ): Promise<Measurement> {
   const children = Array.from({ length: o.processes }, () => forkBench('./append-worker.ts'));
   try {
@@ -76,17 +82,26 @@ export async function processesSection(url: string, scale: number): Promise<Row[
     { processes: 8, callers: 4 },
     { processes: 8, callers: 8 },
   ];
+  let onePerProcess: Measurement | undefined;
   for (const { processes, callers } of layouts) {
     const raw = await layout(url, { mode: 'raw', processes, callers, seconds, realistic: true });
     const annals = await layout(url, { mode: 'annals', processes, callers, seconds, realistic: true });
-    rows.push(
-      row(
-        `${processes} process${processes > 1 ? 'es' : ''} x ${callers} callers, 1 realistic event/append`,
-        { ...raw, name: 'one INSERT per transaction' },
-        annals,
-        processes === 8 && callers === 4 ? '>= 1.0x' : '',
-      ),
-    );
+    const name = `${processes} process${processes > 1 ? 'es' : ''} x ${callers} callers, 1 realistic event/append`;
+    const rawNamed = { ...raw, name: 'one INSERT per transaction' };
+    onePerProcess ??= annals;
+    rows.push(row(`${name}, each process alone`, rawNamed, annals, ''));
+    if (processes > 1) {
+      const coordinated = await layout(url, { mode: 'coordinated', processes, callers, seconds, realistic: true });
+      rows.push(row('  same, with the append coordinator', rawNamed, coordinated, '>= 2x, >= 10k/s'));
+      rows.push(
+        row(
+          '  same, coordinator vs 1 process x 32 callers',
+          { ...onePerProcess, name: '1 process x 32' },
+          coordinated,
+          '>= 0.6x',
+        ),
+      );
+    }
   }
   const rawTiny = await layout(url, { mode: 'raw', processes: 8, callers: 4, seconds, realistic: false });
   const annalsTiny = await layout(url, { mode: 'annals', processes: 8, callers: 4, seconds, realistic: false });

@@ -120,6 +120,11 @@ export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
 export type { Documents } from './queries/documents.js';
 export type { Snapshot } from './queries/snapshots.js';
 export { type LoadedStream, type Snapshots, snapshots } from './snapshots/snapshots.js';
+export {
+  type AppendCoordinatorOptions,
+  type AppendCoordinatorStatus,
+  appendCoordinatorStatus,
+} from './coordinator/append-coordinator.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
 export type { AppendBatchReport, AppendReport, StoreInstrumentation } from './store/instrumentation.js';
 export {

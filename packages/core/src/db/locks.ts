@@ -14,6 +14,7 @@
  * | projection lease | session | the active runner of a projection | one runner per projection across processes |
  * | group partition | session | the member running a consumer-group partition | one member per partition |
  * | tenancy | session | creating or dropping a tenant | one change to the tenant directory at a time |
+ * | append coordinator | session | the process coordinating appends | one coordinator per log across processes |
  *
  * The log lock itself is no longer an advisory lock: from migration 0007 it is a row lock on the
  * one row of `log_head`, which only `append_events` (running as the schema's owner) may take;
@@ -61,6 +62,21 @@ export const groupPartitionLock = (schema: string, group: string, partition: num
   sql: `hashtext($1), $2::int4`,
   params: [`annals.group.${schema}.${group}`, partition],
 });
+
+/**
+ * The append coordinator's role for one schema. Its two keys are SQL constants of the schema
+ * (no parameter), so that `pg_locks` can be matched against them (queries/append-coordinator.ts).
+ */
+export function appendCoordinatorKeys(schema: string): { classKey: string; objectKey: string } {
+  assertSchemaName(schema);
+  return { classKey: `hashtext('annals.coordinator')`, objectKey: `hashtext('${schema}')` };
+}
+
+/** The lease of the append coordinator of one schema; see {@link appendCoordinatorKeys}. */
+export const appendCoordinatorLease = (schema: string): LockKey => {
+  const { classKey, objectKey } = appendCoordinatorKeys(schema);
+  return { sql: `${classKey}, ${objectKey}`, params: [] };
+};
 
 /** Serializes creating and dropping tenants (roles and schemas are cluster-wide). */
 export const tenancyLock = (directory: string): LockKey => ({

@@ -10,7 +10,8 @@
  *   documents), seals, erasure (subject keys). It cannot change or remove an event or a seal,
  *   write to `events` directly, take the log lock by itself, nor alter a table or a trigger.
  * - the **reader**, for reporting, reads every table (subject keys included, so it reads
- *   personal fields as the application does) and writes nothing.
+ *   personal fields as the application does) but the append coordinator's token, and writes
+ *   nothing.
  */
 import { InvalidInputError } from '../errors.js';
 import { assertSchemaName } from '../options.js';
@@ -48,7 +49,7 @@ export interface RolesSql {
 
 type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'update (created_at)';
 
-/** Each table of migrations 0001-0012 and what the application role does with it. */
+/** Each table of migrations 0001-0013 and what the application role does with it. */
 const appTablePrivileges: Record<string, Privilege[]> = {
   migrations: ['select'],
   events: ['select'],
@@ -71,9 +72,15 @@ const appTablePrivileges: Record<string, Privilege[]> = {
   reclaimed_ranges: ['select'],
   // A rebuild that reaches the head switches readers to its version.
   projection_versions: ['select', 'insert', 'update'],
+  // The append coordinator's address and token (0013): written by whichever application
+  // process holds the role; never readable by the reader, since the token lets its holder append.
+  append_coordinator: ['select', 'insert', 'update'],
 };
 
-/** The tables of the schema as migrations 0001-0012 make them. */
+/** Tables the reader role may not read. */
+const hiddenFromReader = new Set(['append_coordinator']);
+
+/** The tables of the schema as migrations 0001-0013 make them. */
 export const storeTables: readonly string[] = Object.keys(appTablePrivileges);
 
 const appendEventsSignature =
@@ -140,14 +147,14 @@ end $$;`;
   ].join('\n');
 
   const grantLines = [
-    `-- Grants on the tables of migrations 0001-0012 of ${s}. Run after \`annals migrate\`.`,
+    `-- Grants on the tables of migrations 0001-0013 of ${s}. Run after \`annals migrate\`.`,
     `grant usage on schema ${s} to "${app}", "${reader}";`,
     `revoke create on schema ${s} from "${app}", "${reader}";`,
   ];
   for (const [table, privileges] of Object.entries(appTablePrivileges)) {
     grantLines.push(`revoke all on table ${s}.${table} from "${app}", "${reader}";`);
     grantLines.push(`grant ${privileges.join(', ')} on table ${s}.${table} to "${app}";`);
-    grantLines.push(`grant select on table ${s}.${table} to "${reader}";`);
+    if (!hiddenFromReader.has(table)) grantLines.push(`grant select on table ${s}.${table} to "${reader}";`);
   }
   grantLines.push(
     `-- Events enter the log only through append_events, which runs as the owner.`,

@@ -12,6 +12,12 @@
  *    run the inline projections (bounded, see inline-projections.ts).
  * 4. answer: each append's outcomes become its results or its typed error.
  */
+import {
+  AppendCoordinator,
+  type AppendCoordinatorOptions,
+  type AppendCoordinatorStatus,
+  resolveCoordinatorOptions,
+} from '../coordinator/append-coordinator.js';
 import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
 import { ConcurrencyError, sqlStateOf, toAnnalsError } from '../errors.js';
 import type { StoreOptions } from '../options.js';
@@ -33,6 +39,7 @@ export class AppendPipeline {
   readonly #policy: CompiledPolicy;
   readonly #batcher: AppendBatcher<AppendResult[]>;
   readonly #instrumentation: StoreInstrumentation;
+  #coordinator: AppendCoordinator | undefined;
 
   constructor(
     client: SqlClient,
@@ -51,6 +58,38 @@ export class AppendPipeline {
       maxBytes: options.maxAppendBytes,
       concurrency: options.appendConcurrency,
     });
+  }
+
+  /**
+   * Starts the append coordinator of this store (PostgreSQL only): from now on its plain
+   * appends go through whichever process holds the role.
+   */
+  startCoordinator(client: SqlClient, options: AppendCoordinatorOptions): AppendCoordinator {
+    const resolved = resolveCoordinatorOptions(options);
+    this.#coordinator = new AppendCoordinator(
+      client,
+      this.#options.schema,
+      resolved,
+      (appends) => appendEvents(this.#client, this.#options.schema, appends),
+      {
+        maxEvents: this.#options.batchMaxEvents,
+        maxBytes: this.#options.maxAppendBytes,
+        concurrency: this.#options.appendConcurrency,
+      },
+    );
+    return this.#coordinator;
+  }
+
+  /** The coordinator's state, if this store has one. */
+  coordinatorStatus(): AppendCoordinatorStatus | undefined {
+    return this.#coordinator?.status();
+  }
+
+  /** Stops the coordinator: appends go direct from here on. */
+  async stopCoordinator(): Promise<void> {
+    const coordinator = this.#coordinator;
+    this.#coordinator = undefined;
+    await coordinator?.stop();
   }
 
   /** Step 1: checks and prepares the writes of one append; throws a typed error, before any SQL. */
@@ -112,10 +151,57 @@ export class AppendPipeline {
     return outcomes;
   }
 
-  /** Steps 3-4 for one coalesced batch. */
+  /**
+   * Steps 3-4 for one coalesced batch. Plain appends (one statement: no inline projection, no
+   * personal data) go through the append coordinator when there is one; those it did not
+   * store, and every other batch, run here.
+   */
   async #runBatch(appends: readonly (readonly PreparedWrite[])[]): Promise<Settled<AppendResult[]>[]> {
-    const schema = this.#options.schema;
     const oneStatement = this.#inline.length === 0 && !(this.#policy.size > 0 && holdsPersonalData(appends));
+    const coordinator = this.#coordinator;
+    if (!oneStatement || !coordinator) return this.#runDirect(appends, oneStatement);
+    const routed = await coordinator.route(appends);
+    const left = appends.filter((_, a) => routed[a] === undefined);
+    const direct = left.length > 0 ? await this.#runEachDirect(left) : [];
+    let d = 0;
+    return appends.map((writes, a) => {
+      const outcomes = routed[a];
+      if (outcomes === undefined) return direct[d++] as Settled<AppendResult[]>;
+      try {
+        return { ok: true, value: toAppendResults(writes, outcomes) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    });
+  }
+
+  /**
+   * Appends the coordinator did not store, here: together, or each alone if that call failed
+   * as a whole, so each gets its own answer (they may have been stored after all: event ids
+   * make the rerun exactly once, reported as a duplicate).
+   */
+  async #runEachDirect(appends: readonly (readonly PreparedWrite[])[]): Promise<Settled<AppendResult[]>[]> {
+    try {
+      return await this.#runDirect(appends, true);
+    } catch (error) {
+      if (appends.length === 1) return [{ ok: false, error }];
+      return Promise.all(
+        appends.map((writes) =>
+          this.#runDirect([writes], true).then(
+            ([settled]) => settled as Settled<AppendResult[]>,
+            (failure: unknown) => ({ ok: false as const, error: failure }),
+          ),
+        ),
+      );
+    }
+  }
+
+  /** Steps 3-4 for one batch on this process's own connections. */
+  async #runDirect(
+    appends: readonly (readonly PreparedWrite[])[],
+    oneStatement: boolean,
+  ): Promise<Settled<AppendResult[]>[]> {
+    const schema = this.#options.schema;
     const run = () =>
       oneStatement
         ? appendEvents(this.#client, schema, appends)

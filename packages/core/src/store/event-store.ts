@@ -6,6 +6,7 @@
  * `timeTravel(store, decider)`, `commandHandler(store, decider)` — so this object stays small
  * and this module imports none of them.
  */
+import { type AppendCoordinatorOptions, resolveCoordinatorOptions } from '../coordinator/append-coordinator.js';
 import { assertMigrated, migrate } from '../db/migrate.js';
 import type { SqlClient } from '../db/sql-client.js';
 import { InvalidInputError, toAnnalsError } from '../errors.js';
@@ -82,6 +83,26 @@ export interface OpenEventStoreOptions extends Partial<StoreOptions> {
   personalData?: PersonalDataPolicy;
   /** Hooks for metrics: told of every append and every coalesced database call. */
   instrumentation?: StoreInstrumentation;
+  /**
+   * Share append transactions with the other processes of this log (docs/ordering.md,
+   * "Appends from many processes"). Every process opened with it is a candidate; one at a
+   * time holds the role, listens on `host:port` and runs the plain appends of all of them
+   * (no inline projection, no personal data: those always run in their own process). Turn
+   * it on in every instance of a deployment; each keeps one connection of its pool for the
+   * role. Nothing depends on it for correctness: a process that cannot reach the holder
+   * appends directly. Ignored on a backend without concurrent connections (PGlite).
+   *
+   * @example
+   * ```ts
+   * import { createPostgresClient, openEventStore } from '@annals/core';
+   *
+   * const store = await openEventStore({
+   *   client: createPostgresClient({ connectionString: 'postgres://localhost/app' }),
+   *   appendCoordinator: { host: '10.0.0.5', port: 7400 },
+   * });
+   * ```
+   */
+  appendCoordinator?: AppendCoordinatorOptions | false;
 }
 
 /**
@@ -103,7 +124,16 @@ export interface OpenEventStoreOptions extends Partial<StoreOptions> {
  */
 export async function openEventStore(options: OpenEventStoreOptions): Promise<EventStore> {
   if (typeof options !== 'object' || options === null) throw new InvalidInputError('options', 'must be an object');
-  const { client, closeClient = true, inlineProjections = [], personalData, instrumentation = {}, ...rest } = options;
+  const {
+    client,
+    closeClient = true,
+    inlineProjections = [],
+    personalData,
+    instrumentation = {},
+    appendCoordinator = false,
+    ...rest
+  } = options;
+  if (appendCoordinator !== false) resolveCoordinatorOptions(appendCoordinator);
   if (typeof instrumentation !== 'object' || instrumentation === null) {
     throw new InvalidInputError('instrumentation', 'must be an object of hooks');
   }
@@ -122,6 +152,9 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Ev
   }
   const frozen = Object.freeze({ ...resolved });
   const pipeline = new AppendPipeline(client, frozen, [...inlineProjections], policy, instrumentation);
+  if (appendCoordinator !== false && client.capabilities.concurrentConnections) {
+    pipeline.startCoordinator(client, appendCoordinator);
+  }
   return new EventStore(createStoreContext(client, frozen, pipeline), closeClient);
 }
 

@@ -97,6 +97,9 @@ export function createStoreContext(
       const open = listener;
       listener = undefined;
       if (open) await (await open.catch(() => undefined))?.close();
+      // The coordinator first: as holder it answers what it took; as a link, what it had sent
+      // comes back to run here. Then what is left in this process.
+      await pipeline.stopCoordinator();
       await pipeline.drain();
     },
   };

@@ -19,6 +19,11 @@ export {
   toAuditEntry,
 } from './audit/audit-trail.js';
 export {
+  type AppendCoordinatorOptions,
+  type AppendCoordinatorStatus,
+  appendCoordinatorStatus,
+} from './coordinator/append-coordinator.js';
+export {
   loadMigrations,
   type MigrateResult,
   type Migration,
@@ -120,11 +125,6 @@ export type { CheckpointStatus, ParkedEvent } from './queries/checkpoints.js';
 export type { Documents } from './queries/documents.js';
 export type { Snapshot } from './queries/snapshots.js';
 export { type LoadedStream, type Snapshots, snapshots } from './snapshots/snapshots.js';
-export {
-  type AppendCoordinatorOptions,
-  type AppendCoordinatorStatus,
-  appendCoordinatorStatus,
-} from './coordinator/append-coordinator.js';
 export { EventStore, type OpenEventStoreOptions, openEventStore } from './store/event-store.js';
 export type { AppendBatchReport, AppendReport, StoreInstrumentation } from './store/instrumentation.js';
 export {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FrameReader, frame, ProtocolError } from '../src/coordinator/wire.js';
 import {
   type AppendResult,
   appendCoordinatorStatus,
@@ -17,6 +18,19 @@ import {
   openEventStore,
 } from '../src/index.js';
 import { backends, capabilities, databaseUrl, freshSchema, openTestStore, waitUntil } from './support/backends.js';
+
+describe('coordinator frames', () => {
+  it('reads frames split anywhere and several in one chunk, and refuses an oversize one', () => {
+    const frames = Buffer.concat([frame({ t: 'welcome' }), frame({ t: 'result', id: 7, outcomes: [null] })]);
+    for (const size of [1, 3, 5, frames.length]) {
+      const reader = new FrameReader(1024);
+      const got: unknown[] = [];
+      for (let at = 0; at < frames.length; at += size) got.push(...reader.push(frames.subarray(at, at + size)));
+      expect(got).toEqual([{ t: 'welcome' }, { t: 'result', id: 7, outcomes: [null] }]);
+    }
+    expect(() => new FrameReader(10).push(frame({ t: 'hello', token: 'x'.repeat(64) }))).toThrow(ProtocolError);
+  });
+});
 
 const fast = { leaseRetryMs: 50, forwardTimeoutMs: 2000 };
 

@@ -53,15 +53,18 @@ export interface AppendCoordinatorStatus {
   servedAppends: number;
 }
 
-type Resolved = Required<Omit<AppendCoordinatorOptions, 'advertise'>> & { advertise: string | undefined };
+/** @internal {@link AppendCoordinatorOptions} checked, with defaults. */
+export type ResolvedCoordinatorOptions = Required<Omit<AppendCoordinatorOptions, 'advertise'>> & {
+  advertise: string | undefined;
+};
 
 /** Checks and completes the options; throws InvalidInputError. */
-export function resolveCoordinatorOptions(given: unknown): Resolved {
+export function resolveCoordinatorOptions(given: unknown): ResolvedCoordinatorOptions {
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     throw new InvalidInputError('appendCoordinator', `must be an object of options, got ${describe(given)}`);
   }
   const o = given as AppendCoordinatorOptions;
-  const resolved: Resolved = {
+  const resolved: ResolvedCoordinatorOptions = {
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 0,
     advertise: o.advertise,
@@ -97,7 +100,7 @@ export function resolveCoordinatorOptions(given: unknown): Resolved {
 export class AppendCoordinator {
   readonly #client: SqlClient;
   readonly #schema: string;
-  readonly #options: Resolved;
+  readonly #options: ResolvedCoordinatorOptions;
   readonly #shared: AppendBatcher<WriteOutcome[]>;
   readonly #maxFrameBytes: number;
   #holding: { address: string; token: string } | undefined;
@@ -110,7 +113,7 @@ export class AppendCoordinator {
   constructor(
     client: SqlClient,
     schema: string,
-    options: Resolved,
+    options: ResolvedCoordinatorOptions,
     run: (appends: readonly (readonly PreparedWrite[])[]) => Promise<WriteOutcome[][]>,
     batching: { maxEvents: number; maxBytes: number; concurrency: number },
   ) {

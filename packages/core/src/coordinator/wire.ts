@@ -53,25 +53,24 @@ export class FrameReader {
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
     const messages: unknown[] = [];
-    for (;;) {
-      if (this.#buffered < 4) return messages;
-      let buffer = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks);
-      const length = buffer.readUInt32BE(0);
+    while (this.#buffered >= 4) {
+      // Join chunks only once a whole frame is here: a large frame arrives in many chunks.
+      if ((this.#chunks[0] as Buffer).length < 4) this.#chunks = [Buffer.concat(this.#chunks)];
+      const length = (this.#chunks[0] as Buffer).readUInt32BE(0);
       if (length > this.#maxBytes) throw new ProtocolError(`frame of ${length} bytes is over ${this.#maxBytes}`);
-      if (buffer.length < 4 + length) {
-        this.#chunks = [buffer];
-        return messages;
-      }
+      if (this.#buffered < 4 + length) return messages;
+      const buffer = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks);
       const body = buffer.subarray(4, 4 + length).toString('utf8');
-      buffer = buffer.subarray(4 + length);
-      this.#chunks = buffer.length > 0 ? [buffer] : [];
-      this.#buffered = buffer.length;
+      const rest = buffer.subarray(4 + length);
+      this.#chunks = rest.length > 0 ? [rest] : [];
+      this.#buffered = rest.length;
       try {
         messages.push(JSON.parse(body));
       } catch {
         throw new ProtocolError('frame is not JSON');
       }
     }
+    return messages;
   }
 }
 

@@ -14,9 +14,8 @@
  */
 import {
   AppendCoordinator,
-  type AppendCoordinatorOptions,
   type AppendCoordinatorStatus,
-  resolveCoordinatorOptions,
+  type ResolvedCoordinatorOptions,
 } from '../coordinator/append-coordinator.js';
 import type { SqlClient, SqlQueryable } from '../db/sql-client.js';
 import { ConcurrencyError, sqlStateOf, toAnnalsError } from '../errors.js';
@@ -64,12 +63,11 @@ export class AppendPipeline {
    * Starts the append coordinator of this store (PostgreSQL only): from now on its plain
    * appends go through whichever process holds the role.
    */
-  startCoordinator(client: SqlClient, options: AppendCoordinatorOptions): AppendCoordinator {
-    const resolved = resolveCoordinatorOptions(options);
+  startCoordinator(client: SqlClient, options: ResolvedCoordinatorOptions): AppendCoordinator {
     this.#coordinator = new AppendCoordinator(
       client,
       this.#options.schema,
-      resolved,
+      options,
       (appends) => appendEvents(this.#client, this.#options.schema, appends),
       {
         maxEvents: this.#options.batchMaxEvents,

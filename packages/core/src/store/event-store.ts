@@ -133,7 +133,7 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Ev
     appendCoordinator = false,
     ...rest
   } = options;
-  if (appendCoordinator !== false) resolveCoordinatorOptions(appendCoordinator);
+  const coordinator = appendCoordinator === false ? undefined : resolveCoordinatorOptions(appendCoordinator);
   if (typeof instrumentation !== 'object' || instrumentation === null) {
     throw new InvalidInputError('instrumentation', 'must be an object of hooks');
   }
@@ -152,9 +152,7 @@ export async function openEventStore(options: OpenEventStoreOptions): Promise<Ev
   }
   const frozen = Object.freeze({ ...resolved });
   const pipeline = new AppendPipeline(client, frozen, [...inlineProjections], policy, instrumentation);
-  if (appendCoordinator !== false && client.capabilities.concurrentConnections) {
-    pipeline.startCoordinator(client, appendCoordinator);
-  }
+  if (coordinator && client.capabilities.concurrentConnections) pipeline.startCoordinator(client, coordinator);
   return new EventStore(createStoreContext(client, frozen, pipeline), closeClient);
 }
 

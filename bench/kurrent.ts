@@ -6,23 +6,21 @@
  * - single-event appends from 32 concurrent calls, random streams of 10k, expected revision any;
  * - reading `$all` forwards (the client's `readAll`) against the library's `readAll`.
  *
- * The server (auth off) and the client run in this one process, as the library does, so both
- * sides pay for their CPU on the same two cores.
+ * The server runs as it is deployed, `annals serve --grpc-port 0 --auth off` in a child process;
+ * the client and the library run in this one. Both paths share the same two cores.
+ *
+ * Two more rows put the same client against a server that does no work (kurrent-echo.ts): what
+ * the client itself can reach on this machine, the ceiling of any server it talks to.
  */
 import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
-import { startServer } from '@annals/server';
+import { forkBench, nextMessage, startServe } from './children.js';
 import { type Measurement, measure, type Row, row, timeIt } from './measure.js';
 
 const rounds = 2;
 
 export async function kurrentSection(url: string, n: (count: number) => number): Promise<Row[]> {
   const schema = 'bench_kurrent';
-  const server = await startServer({
-    client: createPostgresClient({ connectionString: url, maxConnections: 10 }),
-    port: 0,
-    store: { schema },
-    grpc: { port: 0 },
-  });
+  const server = await startServe(url, schema, 10, ['--auth', 'off', '--grpc-port', '0']);
   const library: EventStore = await openEventStore({
     client: createPostgresClient({ connectionString: url, maxConnections: 10 }),
     schema,
@@ -30,24 +28,26 @@ export async function kurrentSection(url: string, n: (count: number) => number):
   const { KurrentDBClient, jsonEvent } = await import('@kurrent/kurrentdb-client');
   const endpoint = server.grpc;
   if (!endpoint) throw new Error('the server has no gRPC endpoint');
-  const client = KurrentDBClient.connectionString`${endpoint.connectionString}`;
+  const client = KurrentDBClient.connectionString`${endpoint}`;
   try {
     const appends = n(10_000);
-    const viaClient = () =>
+    const appendsOf = (to: typeof client) => () =>
       measure(appends, 32, async (_w, _i, _s, op) => {
-        await client.appendToStream(`account-${(op * 7919) % 10_000}`, jsonEvent({ type: 'Deposited', data: { op } }));
+        await to.appendToStream(`account-${(op * 7919) % 10_000}`, jsonEvent({ type: 'Deposited', data: { op } }));
       });
+    const viaClient = appendsOf(client);
     const viaLibrary = () =>
       measure(appends, 32, async (_w, _i, _s, op) => {
         await library.append(`account-${(op * 7919) % 10_000}`, [{ type: 'Deposited', data: { op } }]);
       });
     const reads = n(50_000);
-    const readClient = () =>
+    const readsOf = (from: typeof client) => () =>
       timeIt(reads, async () => {
         let count = 0;
-        for await (const _ of client.readAll({ maxCount: reads })) count++;
+        for await (const _ of from.readAll({ maxCount: reads })) count++;
         if (count !== reads) throw new Error(`readAll delivered ${count} of ${reads}`);
       });
+    const readClient = readsOf(client);
     const readLibrary = () =>
       timeIt(reads, async () => {
         let count = 0;
@@ -79,6 +79,25 @@ export async function kurrentSection(url: string, n: (count: number) => number):
       }
     }
     const read = await best(readClient, readLibrary);
+
+    // The client's ceiling: the same calls against a server that does no work.
+    const echo = forkBench('./kurrent-echo.ts');
+    const echoClient = KurrentDBClient.connectionString`kurrentdb://127.0.0.1:${await nextMessage<number>(echo, 'port')}?tls=false`;
+    let ceiling: { appends: Measurement; reads: Measurement };
+    try {
+      const most = async (work: () => Promise<Measurement>) => {
+        let top = await work();
+        for (let round = 1; round < rounds; round++) {
+          const next = await work();
+          if (next.eventsPerSecond > top.eventsPerSecond) top = next;
+        }
+        return top;
+      };
+      ceiling = { appends: await most(appendsOf(echoClient)), reads: await most(readsOf(echoClient)) };
+    } finally {
+      await echoClient.dispose();
+      echo.disconnect();
+    }
     return [
       row(
         'KurrentDB client over gRPC: 1 event/append, 32 calls (vs the library)',
@@ -92,10 +111,22 @@ export async function kurrentSection(url: string, n: (count: number) => number):
         read.mine,
         '>= 0.7x',
       ),
+      row(
+        'KurrentDB client: 1 event/append, 32 calls (vs a server doing no work)',
+        { ...ceiling.appends, name: 'client ceiling' },
+        append.mine,
+        '-',
+      ),
+      row(
+        `KurrentDB client: read $all, ${reads} events (vs a server doing no work)`,
+        { ...ceiling.reads, name: 'client ceiling' },
+        read.mine,
+        '-',
+      ),
     ];
   } finally {
     await client.dispose();
     await library.close();
-    await server.close();
+    await server.stop();
   }
 }

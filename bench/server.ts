@@ -12,16 +12,13 @@
  *
  * Loopback only. Every loop is bounded; the child is stopped at the end (SIGTERM, then SIGKILL).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
 import { createApiKey, setupApiKeys } from '@annals/server';
 import { Pool } from 'undici';
-import { forkBench, nextMessage } from './children.js';
+import { forkBench, nextMessage, type ServeChild, startServe as startChild } from './children.js';
 import { type Measurement, measure, type Row, row } from './measure.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const none: Measurement & { name: string } = {
   name: '-',
   eventsPerSecond: Number.NaN,
@@ -29,73 +26,6 @@ const none: Measurement & { name: string } = {
   p99Ms: Number.NaN,
   seconds: 0,
 };
-
-interface Child {
-  process: ChildProcess;
-  url: string;
-  stop(): Promise<void>;
-}
-
-/**
- * Starts `annals serve --port 0` on `url`/`schema` in a child process, with `flags` (e.g.
- * `--auth off`); resolves once it listens.
- */
-async function startChild(url: string, schema: string, poolSize: number, flags: string[]): Promise<Child> {
-  const child = spawn(
-    process.execPath,
-    [
-      // Extra node flags for the server, e.g. BENCH_SERVER_FLAGS=--cpu-prof to profile it.
-      ...(process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? []),
-      '--conditions=@annals/source',
-      '--import',
-      'tsx',
-      'packages/cli/src/main.ts',
-      'serve',
-      '--port',
-      '0',
-      '--pool-size',
-      String(poolSize),
-      ...flags,
-    ],
-    {
-      cwd: root,
-      env: { ...process.env, DATABASE_URL: url, ANNALS_SCHEMA: schema, ANNALS_HOST: '127.0.0.1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  const listening = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`annals serve did not start in 60 s:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[0]);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`annals serve exited (${code}):\n${output}`));
-    });
-  });
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-  return {
-    process: child,
-    url: listening,
-    async stop() {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
 
 /** The server's V8 heap in use, in MiB, from its own metrics. */
 async function heapMiB(pool: Pool): Promise<number> {
@@ -180,7 +110,7 @@ export async function serverSection(url: string, n: (count: number) => number, s
   // and no rate limit; its key lives in a directory schema of the bench database.
   const directory = 'bench_server_keys';
   const admin = createPostgresClient({ connectionString: url, maxConnections: 2 });
-  let authChild: Child | undefined;
+  let authChild: ServeChild | undefined;
   let authPool: Pool | undefined;
   try {
     await setupApiKeys(admin, { directory, serverRoles: [] });

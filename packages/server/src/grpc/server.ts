@@ -9,6 +9,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { GrpcContext } from './context.js';
 import { serverFeaturesService } from './features.js';
+import { pipelinedWrites } from './pipelined-writes.js';
 import { protocol } from './protocol.js';
 import { streamsService } from './streams-service.js';
 
@@ -64,6 +65,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
+    interceptors: [pipelinedWrites()],
   });
   const { streams, serverFeatures } = protocol();
   server.addService(streams.service, streamsService(context));

@@ -80,10 +80,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const metrics = createMetrics();
   const auth = options.auth ? await startAuthenticator(client, options.auth) : undefined;
   if (options.tenants) {
-    if (options.grpc) {
-      await auth?.close();
-      throw new Error('the KurrentDB protocol is not served with tenants');
-    }
+    if (options.grpc && !auth) throw new Error('the KurrentDB protocol with tenants needs auth');
     if (runProjections || runSealer) {
       await auth?.close();
       throw new Error('with tenants, run projections and sealers beside the server, one store each');
@@ -160,21 +157,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       throw error;
     }
   }
-  const started = running(server, host, port, async () => {
-    await store.close();
-    await auth?.close();
-  });
-  if (!grpc) return started;
-  const endpoint = grpc;
-  return {
-    ...started,
-    grpc: endpoint,
-    async close() {
-      // Its subscriptions end first, so the store closes with nothing reading it.
-      await endpoint.close();
-      await started.close();
-    },
-  };
+  return withGrpc(
+    running(server, host, port, async () => {
+      await store.close();
+      await auth?.close();
+    }),
+    grpc,
+  );
 }
 
 function running(server: AnnalsServer, host: string, port: number, after: () => Promise<void>): RunningServer {
@@ -247,14 +236,44 @@ async function startTenantServer(
       return store;
     },
   });
+  const closeStores = async () => {
+    await Promise.all(stores.map((store) => store.close()));
+    await auth?.close();
+  };
   try {
     await server.api.listen({ host, port });
   } catch (error) {
     await auth?.close();
     throw error;
   }
-  return running(server, host, port, async () => {
-    await Promise.all(stores.map((store) => store.close()));
-    await auth?.close();
-  });
+  let grpc: GrpcServer | undefined;
+  if (options.grpc) {
+    try {
+      grpc = await startGrpcServer({
+        ...options.grpc,
+        host: options.grpc.host ?? host,
+        // The same store, opened once, as the tenant's HTTP requests reach.
+        tenants: async (tenant) => (await server.scopes.get(tenant))?.store,
+        authenticator: auth,
+      });
+    } catch (error) {
+      await server.close();
+      await closeStores();
+      throw error;
+    }
+  }
+  return withGrpc(running(server, host, port, closeStores), grpc);
+}
+
+/** A running server that also closes its gRPC endpoint, first (its subscriptions read the stores). */
+function withGrpc(started: RunningServer, grpc: GrpcServer | undefined): RunningServer {
+  if (!grpc) return started;
+  return {
+    ...started,
+    grpc,
+    async close() {
+      await grpc.close();
+      await started.close();
+    },
+  };
 }

@@ -3,74 +3,16 @@
  * through `tlsCAFile`), with auth on: the official client's username/password, the password an
  * Annals API key, on each backend.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { AccessDeniedError, jsonEvent, KurrentDBClient } from '@kurrent/kurrentdb-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema } from '../../core/test/support/backends.js';
 import { revokeApiKey, setupApiKeys } from '../src/index.js';
 import { makeKey } from './auth-support.js';
-import { collect, type KurrentServer, startKurrentServer, until } from './kurrent-support.js';
+import { collect, type KurrentServer, startKurrentServer, testCertificate, until } from './kurrent-support.js';
 import { backends } from './support.js';
 
-// A CA and a server certificate it signs: the Rust half of the client (reads) refuses a
-// self-signed CA certificate as a server's own.
-const dir = mkdtempSync(join(tmpdir(), 'annals-grpc-tls-'));
-const file = (name: string) => join(dir, name);
-const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-openssl(
-  'req',
-  '-x509',
-  '-newkey',
-  'rsa:2048',
-  '-nodes',
-  '-keyout',
-  file('ca.key'),
-  '-out',
-  file('ca.pem'),
-  '-days',
-  '1',
-  '-subj',
-  '/CN=annals-test-ca',
-);
-openssl(
-  'req',
-  '-newkey',
-  'rsa:2048',
-  '-nodes',
-  '-keyout',
-  file('key.pem'),
-  '-out',
-  file('server.csr'),
-  '-subj',
-  '/CN=localhost',
-);
-writeFileSync(
-  file('ext.cnf'),
-  'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
-);
-openssl(
-  'x509',
-  '-req',
-  '-in',
-  file('server.csr'),
-  '-CA',
-  file('ca.pem'),
-  '-CAkey',
-  file('ca.key'),
-  '-CAcreateserial',
-  '-out',
-  file('cert.pem'),
-  '-days',
-  '1',
-  '-extfile',
-  file('ext.cnf'),
-);
-const certFile = file('cert.pem');
-const keyFile = file('key.pem');
-const caFile = file('ca.pem');
+const { certFile, keyFile, caFile } = testCertificate();
 
 describe.each(backends)('KurrentDB protocol over TLS with API keys on $name', (backend) => {
   const directory = freshSchema('keys');
@@ -145,5 +87,3 @@ describe.each(backends)('KurrentDB protocol over TLS with API keys on $name', (b
     );
   });
 });
-
-afterAll(() => rmSync(dir, { recursive: true, force: true }));

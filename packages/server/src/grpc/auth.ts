@@ -5,10 +5,12 @@
  * token is taken as the HTTP API takes it. Without an authenticator every call is anonymous
  * with every scope.
  */
+import type { EventStore } from '@annals/core';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Principal, Scope } from '../auth/principal.js';
 import { categoryOf } from '../auth/route-policy.js';
+import type { GrpcContext } from './context.js';
 import { accessDenied, unauthenticated } from './errors.js';
 
 /** The `Bearer` header the authenticator reads, from a call's `authorization`. */
@@ -23,18 +25,29 @@ function bearerOf(metadata: Metadata): string | undefined {
 }
 
 /** Who a call is: undefined when auth is off (anonymous, unrestricted). */
-export async function principalOf(
-  authenticator: Authenticator | undefined,
-  metadata: Metadata,
-  tenant: string,
-): Promise<Principal | undefined> {
+async function principalOf(authenticator: Authenticator | undefined, metadata: Metadata) {
   if (!authenticator) return undefined;
   const header = bearerOf(metadata);
   if (header === undefined) throw unauthenticated('credentials are missing');
-  const principal = authenticator.cached(header) ?? (await authenticator.authenticate(header));
-  // A server of one store serves its tenant's keys only.
-  if (principal.tenant !== tenant) throw unauthenticated('the key is not valid here');
-  return principal;
+  return authenticator.cached(header) ?? (await authenticator.authenticate(header));
+}
+
+/** Who a call is and the store it reaches. */
+export interface Caller {
+  principal: Principal | undefined;
+  store: EventStore;
+}
+
+/**
+ * Who a call is, and its tenant's store. A key of a tenant without a store here (another
+ * tenant of a single-store server, a tenant that does not exist) is refused as a wrong key is:
+ * the answer does not tell whether the tenant exists.
+ */
+export async function callerOf(context: GrpcContext, metadata: Metadata): Promise<Caller> {
+  const principal = await principalOf(context.authenticator, metadata);
+  const store = await context.storeFor(principal);
+  if (!store) throw unauthenticated(principal ? 'the key is not valid here' : 'credentials are missing');
+  return { principal, store };
 }
 
 /** Refuses a principal without `scope` (admin holds every scope). */

@@ -8,7 +8,7 @@
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { type AppendOutcome, appendMessages, expectedOf, type WireExpected } from './append.js';
-import { principalOf } from './auth.js';
+import { callerOf } from './auth.js';
 import type { GrpcContext } from './context.js';
 import { grpcErrorOf } from './errors.js';
 import { BadRequest, type ProposedMessage, type WireUuid } from './mapping.js';
@@ -96,7 +96,7 @@ export function batchAppend(context: GrpcContext, counted: <T>(work: () => Promi
       try {
         // Checked for every append (a cache hit, mostly): a key revoked while the call stays
         // open is refused from its next append on.
-        const who = await principalOf(context.authenticator, call.metadata, context.tenant);
+        const { principal: who, store } = await callerOf(context, call.metadata);
         if (!batch.options) throw new BadRequest('the first request of the append has no options');
         const deadline = batch.options.deadline_21_10_0;
         if (deadline?.seconds !== undefined && Number(deadline.seconds) * 1000 < Date.now()) {
@@ -106,7 +106,7 @@ export function batchAppend(context: GrpcContext, counted: <T>(work: () => Promi
           return { ...base, error: tooLarge(context.maxAppendBytes) };
         }
         const stream = streamNameOf(batch.options.stream_identifier);
-        const outcome = await appendMessages(context.store, who, stream, expectedOf(batch.options), batch.messages);
+        const outcome = await appendMessages(store, who, stream, expectedOf(batch.options), batch.messages);
         if (!outcome.ok) {
           return {
             ...base,

@@ -1,13 +1,16 @@
-/** What every gRPC handler shares: the store, the authenticator, the open subscriptions. */
+/** What every gRPC handler shares: where stores are found, the authenticator, the open subscriptions. */
 import type { EventStore } from '@annals/core';
 import type { Authenticator } from '../auth/authenticator.js';
+import type { Principal } from '../auth/principal.js';
 
 /** The shared state of one gRPC endpoint. */
 export interface GrpcContext {
-  store: EventStore;
+  /**
+   * The store a caller reaches: its tenant's (undefined when the tenant has no store here);
+   * with auth off (no principal), the one store of a single-store endpoint.
+   */
+  storeFor(principal: Principal | undefined): Promise<EventStore | undefined>;
   authenticator: Authenticator | undefined;
-  /** The tenant whose keys are accepted. */
-  tenant: string;
   /** Stops of the subscriptions being served, by id: what cancelling or closing ends. */
   subscriptions: Map<string, () => void>;
   /** Calls being answered now: what closing waits for. */

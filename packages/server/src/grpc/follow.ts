@@ -6,7 +6,13 @@
  * examined. Cancelling the call stops its Annals subscription at once.
  */
 import { randomUUID } from 'node:crypto';
-import { type RecordedEvent, StreamDeletedError, type Subscription, subscriptions } from '@annals/core';
+import {
+  type EventStore,
+  type RecordedEvent,
+  StreamDeletedError,
+  type Subscription,
+  subscriptions,
+} from '@annals/core';
 import { status } from '@grpc/grpc-js';
 import type { GrpcContext } from './context.js';
 import { GrpcError, streamDeleted, unauthenticated } from './errors.js';
@@ -30,12 +36,12 @@ const positionOf = (position: number) => ({ commit_position: String(position), p
 /** Serves one subscription until the client cancels it or the server closes. */
 export async function follow(
   context: GrpcContext,
+  store: EventStore,
   call: ReadCall,
   plan: ReadPlan,
   categories: readonly string[] | null,
   watch?: (end: () => void) => () => void,
 ): Promise<void> {
-  const { store } = context;
   const id = randomUUID();
   let live: Subscription | undefined;
   let stopped = false;

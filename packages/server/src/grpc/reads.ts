@@ -3,7 +3,6 @@
  * backwards from a position (with the server-side filter), and `$$<stream>`.
  */
 import { type EventStore, type RecordedEvent, StreamDeletedError } from '@annals/core';
-import type { GrpcContext } from './context.js';
 import { streamDeleted } from './errors.js';
 import { recordedOf } from './mapping.js';
 import { metaPrefix, readMetadata } from './metadata-stream.js';
@@ -46,12 +45,11 @@ async function* backwardsAll(
 
 /** Answers a read with a count; ends when done (the caller ends the call). */
 export async function readEvents(
-  context: GrpcContext,
+  store: EventStore,
   call: ReadCall,
   plan: ReadPlan,
   categories: readonly string[] | null,
 ): Promise<void> {
-  const { store } = context;
   const count = plan.count ?? 0;
   if (count === 0) return;
   if (plan.stream?.startsWith(metaPrefix) && plan.stream.length > metaPrefix.length) {

@@ -15,10 +15,16 @@ import { streamsService } from './streams-service.js';
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
-  store: EventStore;
+  /** The one store served (give this or `tenants`). */
+  store?: EventStore;
+  /**
+   * With many tenants: the store of a tenant, or undefined when it has none here. A call
+   * reaches its key's tenant's store only; needs an `authenticator`.
+   */
+  tenants?: (tenant: string) => Promise<EventStore | undefined>;
   /** Checks credentials (Basic with an API key as the password, or Bearer); absent: anonymous. */
   authenticator?: Authenticator;
-  /** The tenant whose keys are accepted. @defaultValue 'default' */
+  /** With `store`: the tenant whose keys are accepted. @defaultValue 'default' */
   tenant?: string;
   /** @defaultValue '127.0.0.1' */
   host?: string;
@@ -49,10 +55,15 @@ export interface GrpcServer {
 /** Starts the endpoint; resolves once it listens. */
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const { host = '127.0.0.1', tls, maxAppendBytes = 16 * 1024 * 1024, drainMs = 5000 } = options;
+  const { store, tenants } = options;
+  if ((store === undefined) === (tenants === undefined)) throw new Error('give the gRPC endpoint a store or tenants');
+  if (tenants && !options.authenticator) throw new Error('a gRPC endpoint of many tenants needs an authenticator');
+  const tenant = options.tenant ?? 'default';
   const context: GrpcContext = {
-    store: options.store,
+    storeFor: tenants
+      ? async (principal) => (principal ? tenants(principal.tenant) : undefined)
+      : async (principal) => (principal === undefined || principal.tenant === tenant ? store : undefined),
     authenticator: options.authenticator,
-    tenant: options.tenant ?? 'default',
     subscriptions: new Map(),
     calls: 0,
     maxAppendBytes,

@@ -13,7 +13,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { appendMessages, expectedOf, type WireExpected } from './append.js';
-import { actorFor, principalOf, requireScope, requireStream } from './auth.js';
+import { actorFor, callerOf, requireScope, requireStream } from './auth.js';
 import { batchAppend } from './batch-append.js';
 import type { GrpcContext } from './context.js';
 import { GrpcError, grpcErrorOf } from './errors.js';
@@ -56,10 +56,8 @@ function failed(context: GrpcContext, error: unknown): GrpcError {
 
 /** The service's handlers. */
 export function streamsService(context: GrpcContext): UntypedServiceImplementation {
-  const { store } = context;
-
   async function append(requests: AppendRequest[], metadata: Metadata) {
-    const principal = await principalOf(context.authenticator, metadata, context.tenant);
+    const { principal, store } = await callerOf(context, metadata);
     const [first, ...rest] = requests;
     if (!first?.options) throw new BadRequest('the append does not begin with its options');
     const messages = rest.map((request, index) => {
@@ -87,7 +85,7 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
   }
 
   async function change(call: ServerUnaryCall<StreamRequest, unknown>, to: 'delete' | 'tombstone') {
-    const principal = await principalOf(context.authenticator, call.metadata, context.tenant);
+    const { principal, store } = await callerOf(context, call.metadata);
     requireScope(principal, 'admin');
     const options = call.request.options;
     if (!options) throw new BadRequest('the request has no options');
@@ -169,15 +167,15 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
     Tombstone: unary<StreamRequest>((call) => change(call, 'tombstone')),
     Read(call: ServerWritableStream<{ options?: WireReadOptions }, unknown>) {
       const run = async () => {
-        const principal = await principalOf(context.authenticator, call.metadata, context.tenant);
+        const { principal, store } = await callerOf(context, call.metadata);
         const plan = planOf(call.request.options);
         requireScope(principal, plan.subscription ? 'subscribe' : 'read');
         const target = plan.stream?.startsWith(metaPrefix) ? plan.stream.slice(metaPrefix.length) : plan.stream;
         if (target !== undefined) requireStream(principal, target);
         const authenticator = context.authenticator;
         const watch = principal && authenticator ? (end: () => void) => authenticator.watch(principal, end) : undefined;
-        if (plan.subscription) await follow(context, call, plan, principal?.categories ?? null, watch);
-        else await readEvents(context, call, plan, principal?.categories ?? null);
+        if (plan.subscription) await follow(context, store, call, plan, principal?.categories ?? null, watch);
+        else await readEvents(store, call, plan, principal?.categories ?? null);
       };
       counted(run).then(
         () => call.end(),

@@ -2,13 +2,14 @@
  * Every error Annals throws on purpose is an {@link AnnalsError} with a stable string `code`.
  * Match on `code` (or `instanceof`), never on message text. Codes are listed in docs/errors.md.
  */
-import type { ExpectedVersion } from './types.js';
+import type { ExpectedVersion, JsonObject } from './types.js';
 
 /** Every stable error code, one per error class. */
 export type AnnalsErrorCode =
   | 'INVALID_INPUT'
   | 'PAYLOAD_TOO_LARGE'
   | 'CONCURRENCY_CONFLICT'
+  | 'STREAM_METADATA_CHANGED'
   | 'EVENT_ID_REUSED'
   | 'SCHEMA_TOO_NEW'
   | 'SCHEMA_OUTDATED'
@@ -78,6 +79,22 @@ export class ConcurrencyError extends AnnalsError {
     );
     this.streamId = streamId;
     this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/**
+ * A stream's metadata was no longer what a change expected it to be (another writer changed it
+ * first); nothing of that change was stored. Read it again and decide again.
+ */
+export class StreamMetadataChangedError extends AnnalsError {
+  readonly streamId: string;
+  /** The stream's metadata when the change was checked. */
+  readonly actual: JsonObject;
+
+  constructor(streamId: string, actual: JsonObject) {
+    super('STREAM_METADATA_CHANGED', `stream ${JSON.stringify(streamId)}: its metadata changed meanwhile`);
+    this.streamId = streamId;
     this.actual = actual;
   }
 }

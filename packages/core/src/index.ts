@@ -85,6 +85,7 @@ export {
   StoreClosedError,
   StreamArchivedError,
   StreamDeletedError,
+  StreamMetadataChangedError,
   StreamNotFoundError,
   StreamTombstonedError,
   TamperDetectedError,

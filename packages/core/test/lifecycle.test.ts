@@ -10,6 +10,7 @@ import {
   auditTrail,
   type Command,
   ConcurrencyError,
+  createPostgresClient,
   type Decider,
   type DomainEvent,
   type EventStore,
@@ -17,12 +18,14 @@ import {
   integrity,
   lifecycle,
   lifecycleStream,
+  openEventStore,
   type Projection,
   projections,
   type RecordedEvent,
   type SqlQueryable,
   StreamArchivedError,
   StreamDeletedError,
+  StreamMetadataChangedError,
   StreamTombstonedError,
   snapshots,
   subscriptions,
@@ -392,6 +395,67 @@ describe.each(backends)('stream lifecycle on $name', (backend: TestBackend) => {
     }
   });
 
+  it('retention with metadata: replaced only if still as expected, else nothing of the change is stored', async () => {
+    const t = await openTestStore(backend);
+    try {
+      const { store } = t;
+      await store.append('meta-1', events(1, 2, 3));
+      const facet = lifecycle(store);
+      await facet.setRetention('meta-1', {
+        maxCount: 2,
+        reason: 'first',
+        metadata: { from: {}, to: { owner: 'ops', n: 1 } },
+      });
+      expect(await store.getStream('meta-1')).toMatchObject({
+        metadata: { owner: 'ops', n: 1 },
+        retention: { maxCount: 2 },
+      });
+      // Key order does not matter: compared as JSON.
+      await facet.setRetention('meta-1', {
+        maxCount: 1,
+        reason: 'second',
+        metadata: { from: { n: 1, owner: 'ops' }, to: { owner: 'ops', n: 2 } },
+      });
+      const stale = await rejection(
+        facet.setRetention('meta-1', {
+          maxCount: null,
+          reason: 'stale',
+          metadata: { from: { owner: 'ops', n: 1 }, to: {} },
+        }),
+      );
+      expect(stale).toBeInstanceOf(StreamMetadataChangedError);
+      expect(stale).toMatchObject({
+        code: 'STREAM_METADATA_CHANGED',
+        streamId: 'meta-1',
+        actual: { owner: 'ops', n: 2 },
+      });
+      // Neither the retention nor the metadata of the refused change was stored, nor recorded.
+      expect(await store.getStream('meta-1')).toMatchObject({
+        metadata: { owner: 'ops', n: 2 },
+        retention: { maxCount: 1 },
+      });
+      const records = await toArray(auditTrail(store).history(lifecycleStream));
+      expect(records.map((e) => e.reason)).toEqual(['first', 'second']);
+      // A stream without a row yet compares as {}.
+      const fresh = await rejection(
+        facet.setRetention('meta-none', { maxCount: 1, reason: 'x', metadata: { from: { a: 1 }, to: {} } }),
+      );
+      expect(fresh).toMatchObject({ code: 'STREAM_METADATA_CHANGED', actual: {} });
+      for (const bad of [null, [], 'x']) {
+        const refused = await rejection(
+          facet.setRetention('meta-1', { reason: 'x', metadata: { from: bad as never, to: {} } }),
+        );
+        expect(refused).toBeInstanceOf(InvalidInputError);
+      }
+      expect(await store.getStream('meta-1')).toMatchObject({
+        metadata: { owner: 'ops', n: 2 },
+        retention: { maxCount: 1 },
+      });
+    } finally {
+      await t.cleanup();
+    }
+  });
+
   it('refuses bad lifecycle input before any SQL', async () => {
     const t = await openTestStore(backend);
     try {
@@ -447,6 +511,48 @@ async function rawAppend(client: pg.Client, schema: string, streamId: string, ex
 }
 
 describe.runIf(databaseUrl)('stream lifecycle under concurrency on PostgreSQL', () => {
+  it('retention changes with the same expected metadata on real connections: exactly one is stored', async () => {
+    const t = await openTestStore(postgresBackend);
+    const others = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        openEventStore({
+          client: createPostgresClient({ connectionString: databaseUrl as string, maxConnections: 1 }),
+          schema: t.schema,
+          migrate: false,
+        }),
+      ),
+    );
+    try {
+      await t.store.append('meta-race', events(1, 2, 3, 4, 5));
+      for (let round = 0; round < 5; round++) {
+        const from = (await t.store.getStream('meta-race'))?.metadata ?? {};
+        const outcomes = await Promise.allSettled(
+          others.map((store, i) =>
+            lifecycle(store).setRetention('meta-race', {
+              maxCount: i + 1,
+              reason: `writer ${i}`,
+              metadata: { from, to: { round, writer: i } },
+            }),
+          ),
+        );
+        const won = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [i] : []));
+        expect(won).toHaveLength(1);
+        for (const o of outcomes) {
+          if (o.status === 'rejected') expect(o.reason).toBeInstanceOf(StreamMetadataChangedError);
+        }
+        // The winner's metadata and its retention, never a mix of two writers.
+        const winner = won[0] as number;
+        expect(await t.store.getStream('meta-race')).toMatchObject({
+          metadata: { round, writer: winner },
+          retention: { maxCount: winner + 1 },
+        });
+      }
+    } finally {
+      await Promise.all(others.map((store) => store.close()));
+      await t.cleanup();
+    }
+  });
+
   it('a delete waits for an open append to the stream, then hides it too', async () => {
     const t = await openTestStore(postgresBackend);
     const t1 = await rawConnection();

@@ -191,6 +191,44 @@ describe.each(backends)('KurrentDB protocol on $name', (backend) => {
     expect(numbers(await collect(kurrent.readStream('meta-2')))).toEqual([1, 2]);
   });
 
+  it('stream metadata under concurrent writers: one wins an expected revision, every "any" write counts once', async () => {
+    const { kurrent } = server;
+    await kurrent.appendToStream('meta-race', [1, 2, 3, 4, 5].map(deposited));
+    await kurrent.setStreamMetadata('meta-race', { maxCount: 5 } as never);
+    const { KurrentDBClient } = await import('@kurrent/kurrentdb-client');
+    const others = [0, 1, 2].map(() => KurrentDBClient.connectionString`${server.connectionString}`);
+    try {
+      const writers = [kurrent, ...others];
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) =>
+          (writers[i % writers.length] as typeof kurrent).setStreamMetadata(
+            'meta-race',
+            { maxCount: i + 1, writer: i } as never,
+            { streamState: 0n } as never,
+          ),
+        ),
+      );
+      const won = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [i] : []));
+      expect(won).toHaveLength(1);
+      for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toBeInstanceOf(WrongExpectedVersionError);
+      const winner = won[0] as number;
+      const after = await kurrent.getStreamMetadata('meta-race');
+      expect(after.metadata).toMatchObject({ maxCount: winner + 1, writer: winner });
+      const revision = async () => (await collect(kurrent.readStream('$$meta-race')))[0]?.event?.revision;
+      expect(await revision()).toBe(1n);
+      expect((await server.request('GET', '/streams/meta-race')).body.retention.maxCount).toBe(winner + 1);
+      // Writes with any: none lost, each one revision.
+      await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          (writers[i % writers.length] as typeof kurrent).setStreamMetadata('meta-race', { n: i } as never),
+        ),
+      );
+      expect(await revision()).toBe(13n);
+    } finally {
+      await Promise.all(others.map((client) => client.dispose()));
+    }
+  });
+
   it('subscribes to a stream from the start and from a revision: every event once, in order, then live', async () => {
     const { kurrent } = server;
     await kurrent.appendToStream('sub-1', [1, 2, 3].map(deposited));

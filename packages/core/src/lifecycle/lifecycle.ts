@@ -12,6 +12,7 @@ import {
   ConcurrencyError,
   InvalidInputError,
   StreamDeletedError,
+  StreamMetadataChangedError,
   StreamTombstonedError,
   toAnnalsError,
 } from '../errors.js';
@@ -23,16 +24,26 @@ import {
   type StateChange,
   setStreamRetention,
 } from '../queries/lifecycle.js';
+import { swapStreamMetadata } from '../queries/streams.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
-import type { ExpectedVersion, StreamRetention, StreamState } from '../types.js';
+import type { ExpectedVersion, JsonObject, StreamRetention, StreamState } from '../types.js';
 import {
   assertInteger,
   assertStreamId,
   encodeExpectedVersion,
   type PreparedWrite,
   readOptions,
+  toJson,
 } from '../validation.js';
+
+/** `value` when it is a JSON object (not an array, not null), else an {@link InvalidInputError}. */
+function checkedObject(value: unknown, field: string): JsonObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidInputError(field, 'must be an object');
+  }
+  return value as JsonObject;
+}
 
 /**
  * The stream where every lifecycle change is recorded (category `$lifecycle`). Only
@@ -89,6 +100,13 @@ export interface RetentionSettings {
   reason: string;
   /** Who (recorded with the change as the event's `actor`). */
   actor?: string;
+  /**
+   * Also replace the stream's metadata with `to`, in the same transaction, but only if it
+   * still equals `from` (as JSON; `{}` for none): else nothing of the change is stored and
+   * {@link StreamMetadataChangedError} says what the metadata was. Settings kept in a stream's
+   * metadata (as the KurrentDB protocol keeps `$$` streams) then change with its retention.
+   */
+  metadata?: { from: JsonObject; to: JsonObject };
 }
 
 /** What a retention change did. */
@@ -332,10 +350,20 @@ export function lifecycle(store: EventStore): Lifecycle {
           by,
         );
       record({ outcome: 'ok', state: 'active', streamVersion: 0, truncateBefore: 0, maxCount: null, maxAge: null });
-      const [outcome, position] = await recorded(
-        (tx) => setStreamRetention(tx, context.schema, streamId, settings),
-        record,
-      );
+      const swap = by.metadata && {
+        from: toJson(checkedObject(by.metadata.from, 'settings.metadata.from'), 'settings.metadata.from'),
+        to: toJson(checkedObject(by.metadata.to, 'settings.metadata.to'), 'settings.metadata.to'),
+      };
+      const [outcome, position] = await recorded(async (tx) => {
+        // After the retention, which takes the log lock: retention changes are serial, and the
+        // metadata compared is the latest committed.
+        const changed = await setStreamRetention(tx, context.schema, streamId, settings);
+        if (swap) {
+          const found = await swapStreamMetadata(tx, context.schema, streamId, swap.from, swap.to);
+          if (found) throw new StreamMetadataChangedError(streamId, found);
+        }
+        return changed;
+      }, record);
       if (outcome.outcome === 'tombstoned') throw new StreamTombstonedError(streamId);
       if (outcome.outcome === 'beyond') {
         throw new InvalidInputError(

@@ -52,6 +52,31 @@ export async function readStreamInfo(db: SqlQueryable, schema: string, streamId:
 }
 
 /** Replaces the metadata of `streamId` (a stream need not have events to have metadata). */
+/**
+ * Replaces a stream's metadata with `toJson` if it still equals `fromJson` (`{}` when the
+ * stream has none), holding its row until the transaction ends. Returns undefined when
+ * replaced, else the metadata found.
+ */
+export async function swapStreamMetadata(
+  db: SqlQueryable,
+  schema: string,
+  streamId: string,
+  fromJson: string,
+  toJson: string,
+): Promise<JsonObject | undefined> {
+  const [row] = await db.query<{ metadata: JsonObject; same: boolean }>(
+    `select metadata, metadata = $2::jsonb as same from "${schema}".streams where stream_id = $1 for update`,
+    [streamId, fromJson],
+  );
+  if (row && !row.same) return row.metadata;
+  if (!row) {
+    const [none] = await db.query<{ same: boolean }>(`select '{}'::jsonb = $1::jsonb as same`, [fromJson]);
+    if (!none?.same) return {};
+  }
+  await writeStreamMetadata(db, schema, streamId, toJson);
+  return undefined;
+}
+
 export async function writeStreamMetadata(
   db: SqlQueryable,
   schema: string,

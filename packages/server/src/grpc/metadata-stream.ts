@@ -12,6 +12,7 @@ import {
   lifecycle,
   type NewEvent,
   type RetentionSettings,
+  StreamMetadataChangedError,
 } from '@annals/core';
 import { BadRequest, kurrentKey } from './mapping.js';
 
@@ -32,8 +33,12 @@ export type MetaExpected = { revision: number } | 'any' | 'no-stream' | 'stream-
 
 /** The stored metadata of `stream`, or undefined when none was set. */
 export async function readMetadata(store: EventStore, stream: string): Promise<StoredMetadata | undefined> {
-  const info = await store.getStream(stream);
-  const kept = info?.metadata[kurrentKey] as JsonValue | undefined;
+  return keptOf((await store.getStream(stream))?.metadata ?? {});
+}
+
+/** What a stream's Annals metadata keeps of its KurrentDB metadata. */
+function keptOf(metadata: JsonObject): StoredMetadata | undefined {
+  const kept = metadata[kurrentKey] as JsonValue | undefined;
   if (typeof kept !== 'object' || kept === null || Array.isArray(kept)) return undefined;
   return kept as unknown as StoredMetadata;
 }
@@ -57,7 +62,9 @@ export async function writeMetadata(
   expected: MetaExpected,
   actor: string | undefined,
 ): Promise<{ revision: number } | { conflict: number | undefined }> {
-  const current = await readMetadata(store, stream);
+  const info = await store.getStream(stream);
+  const metadata = info?.metadata ?? {};
+  const current = keptOf(metadata);
   const ok =
     expected === 'any' ||
     (expected === 'no-stream' && !current) ||
@@ -74,28 +81,30 @@ export async function writeMetadata(
   }
   const last = events[events.length - 1] as NewEvent;
   const data = last.data as JsonObject;
+  const revision = (current?.revision ?? -1) + events.length;
+  const kept: StoredMetadata = { revision, id: last.id as string, data, recordedAt: new Date().toISOString() };
   const settings: RetentionSettings = {
     maxCount: nonNegative(data.$maxCount, '$maxCount', 1) ?? null,
     maxAge: nonNegative(data.$maxAge, '$maxAge', 1) ?? null,
     reason: `${metaPrefix}${stream} set through the KurrentDB protocol`,
     ...(actor ? { actor } : {}),
+    // The expected revision holds only if the metadata read above is still the stream's when
+    // the change is stored, in the same transaction as its retention.
+    metadata: { from: metadata, to: { ...metadata, [kurrentKey]: kept as unknown as JsonObject } },
   };
   const tb = nonNegative(data.$tb, '$tb', 0);
-  const info = await store.getStream(stream);
   if (tb !== undefined) {
     // $tb is a revision; truncateBefore a version, only raised, at most the version + 1.
     const wanted = Math.min(tb + 1, (info?.version ?? 0) + 1);
     if (wanted > (info?.truncateBefore ?? 0)) settings.truncateBefore = wanted;
   }
-  const revision = (current?.revision ?? -1) + events.length;
-  const kept: StoredMetadata = {
-    revision,
-    id: last.id as string,
-    data,
-    recordedAt: new Date().toISOString(),
-  };
-  await lifecycle(store).setRetention(stream, settings);
-  const latest = (await store.getStream(stream))?.metadata ?? {};
-  await store.setStreamMetadata(stream, { ...latest, [kurrentKey]: kept as unknown as JsonObject });
+  try {
+    await lifecycle(store).setRetention(stream, settings);
+  } catch (error) {
+    if (!(error instanceof StreamMetadataChangedError)) throw error;
+    // Another writer changed it first: the answer for an `any` append is to try again.
+    if (expected === 'any') return writeMetadata(store, stream, events, expected, actor);
+    return { conflict: keptOf(error.actual)?.revision };
+  }
   return { revision };
 }

@@ -4,29 +4,19 @@
  * the official client's own ceiling on this machine can be measured beside Annals. Its
  * streamed answers go through Annals' own pipelined writes, the fastest way grpc-js has.
  */
-import { fileURLToPath } from 'node:url';
-import { loadPackageDefinition, Server, ServerCredentials } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { type MethodDefinition, Server, ServerCredentials } from '@grpc/grpc-js';
 import { protocolVersion, supportedMethods } from '../packages/server/src/grpc/features.js';
 import { pipelinedWrites } from '../packages/server/src/grpc/pipelined-writes.js';
+import { protocol } from '../packages/server/src/grpc/protocol.js';
 
-const protos = fileURLToPath(new URL('../packages/server/src/grpc/protos', import.meta.url));
-const definition = loadSync(['kurrentdb/protocols/v1/streams.proto', 'kurrentdb/protocols/v1/serverfeatures.proto'], {
-  includeDirs: [protos],
-  keepCase: true,
-  longs: String,
-  enums: String,
-  bytes: Buffer,
-  defaults: false,
-  oneofs: true,
-});
-// biome-ignore lint/suspicious/noExplicitAny: the loaded services are untyped.
-const client = (loadPackageDefinition(definition) as any).event_store.client;
-const streams = client.streams.Streams.service;
+const { streams: streamsClient, serverFeatures } = protocol();
+const streams = streamsClient.service;
+// biome-ignore lint/suspicious/noExplicitAny: the loaded service's messages are untyped.
+const read = streams.Read as MethodDefinition<any, any>;
 
 /** Answers shaped as Annals sends them for the bench's events (`{"i":n}`), encoded once. */
 const answers: Buffer[] = Array.from({ length: 1000 }, (_, i) =>
-  streams.Read.responseSerialize({
+  read.responseSerialize({
     event: {
       event: {
         id: { string: '0190c2a4-7f00-7000-8000-000000000000' },
@@ -45,7 +35,7 @@ const answers: Buffer[] = Array.from({ length: 1000 }, (_, i) =>
 
 const server = new Server({ interceptors: [pipelinedWrites()] });
 server.addService(
-  { ...streams, Read: { ...streams.Read, responseSerialize: (bytes: Buffer) => bytes } },
+  { ...streams, Read: { ...read, responseSerialize: (bytes: Buffer) => bytes } },
   {
     // biome-ignore lint/suspicious/noExplicitAny: untyped calls.
     Read: async (call: any) => {
@@ -75,7 +65,7 @@ server.addService(
     },
   },
 );
-server.addService(client.server_features.ServerFeatures.service, {
+server.addService(serverFeatures.service, {
   GetSupportedMethods: (_call: unknown, callback: (error: null, answer: unknown) => void) =>
     callback(null, { methods: supportedMethods, event_store_server_version: protocolVersion }),
 });

@@ -140,29 +140,14 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     await auth?.close();
     throw error;
   }
-  let grpc: GrpcServer | undefined;
-  if (options.grpc) {
-    try {
-      grpc = await startGrpcServer({
-        ...options.grpc,
-        host: options.grpc.host ?? host,
-        store,
-        authenticator: auth,
-        tenant: options.tenant ?? 'default',
-      });
-    } catch (error) {
-      await server.close();
-      await store.close();
-      await auth?.close();
-      throw error;
-    }
-  }
   return withGrpc(
     running(server, host, port, async () => {
       await store.close();
       await auth?.close();
     }),
-    grpc,
+    options,
+    host,
+    { store, tenant: options.tenant ?? 'default', authenticator: auth },
   );
 }
 
@@ -246,28 +231,31 @@ async function startTenantServer(
     await auth?.close();
     throw error;
   }
-  let grpc: GrpcServer | undefined;
-  if (options.grpc) {
-    try {
-      grpc = await startGrpcServer({
-        ...options.grpc,
-        host: options.grpc.host ?? host,
-        // The same store, opened once, as the tenant's HTTP requests reach.
-        tenants: async (tenant) => (await server.scopes.get(tenant))?.store,
-        authenticator: auth,
-      });
-    } catch (error) {
-      await server.close();
-      await closeStores();
-      throw error;
-    }
-  }
-  return withGrpc(running(server, host, port, closeStores), grpc);
+  return withGrpc(running(server, host, port, closeStores), options, host, {
+    // The same store, opened once, as the tenant's HTTP requests reach.
+    tenants: async (tenant) => (await server.scopes.get(tenant))?.store,
+    authenticator: auth,
+  });
 }
 
-/** A running server that also closes its gRPC endpoint, first (its subscriptions read the stores). */
-function withGrpc(started: RunningServer, grpc: GrpcServer | undefined): RunningServer {
-  if (!grpc) return started;
+/**
+ * `started` with its KurrentDB-protocol endpoint when `options.grpc` asks for one, closed first
+ * (its subscriptions read the stores); if the endpoint cannot start, `started` is closed too.
+ */
+async function withGrpc(
+  started: RunningServer,
+  options: StartServerOptions,
+  host: string,
+  stores: Pick<GrpcServerOptions, 'store' | 'tenants' | 'tenant' | 'authenticator'>,
+): Promise<RunningServer> {
+  if (!options.grpc) return started;
+  let grpc: GrpcServer;
+  try {
+    grpc = await startGrpcServer({ ...options.grpc, host: options.grpc.host ?? host, ...stores });
+  } catch (error) {
+    await started.close();
+    throw error;
+  }
   return {
     ...started,
     grpc,

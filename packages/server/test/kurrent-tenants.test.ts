@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs';
 import {
   createTenant,
   createTenantClients,
-  dropTenant,
   type SqlClient,
   type TenancyOptions,
   type TenantClients,
@@ -29,6 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, postgresBackend } from '../../core/test/support/backends.js';
 import { createApiKey, type RunningServer, setupApiKeys, startServer } from '../src/index.js';
 import { collect, testCertificate, until } from './kurrent-support.js';
+import { dropTenantFixture, urlAs } from './tenant-support.js';
 
 const tag = randomBytes(4).toString('hex');
 const options: TenancyOptions = { directory: `kctl_${tag}`, schemaPrefix: `k${tag}_`, serverRole: `ksrv_${tag}` };
@@ -36,13 +36,6 @@ const directory = options.directory as string;
 const serverRole = options.serverRole as string;
 const marker = `B-SECRET-${tag}`;
 const { certFile, keyFile, caFile } = testCertificate();
-
-const urlAs = (role: string) => {
-  const url = new URL(databaseUrl as string);
-  url.username = role;
-  url.password = '';
-  return url.toString();
-};
 
 describe.skipIf(!databaseUrl)('tenants over the KurrentDB protocol', () => {
   let admin: SqlClient;
@@ -99,13 +92,7 @@ describe.skipIf(!databaseUrl)('tenants over the KurrentDB protocol', () => {
     await server?.close().catch(() => {});
     await clients?.close().catch(() => {});
     if (!admin) return;
-    for (const id of ['a', 'b']) await dropTenant(admin, id, options).catch(() => {});
-    await admin.exec(`drop schema if exists "${directory}" cascade`);
-    await admin.exec(`do $$ begin
-  if exists (select from pg_roles where rolname = '${serverRole}') then
-    execute 'drop owned by "${serverRole}"'; execute 'drop role "${serverRole}"';
-  end if;
-end $$;`);
+    await dropTenantFixture(admin, options, ['a', 'b']);
     await admin.close();
   });
 

@@ -10,7 +10,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import {
   createTenant,
   createTenantClients,
-  dropTenant,
   type SqlClient,
   type TenancyOptions,
   type TenantClients,
@@ -20,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, postgresBackend } from '../../core/test/support/backends.js';
 import { routePolicies } from '../src/auth/route-policy.js';
 import { createApiKey, type RunningServer, setupApiKeys, startServer } from '../src/index.js';
+import { dropTenantFixture, urlAs } from './tenant-support.js';
 
 const tag = randomBytes(4).toString('hex');
 const options: TenancyOptions = { directory: `ctl_${tag}`, schemaPrefix: `t${tag}_`, serverRole: `srv_${tag}` };
@@ -33,13 +33,6 @@ interface Reply {
   // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies of every shape.
   body: any;
 }
-
-const urlAs = (role: string) => {
-  const url = new URL(databaseUrl as string);
-  url.username = role;
-  url.password = '';
-  return url.toString();
-};
 
 const injections = [
   `x'; select * from "t${tag}_b".events; --`,
@@ -170,13 +163,7 @@ describe.skipIf(!databaseUrl)('tenants isolated over the server', () => {
     await server?.close().catch(() => {});
     await clients?.close().catch(() => {});
     if (!admin) return;
-    for (const id of ['a', 'b']) await dropTenant(admin, id, options).catch(() => {});
-    await admin.exec(`drop schema if exists "${directory}" cascade`);
-    await admin.exec(`do $$ begin
-  if exists (select from pg_roles where rolname = '${serverRole}') then
-    execute 'drop owned by "${serverRole}"'; execute 'drop role "${serverRole}"';
-  end if;
-end $$;`);
+    await dropTenantFixture(admin, options, ['a', 'b']);
   });
 
   it('B sees its own data under the same stream id (the marker check is live)', async () => {

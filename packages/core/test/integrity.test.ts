@@ -248,6 +248,29 @@ describe.each(backends)('seals and verify on $name', (backend) => {
     expect(await integrity(t.store).verify()).toMatchObject({ ok: true, checked: 10 });
   });
 
+  it('seal() ends at the head it started from while writers keep appending', async () => {
+    for (let i = 0; i < 40; i++) await t.store.append(`w-${i % 4}`, [{ type: 'E', data: { i } }]);
+    let stop = false;
+    let written = 0;
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      while (!stop) {
+        await t.store.append(`w-${w}`, [{ type: 'E', data: { w } }]);
+        written++;
+      }
+    });
+    try {
+      while (written < 8) await new Promise((resolve) => setTimeout(resolve, 5));
+      // One event per step: writers that never pause out-run it, so only a bound ends it.
+      const sealed = await integrity(t.store).seal({ batchSize: 1 });
+      expect(sealed).toBeGreaterThanOrEqual(48);
+      expect((await integrity(t.store).status()).sealedUpTo).toBe(sealed);
+    } finally {
+      stop = true;
+      await Promise.all(writers);
+    }
+    expect((await integrity(t.store).verify()).ok).toBe(true);
+  });
+
   it('seals cannot be changed or removed by the application', async () => {
     await fill();
     await integrity(t.store).seal();

@@ -385,19 +385,22 @@ describe.runIf(backends.includes(postgresBackend))('partitioning under load on P
 
   it('runs maintain and detach at once without a deadlock, and maintain under writers while the head is in the default partition', async () => {
     const { store, cleanup } = await openTestStore(postgresBackend);
+    let stop = false;
+    let writers: Promise<void>[] = [];
     try {
       await partitions(store).enable({ size: 1_000 });
       await fill(store, 'gone', 4, 1_000);
       for (let s = 0; s < 4; s++) await lifecycle(store).tombstone(`gone-${s}`, by);
       // The head is now in the default partition (only 1..1000 was a range).
-      let stop = false;
       const errors: unknown[] = [];
-      const writers = Array.from({ length: 6 }, async (_, w) => {
+      writers = Array.from({ length: 6 }, async (_, w) => {
         for (let i = 0; !stop; i++) {
           await store.append(`live-${w}`, [{ type: 'Noted', data: { i } }]).catch((e: unknown) => errors.push(e));
         }
       });
       await integrity(store).seal();
+      // Each waits its turn on the log lock for at most 2 s, then gives up as busy (by design:
+      // a loaded machine can hold the other one that long); a deadlock would be another error.
       const [detached, added] = await Promise.all([
         partitions(store).detach('events_p1', by),
         partitions(store).maintain({ ahead: 2 }),
@@ -410,6 +413,9 @@ describe.runIf(backends.includes(postgresBackend))('partitioning under load on P
       await Promise.all(writers);
       expect(errors).toEqual([]);
     } finally {
+      // Writers stop whatever failed, so that a failure is reported, not a run that never ends.
+      stop = true;
+      await Promise.allSettled(writers);
       await cleanup();
     }
   });

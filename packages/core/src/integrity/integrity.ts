@@ -25,8 +25,9 @@ export interface SealStatus {
 /** Integrity of one store; see {@link integrity}. */
 export interface Integrity {
   /**
-   * Seals every event committed so far (see {@link Integrity.runSealer} for a sealer that
-   * keeps up by itself) and returns how many it sealed. Safe beside a running sealer.
+   * Seals every event committed when it is called (see {@link Integrity.runSealer} for a
+   * sealer that keeps up by itself) and returns how many it sealed: it ends even while writers
+   * append, leaving their newer events to the next call. Safe beside a running sealer.
    */
   seal(options?: { batchSize?: number; onProgress?: (sealed: number) => void }): Promise<number>;
   /** How far sealing has come: the last sealed position, the log's head, and the gap. */

@@ -17,6 +17,7 @@
  */
 import type { SqlClient } from '../db/sql-client.js';
 import { TamperDetectedError, toAnnalsError } from '../errors.js';
+import { readHeadPosition } from '../queries/read-all.js';
 import { insertSeals, lockSealing, readCanonicalPage, readLastHashes, readSealTip } from '../queries/seals.js';
 import { genesisHash, logHash, sealHash } from './seal-hash.js';
 
@@ -60,7 +61,11 @@ export async function sealStep(
   });
 }
 
-/** Seals every event committed so far; returns how many it sealed. */
+/**
+ * Seals every event committed when it starts; returns how many it sealed. It stops at the head
+ * it read first, so that writers who never pause cannot keep it sealing forever (what they
+ * append meanwhile is left to the next seal or to a running sealer).
+ */
 export async function sealAll(
   client: SqlClient,
   schema: string,
@@ -69,11 +74,12 @@ export async function sealAll(
   const { batchSize = 2000, onProgress } = options;
   let total = 0;
   try {
+    const head = await readHeadPosition(client, schema);
     for (;;) {
-      const { sealed } = await sealStep(client, schema, batchSize);
-      if (sealed === 0) return total;
+      const { sealed, upTo } = await sealStep(client, schema, batchSize);
       total += sealed;
-      onProgress?.(total);
+      if (sealed > 0) onProgress?.(total);
+      if (sealed === 0 || upTo >= head) return total;
     }
   } catch (error) {
     throw toAnnalsError(error);

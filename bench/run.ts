@@ -198,6 +198,64 @@ async function main(): Promise<void> {
     const delivered = await timeIt(events, () => subscription.waitFor(events));
     await subscription.stop();
     rows.push(row('  subscription catch-up to a no-op handler', rawRead, delivered, '>= 0.9x'));
+    // A consumer group's catch-up: one member running 1 or 16 partitions (its one read of the
+    // log serves them all), and 16 partitions each reading the log for itself, as before. Each
+    // on a store of its own, closed after, so that the database's count of the rows it visited
+    // is complete (a connection reports it at the latest when it ends).
+    const catchUp = async (run: (reader: EventStore, delivered: () => void) => () => Promise<void>) => {
+      const before = await rowsVisited(url, 'bench_read');
+      const reader = await open('bench_read', 20);
+      let received = 0;
+      let stop: () => Promise<void> = async () => {};
+      const m = await timeIt(events, async () => {
+        stop = run(reader, () => received++);
+        while (received < events) await new Promise((resolve) => setTimeout(resolve, 5));
+      });
+      await stop();
+      await reader.close();
+      return { ...m, visits: ((await rowsVisited(url, 'bench_read')) - before) / events };
+    };
+    const member = (group: string, partitions: number) => (reader: EventStore, delivered: () => void) => {
+      const joined = subscriptions(reader).joinGroup({
+        group,
+        partitions,
+        batchSize: 1000,
+        handler: (page) => page.forEach(delivered),
+      });
+      return () => joined.stop();
+    };
+    const onePartition = await catchUp(member('bench-1', 1));
+    const sixteen = await catchUp(member('bench-16', 16));
+    const each = await catchUp((reader, delivered) => {
+      const running = Array.from({ length: 16 }, (_, index) =>
+        subscriptions(reader).subscribe({
+          partition: { count: 16, index },
+          batchSize: 1000,
+          handler: (page) => page.forEach(delivered),
+        }),
+      );
+      return async () => {
+        await Promise.all(running.map((s) => s.stop()));
+      };
+    });
+    const visited = (m: { visits: number }) => `${m.visits.toFixed(1)} rows visited an event`;
+    rows.push(row(`  consumer group catch-up, 1 partition (${visited(onePartition)})`, rawRead, onePartition, ''));
+    rows.push(
+      row(
+        `  same, 16 partitions (${visited(sixteen)}; vs 1 partition)`,
+        { ...onePartition, name: '1 partition' },
+        sixteen,
+        '>= 0.8x',
+      ),
+    );
+    rows.push(
+      row(
+        `  same, 16 partitions each reading the log (${visited(each)}; vs through the member)`,
+        { ...sixteen, name: '16 through the member' },
+        each,
+        '',
+      ),
+    );
     // A projection rebuilt into a table with one set-based statement per batch.
     const client = createPostgresClient({ connectionString: url });
     await client.exec('create table bench_read.rm_counts (stream_id text primary key, events bigint not null)');
@@ -400,6 +458,31 @@ async function seed(store: EventStore, events: number, shape: EventShape, from =
 }
 
 /** VACUUM ANALYZE of a store's events table, as the raw side does to its own before reading. */
+/**
+ * Rows of `schema`'s log the database visited so far (sequential and index scans), once the
+ * count stops moving: connections report theirs when they end or go idle.
+ */
+async function rowsVisited(url: string, schema: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    let last = -1;
+    for (;;) {
+      const { rows } = await client.query<{ visits: string }>(
+        `select pg_stat_clear_snapshot(), (select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+           from pg_stat_user_tables where schemaname = $1 and relname = 'events')::text as visits`,
+        [schema],
+      );
+      const now = Number(rows[0]?.visits);
+      if (now === last) return now;
+      last = now;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
 async function vacuum(url: string, schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();

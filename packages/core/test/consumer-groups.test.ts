@@ -111,4 +111,61 @@ describe.skipIf(!databaseUrl)('consumer groups on PostgreSQL', () => {
     await waitUntil(() => new Set([...received.values()].flat().map((e) => e.position)).size >= 360);
     expectComplete(received, 360);
   });
+
+  it('reads the log once for all the partitions a member runs, not once per partition', async () => {
+    const open = () =>
+      openEventStore({
+        client: createPostgresClient({ connectionString: databaseUrl as string, maxConnections: 4 }),
+        schema: t.schema,
+      });
+    // Rows of the log the database visited, from its statistics: a connection reports them at
+    // the latest when it ends, so only stores opened and closed here are counted.
+    const visits = async () => {
+      let last = -1;
+      for (;;) {
+        const [row] = await t.client.query<{ visits: string }>(
+          `select pg_stat_clear_snapshot(), (select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+             from pg_stat_user_tables where schemaname = $1 and relname = 'events')::text as visits`,
+          [t.schema],
+        );
+        const now = Number(row?.visits);
+        if (now === last) return now;
+        last = now;
+        await sleep(300);
+      }
+    };
+    const writer = await open();
+    const total = 3_000;
+    for (let i = 0; i < total; i += 60) {
+      await writer.appendMulti(
+        Array.from({ length: 60 }, (_, k) => ({
+          streamId: `mail-${k}`,
+          events: [{ type: 'Send', data: { n: i + k } }],
+        })),
+      );
+    }
+    await writer.close();
+    const before = await visits();
+
+    const store = await open();
+    let received = 0;
+    const member = subscriptions(store).joinGroup({
+      group: 'readers',
+      partitions: 16,
+      heartbeatMs: 100,
+      sessionTimeoutMs: 1000,
+      pollIntervalMs: 100,
+      handler: (events) => {
+        received += events.length;
+      },
+    });
+    await waitUntil(() => received >= total, { timeoutMs: 30_000 });
+    await member.stop();
+    await store.close();
+    const used = (await visits()) - before;
+    expect(received).toBe(total);
+    // Read once per partition, the 16 partitions would visit the log 16 times (48,000 rows).
+    expect(used).toBeGreaterThanOrEqual(total);
+    expect(used).toBeLessThan(2 * total);
+  });
 });

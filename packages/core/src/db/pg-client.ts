@@ -81,6 +81,11 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
           connectionString: options.connectionString,
           max: options.maxConnections ?? 10,
           application_name: options.applicationName ?? 'annals',
+          // No JIT: the store's statements are short, and a filter the planner cannot estimate
+          // (a consumer group's partition hash) priced a page high enough to compile it, 20 ms
+          // and more a page for a read of 1 ms (docs/performance.md). An `options` parameter in
+          // the connection string replaces this.
+          options: '-c jit=off',
         });
   // An idle client that loses its connection emits 'error' on the pool; without a listener
   // that would crash the process. The next query simply gets a new connection.

@@ -15,8 +15,11 @@ export interface ReadAllFilter {
   eventTypes?: readonly string[] | undefined;
   /** Exact stream ids: filtered along the position order (no index of its own). */
   streamIds?: readonly string[] | undefined;
-  /** One partition of the streams: those whose id hashes to `index` modulo `count`. */
-  partition?: { count: number; index: number } | undefined;
+  /**
+   * Partitions of the streams: those whose id hashes to `index` (or to one of the indexes)
+   * modulo `count`.
+   */
+  partition?: { count: number; index: number | readonly number[] } | undefined;
   /**
    * Events hidden by their stream's lifecycle to include: of deleted (soft or tombstoned,
    * and below a re-opened stream's truncation) and of archived streams. Default: neither.
@@ -44,6 +47,38 @@ export async function readAllPage(
   limit: number,
   filter: ReadAllFilter = {},
 ): Promise<RecordedEvent[]> {
+  const { text, params } = readAllQuery(schema, after, limit, filter, false);
+  const rows = await db.query<EventRow>(text, params, { prepare: true, parsers: eventParsers });
+  return rows.map(toRecordedEvent);
+}
+
+/**
+ * {@link readAllPage} with `filter.partition` required, each event beside the partition its
+ * stream hashes to (so one read can serve several partitions).
+ */
+export async function readAllPageOfPartitions(
+  db: SqlQueryable,
+  schema: string,
+  after: number,
+  limit: number,
+  filter: ReadAllFilter & { partition: NonNullable<ReadAllFilter['partition']> },
+): Promise<{ events: RecordedEvent[]; partitions: number[] }> {
+  const { text, params } = readAllQuery(schema, after, limit, filter, true);
+  const rows = await db.query<EventRow & { partition: number }>(text, params, {
+    prepare: true,
+    parsers: eventParsers,
+  });
+  return { events: rows.map(toRecordedEvent), partitions: rows.map((row) => Number(row.partition)) };
+}
+
+/** The statement of {@link readAllPage}; `withPartition` adds the `partition` column. */
+function readAllQuery(
+  schema: string,
+  after: number,
+  limit: number,
+  filter: ReadAllFilter,
+  withPartition: boolean,
+): { text: string; params: unknown[] } {
   const params: unknown[] = [after, limit];
   const driver = filter.eventTypes
     ? { column: 'event_type', values: filter.eventTypes }
@@ -60,14 +95,24 @@ export async function readAllPage(
     params.push(filter.streamIds);
     where.push(`stream_id = any($${params.length}::text[])`);
   }
+  let partitionOf: string | undefined;
   if (filter.partition) {
-    params.push(filter.partition.count, filter.partition.index);
-    where.push(`mod(hashtext(stream_id)::bigint + 2147483648, $${params.length - 1}) = $${params.length}`);
+    const { count, index } = filter.partition;
+    params.push(count);
+    partitionOf = `mod(hashtext(stream_id)::bigint + 2147483648, $${params.length})`;
+    if (typeof index === 'number') {
+      params.push(index);
+      where.push(`${partitionOf} = $${params.length}`);
+    } else {
+      params.push(index);
+      where.push(`${partitionOf} = any($${params.length}::bigint[])`);
+    }
   }
   const lifecycle = hiddenByLifecycle(schema, 'events', filter.include ?? { deleted: false, archived: false });
   if (lifecycle) where.push(lifecycle);
+  const columns = withPartition && partitionOf ? `${eventColumns}, ${partitionOf}::int as partition` : eventColumns;
   const text = driver
-    ? `select ${eventColumns} from "${schema}".events
+    ? `select ${columns} from "${schema}".events
          join (
            select p.position from unnest($3::text[]) as d(value)
            cross join lateral (
@@ -79,12 +124,11 @@ export async function readAllPage(
            order by p.position
            limit $2) as picked using (position)
         order by position`
-    : `select ${eventColumns} from "${schema}".events
+    : `select ${columns} from "${schema}".events
         where ${['position > $1', ...where].join(' and ')}
         order by position
         limit $2`;
-  const rows = await db.query<EventRow>(text, params, { prepare: true, parsers: eventParsers });
-  return rows.map(toRecordedEvent);
+  return { text, params };
 }
 
 /** The position of the last committed event: the log's length. One probe of the primary key. */

@@ -9,7 +9,7 @@ import { StreamArchivedError, StreamDeletedError } from '../errors.js';
 import { revealEvents } from '../personal/personal-data.js';
 import { readByMetadata } from '../queries/audit.js';
 import { loadStreamPage } from '../queries/load-stream.js';
-import { type ReadAllFilter, readAllPage } from '../queries/read-all.js';
+import { type ReadAllFilter, readAllPage, readAllPageOfPartitions } from '../queries/read-all.js';
 import { readEventById } from '../queries/read-event.js';
 import { readStreamPage } from '../queries/read-stream.js';
 import type { Snapshot } from '../queries/snapshots.js';
@@ -26,6 +26,18 @@ export async function readAllEvents(
   filter: ReadAllFilter = {},
 ): Promise<RecordedEvent[]> {
   return revealEvents(db, schema, await readAllPage(db, schema, after, limit, filter));
+}
+
+/** {@link readAllEvents} for several partitions at once, each event beside its partition. */
+export async function readAllEventsOfPartitions(
+  db: SqlQueryable,
+  schema: string,
+  after: number,
+  limit: number,
+  filter: ReadAllFilter & { partition: NonNullable<ReadAllFilter['partition']> },
+): Promise<{ events: RecordedEvent[]; partitions: number[] }> {
+  const page = await readAllPageOfPartitions(db, schema, after, limit, filter);
+  return { events: await revealEvents(db, schema, page.events), partitions: page.partitions };
 }
 
 /** What a stream read shows beyond live events. */

@@ -11,7 +11,8 @@
  * so that a partition it was assigned only starts once its previous owner let go (or died,
  * which releases the lock). Rebalancing never skips an event: a partition resumes from its
  * stored checkpoint, so at worst the last page is delivered twice (at-least-once, as for any
- * subscription).
+ * subscription). The partitions a member runs take their pages from one read of the log for
+ * all of them (group-reader.ts): P partitions cost one walk of the log per member, not P.
  */
 import { randomUUID } from 'node:crypto';
 import { groupPartitionLock, tryLockForSession, unlockForSession } from '../db/locks.js';
@@ -20,6 +21,7 @@ import { InvalidInputError } from '../errors.js';
 import { heartbeat, leaveGroup } from '../queries/group-members.js';
 import { assertDuration, readOptions } from '../validation.js';
 import { describeError, type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
+import { GroupReader } from './group-reader.js';
 import { checkSubscriptionOptions, Subscription, type SubscriptionOptions } from './subscription.js';
 
 /** Options of `subscriptions(store).joinGroup`. */
@@ -41,6 +43,8 @@ export class ConsumerGroupMember {
   readonly #options: ConsumerGroupOptions & { partitions: number; heartbeatMs: number; sessionTimeoutMs: number };
   readonly #running = new Map<number, Subscription>();
   readonly #loop = new WorkerLoop();
+  /** The member's one read of the log for all its partitions. */
+  readonly #reader: GroupReader;
 
   /** @internal Use `subscriptions(store).joinGroup`. */
   constructor(host: WorkerHost, given: ConsumerGroupOptions) {
@@ -60,9 +64,15 @@ export class ConsumerGroupMember {
     assertDuration(sessionTimeoutMs, 'sessionTimeoutMs');
     if (sessionTimeoutMs <= heartbeatMs) throw new InvalidInputError('sessionTimeoutMs', 'must exceed heartbeatMs');
     // The partitions' options, checked now so that a mistake is an error here, not at every heartbeat.
-    checkSubscriptionOptions({ ...options, name: `${options.group}#0` });
+    const { batchSize } = checkSubscriptionOptions({ ...options, name: `${options.group}#0` });
     this.#host = host;
     this.#options = { ...options, partitions, heartbeatMs, sessionTimeoutMs };
+    const { categories, eventTypes, streamIds } = options;
+    this.#reader = new GroupReader(
+      host,
+      { categories, eventTypes, streamIds },
+      { count: partitions, batchSize, maxEvents: Math.max(20_000, 4 * batchSize) },
+    );
     this.#loop.start(
       () => this.#run(),
       () => 'consumer group member left',
@@ -136,18 +146,24 @@ export class ConsumerGroupMember {
       // A partition whose subscription stopped (faulted) is let go and started again.
       if (!assigned.has(p) || subscription.ended) await this.#release(session, p);
     }
+    const taken: number[] = [];
     for (const p of assigned) {
       if (this.#running.has(p) || this.#loop.stopped) continue;
       // Not yet let go by its previous owner: the next heartbeat tries again.
-      if (!(await tryLockForSession(session, this.#lockKey(p)))) continue;
-      const { group, partitions: _p, heartbeatMs: _h, sessionTimeoutMs: _s, ...subscription } = this.#options;
+      if (await tryLockForSession(session, this.#lockKey(p))) taken.push(p);
+    }
+    if (taken.length === 0) return;
+    // Owned before their first reads, all at once: the reader starts its window over once.
+    this.#reader.own([...this.#running.keys(), ...taken]);
+    const { group, partitions: _p, heartbeatMs: _h, sessionTimeoutMs: _s, ...subscription } = this.#options;
+    for (const p of taken) {
       this.#running.set(
         p,
-        new Subscription(this.#host, {
-          ...subscription,
-          name: `${group}#${p}`,
-          partition: { count: partitions, index: p },
-        }),
+        new Subscription(
+          this.#host,
+          { ...subscription, name: `${group}#${p}`, partition: { count: partitions, index: p } },
+          (after, limit) => this.#reader.read(p, after, limit),
+        ),
       );
     }
   }
@@ -160,6 +176,7 @@ export class ConsumerGroupMember {
     const subscription = this.#running.get(p);
     this.#running.delete(p);
     await subscription?.stop().catch(() => {});
+    this.#reader.own(this.#running.keys());
     if (session) await unlockForSession(session, this.#lockKey(p)).catch(() => {});
   }
 

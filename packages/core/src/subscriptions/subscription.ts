@@ -51,6 +51,19 @@ export interface SubscriptionOptions {
   onFailure?: 'park' | 'stop';
 }
 
+/** @internal What one read for a subscription found. */
+export interface SubscriptionPage {
+  /** The matching events after the position asked for, in log order. */
+  events: RecordedEvent[];
+  /** Every matching event after the position asked for and up to this one is in `events`. */
+  upTo: number;
+  /** Whether `upTo` was the head when read: there is nothing more to read now. */
+  live: boolean;
+}
+
+/** @internal Reads a page of at most `limit` events after `after`. */
+export type PageSource = (after: number, limit: number) => Promise<SubscriptionPage>;
+
 /** Where a subscription is. */
 export interface SubscriptionStatus {
   name: string | undefined;
@@ -73,10 +86,15 @@ export class Subscription {
   readonly #attempts: number;
   readonly #backoffMs: number;
   readonly #loop = new WorkerLoop();
+  readonly #source: PageSource | undefined;
   #state: SubscriptionStatus['state'] = 'starting';
 
-  /** @internal Use `subscriptions(store).subscribe`. */
-  constructor(host: WorkerHost, given: SubscriptionOptions) {
+  /**
+   * @internal Use `subscriptions(store).subscribe`. `source`: where pages come from instead
+   * of a read of its own (a consumer group member's one read for its partitions).
+   */
+  constructor(host: WorkerHost, given: SubscriptionOptions, source?: PageSource) {
+    this.#source = source;
     const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure, options } = checkSubscriptionOptions(given);
     this.#attempts = attempts;
     this.#backoffMs = backoffMs;
@@ -138,6 +156,19 @@ export class Subscription {
       partition: options.partition,
     };
     const filtered = Object.values(filter).some((value) => value !== undefined);
+    const read: PageSource =
+      this.#source ??
+      (async (after, limit) => {
+        // With a filter, read the head first: a short page then covers every event up to it.
+        // Without one, the events a read skips by their stream's lifecycle (deleted or
+        // archived) are always followed by a visible one, the change's record in $lifecycle,
+        // and no event of such a stream is appended later, so a page never stops short of it.
+        const head = filtered ? await readHeadPosition(client, schema) : 0;
+        const events = await readAllEvents(client, schema, after, limit, filter);
+        const last = events.at(-1)?.position ?? after;
+        const live = events.length < limit;
+        return { events, upTo: live ? Math.max(last, head) : last, live };
+      });
     let stopListening = () => {};
     try {
       stopListening = await loop.listen(this.#host);
@@ -146,22 +177,15 @@ export class Subscription {
         loop.clearWake();
         let outcome: 'delivered' | 'failed' | 'interrupted' | 'idle';
         try {
-          // With a filter, read the head first: a short page then covers every event up to it.
-          // Without one, the events a read skips by their stream's lifecycle (deleted or
-          // archived) are always followed by a visible one, the change's record in $lifecycle,
-          // and no event of such a stream is appended later, so a page never stops short of it.
-          const head = filtered ? await readHeadPosition(client, schema) : 0;
-          const page = await readAllEvents(client, schema, loop.position, options.batchSize, filter);
-          if (page.length === 0) {
-            if (head > loop.position) await this.#moveTo(head);
-            outcome = 'idle';
+          const page = await read(loop.position, options.batchSize);
+          if (page.events.length === 0) {
+            if (page.upTo > loop.position) await this.#moveTo(page.upTo);
+            // Not live: the read covered part of the log only; read on at once.
+            outcome = page.live ? 'idle' : 'delivered';
           } else {
-            this.#state = page.length < options.batchSize ? 'live' : 'catching-up';
-            outcome = await this.#deliver(page);
-            if (outcome === 'delivered') {
-              const last = (page.at(-1) as RecordedEvent).position;
-              await this.#moveTo(page.length < options.batchSize ? Math.max(last, head) : last);
-            }
+            this.#state = page.live ? 'live' : 'catching-up';
+            outcome = await this.#deliver(page.events);
+            if (outcome === 'delivered') await this.#moveTo(page.upTo);
           }
           loop.recovered();
         } catch (error) {

@@ -271,6 +271,30 @@ describe.each(backends)('seals and verify on $name', (backend) => {
     expect((await integrity(t.store).verify()).ok).toBe(true);
   });
 
+  it('verify beside a running sealer reports the log hash at the position it reports, an anchor that holds', async () => {
+    for (let i = 0; i < 30; i++) await t.store.append(`v-${i % 3}`, [{ type: 'E', data: { i } }]);
+    await integrity(t.store).seal();
+    const sealer = integrity(t.store).runSealer({ batchSize: 1, pollIntervalMs: 5 });
+    let stop = false;
+    const writers = Array.from({ length: 3 }, async (_, w) => {
+      while (!stop) await t.store.append(`v-${w}`, [{ type: 'E', data: { w } }]);
+    });
+    let report: Awaited<ReturnType<ReturnType<typeof integrity>['verify']>>;
+    try {
+      // One seal a page: the sealer seals more while this walks.
+      report = await integrity(t.store).verify({ pageSize: 1 });
+    } finally {
+      stop = true;
+      await Promise.all(writers);
+      await sealer.stop();
+    }
+    expect(report.ok).toBe(true);
+    expect(report.sealedUpTo).toBeGreaterThanOrEqual(30);
+    const anchor = { position: report.sealedUpTo, hash: report.headHash as string };
+    await integrity(t.store).seal();
+    expect(await integrity(t.store).verify({ anchor })).toMatchObject({ ok: true, brokenCount: 0 });
+  });
+
   it('seals cannot be changed or removed by the application', async () => {
     await fill();
     await integrity(t.store).seal();

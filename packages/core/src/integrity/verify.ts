@@ -98,6 +98,8 @@ export async function verifySeals(
 ): Promise<VerifyReport> {
   const { streamId, anchor, pageSize = 2000, maxBroken = 100, onProgress } = options;
   try {
+    // Both walks stop at the seals there were when it began: with a sealer running they would
+    // chase it, and `headHash` must be the log hash at `sealedUpTo`, the pair kept as anchor.
     const sealedUpTo = await readLastSealed(client, schema);
     const head = await readHeadPosition(client, schema);
     const ranges = await readReclaimedRanges(client, schema);
@@ -158,7 +160,7 @@ export async function verifySeals(
     let previous: SealedEvent | undefined;
     let after = { streamId: streamId ?? '', streamVersion: streamId ? 0 : -1 };
     for (;;) {
-      const page = await readSealChain(client, schema, after, pageSize, streamId !== undefined);
+      const page = await readSealChain(client, schema, after, pageSize, sealedUpTo, streamId !== undefined);
       for (const seal of page) {
         const sameStream = previous?.streamId === seal.streamId;
         const expectedVersion = sameStream ? (previous as SealedEvent).streamVersion + 1 : 1;
@@ -210,7 +212,7 @@ export async function verifySeals(
     let log = genesisHash;
     let anchorSeen = false;
     for (;;) {
-      const page = await readLogChain(client, schema, position, pageSize);
+      const page = await readLogChain(client, schema, position, pageSize, sealedUpTo);
       for (const seal of page) {
         if (seal.position !== position + 1) {
           logLink(

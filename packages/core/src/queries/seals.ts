@@ -145,14 +145,16 @@ export async function insertSeals(
 }
 
 /**
- * Seals in chain order — by stream, then version — after `(streamId, version)`, each with the
- * event now stored at its position. `only` keeps to the stream `after.streamId`.
+ * Seals in chain order — by stream, then version — after `(streamId, version)` and at positions
+ * up to `upTo`, each with the event now stored at its position. `only` keeps to the stream
+ * `after.streamId`.
  */
 export async function readSealChain(
   db: SqlQueryable,
   schema: string,
   after: { streamId: string; streamVersion: number },
   limit: number,
+  upTo: number,
   only = false,
 ): Promise<SealedEvent[]> {
   const where = only ? 's.stream_id = $1 and s.stream_version > $2' : '(s.stream_id, s.stream_version) > ($1, $2)';
@@ -162,10 +164,10 @@ export async function readSealChain(
     `select s.position as seal_position, s.stream_id as seal_stream, s.stream_version as seal_version, s.hash,
             ${canonicalColumns('e')}
        from "${schema}".seals s left join "${schema}".events e on e.position = s.position
-      where ${where}
+      where ${where} and s.position <= $4
       order by s.stream_id, s.stream_version
       limit $3`,
-    [after.streamId, after.streamVersion, limit],
+    [after.streamId, after.streamVersion, limit, upTo],
     { prepare: true },
   );
   return rows.map((row) => ({
@@ -177,16 +179,18 @@ export async function readSealChain(
   }));
 }
 
-/** Seals in position order after `after`: the log chain. */
+/** Seals in position order after `after`, up to `upTo`: the log chain. */
 export async function readLogChain(
   db: SqlQueryable,
   schema: string,
   after: number,
   limit: number,
+  upTo: number,
 ): Promise<{ position: number; hash: Buffer; logHash: Buffer }[]> {
   const rows = await db.query<{ position: Int8; hash: Uint8Array; log_hash: Uint8Array }>(
-    `select position, hash, log_hash from "${schema}".seals where position > $1 order by position limit $2`,
-    [after, limit],
+    `select position, hash, log_hash from "${schema}".seals where position > $1 and position <= $3
+      order by position limit $2`,
+    [after, limit, upTo],
     { prepare: true },
   );
   return rows.map((row) => ({

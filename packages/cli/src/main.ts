@@ -343,6 +343,18 @@ program
   .option('--projections', "run the app's projections (one active runner across processes)")
   .option('--sealer', 'run a sealer')
   .addOption(
+    new Option(
+      '--append-coordinator [host:port]',
+      'share commits with the other servers on this database: the holder of the role listens on host:port (default 127.0.0.1, any free port) and the others hand it their appends',
+    ).env('ANNALS_APPEND_COORDINATOR'),
+  )
+  .addOption(
+    new Option(
+      '--append-coordinator-advertise <host:port>',
+      'the coordinator address the other servers connect to, when not the one it listens on',
+    ).env('ANNALS_APPEND_COORDINATOR_ADVERTISE'),
+  )
+  .addOption(
     new Option('--grpc-port <n>', 'also speak the KurrentDB gRPC protocol on this port (0: any free port)')
       .env('ANNALS_GRPC_PORT')
       .argParser(integer),

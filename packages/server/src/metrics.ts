@@ -4,6 +4,7 @@
  * every subscription and projection, the sealer's lag, the connection pool, SSE clients.
  */
 import {
+  appendCoordinatorStatus,
   type CheckpointStatus,
   type EventStore,
   integrity,
@@ -160,6 +161,31 @@ export function createMetrics(): ServerMetrics {
       this.set({ state: 'total' }, stats.total);
       this.set({ state: 'idle' }, stats.idle);
       this.set({ state: 'waiting' }, stats.waiting);
+    },
+  });
+  // The append coordinator's state, for a store opened with one (else absent).
+  new Gauge({
+    name: 'annals_append_coordinator_role',
+    help: 'The append coordinator role of this process: 1 for the one it has (holder, linked or direct).',
+    labelNames: ['role'],
+    registers: [registry],
+    collect() {
+      const status = store ? appendCoordinatorStatus(store) : undefined;
+      if (!status) return;
+      for (const role of ['holder', 'linked', 'direct'] as const) this.set({ role }, status.role === role ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'annals_append_coordinator_appends',
+    help: 'Appends by way, since start: batches forwarded to the holder, appends run directly, appends of other processes served.',
+    labelNames: ['way'],
+    registers: [registry],
+    collect() {
+      const status = store ? appendCoordinatorStatus(store) : undefined;
+      if (!status) return;
+      this.set({ way: 'forwarded_batches' }, status.forwardedBatches);
+      this.set({ way: 'direct' }, status.directAppends);
+      this.set({ way: 'served' }, status.servedAppends);
     },
   });
   new Gauge({

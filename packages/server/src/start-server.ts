@@ -4,6 +4,7 @@
  * run, the HTTP server listening, and a `close` that drains it in order.
  */
 import {
+  type AppendCoordinatorOptions,
   type EventStore,
   getTenant,
   integrity,
@@ -57,6 +58,12 @@ export interface StartServerOptions
    * same store and auth; `tls` takes a PEM certificate chain and key. Not with `tenants`.
    */
   grpc?: Pick<GrpcServerOptions, 'port' | 'host' | 'tls' | 'maxAppendBytes'>;
+  /**
+   * Take part in the store's append coordinator (docs/ordering.md): several servers on one
+   * database hand their appends to whichever holds the role, so they share commits. `true`
+   * for its defaults. Not with `tenants` (their appends share commits through group commit).
+   */
+  appendCoordinator?: AppendCoordinatorOptions | true;
 }
 
 /** A listening server. */
@@ -80,6 +87,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const metrics = createMetrics();
   const auth = options.auth ? await startAuthenticator(client, options.auth) : undefined;
   if (options.tenants) {
+    if (options.appendCoordinator) {
+      await auth?.close();
+      throw new Error('the append coordinator serves one store; tenants share commits through group commit');
+    }
     if (options.grpc && !auth) throw new Error('the KurrentDB protocol with tenants needs auth');
     if (runProjections || runSealer) {
       await auth?.close();
@@ -94,6 +105,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     // docs/server.md).
     appendConcurrency: 1,
     ...withoutUndefined(options.store ?? {}),
+    ...(options.appendCoordinator
+      ? { appendCoordinator: options.appendCoordinator === true ? {} : options.appendCoordinator }
+      : {}),
     client,
     instrumentation: metrics.instrumentation,
     personalData: app.personalData,

@@ -28,6 +28,10 @@ export type ServeFlags = ConnectionFlags & {
   rateLimit?: number;
   ssePerKey?: number;
   tenant?: string;
+  /** Take part in the append coordinator: `true`, or the `host:port` to listen on while holding it. */
+  appendCoordinator?: boolean | string;
+  /** The coordinator address other servers connect to (`--append-coordinator-advertise`). */
+  appendCoordinatorAdvertise?: string;
   /** Also speak the KurrentDB gRPC protocol on this port (`ANNALS_GRPC_PORT`). */
   grpcPort?: number;
   /** PEM certificate chain and key files of its TLS (`ANNALS_GRPC_TLS_CERT`, `ANNALS_GRPC_TLS_KEY`). */
@@ -51,6 +55,21 @@ async function grpcOf(flags: ServeFlags, host: string): Promise<StartServerOptio
   return { port: given, host, tls };
 }
 
+/** The append coordinator the flags ask for: none, its defaults, or a `host:port` to listen on. */
+function coordinatorOf(flags: ServeFlags): StartServerOptions['appendCoordinator'] {
+  const given = flags.appendCoordinator;
+  if (given === undefined || given === false || given === 'false' || given === '0') return undefined;
+  const advertise = flags.appendCoordinatorAdvertise;
+  if (advertise !== undefined && !/^[^\s:]+:\d{1,5}$/.test(advertise)) {
+    throw new InvalidInputError('--append-coordinator-advertise', 'must be host:port');
+  }
+  if (given === true || given === 'true' || given === '1' || given === '') return advertise ? { advertise } : true;
+  const match = /^([^\s:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(given);
+  const port = Number(match?.[2]);
+  if (!match || port > 65535) throw new InvalidInputError('--append-coordinator', 'must be host:port (port 0-65535)');
+  return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port, ...(advertise ? { advertise } : {}) };
+}
+
 async function jwtOf(flags: ServeFlags): Promise<JwtOptions | undefined> {
   if (!flags.jwtPublicKey && !flags.jwksFile) return undefined;
   return {
@@ -69,12 +88,24 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   const port = flags.port ?? Number(process.env.ANNALS_PORT ?? 3000);
   if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidInputError('--port', 'must be 0-65535');
   const grpc = await grpcOf(flags, host);
+  const appendCoordinator = coordinatorOf(flags);
   const app: AnnalsApp = flags.app ? await loadApp(flags.app) : {};
   const connection = await connect({ ...flags, poolSize: flags.poolSize });
   const embedded = !connection.client.capabilities.durable;
   if (embedded && !loopback.has(host)) {
     await connection.client.close();
     throw new InvalidInputError('--host', 'the embedded database is for development: serve it on loopback only');
+  }
+  if (embedded && appendCoordinator) {
+    await connection.client.close();
+    throw new InvalidInputError('--append-coordinator', 'the embedded database has one process: it needs PostgreSQL');
+  }
+  if (flags.tenants && appendCoordinator) {
+    await connection.client.close();
+    throw new InvalidInputError(
+      '--append-coordinator',
+      'serves one store; with --tenants appends share commits already',
+    );
   }
   if (embedded && flags.tenants) {
     await connection.client.close();
@@ -109,6 +140,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     host,
     port,
     grpc,
+    appendCoordinator,
     bodyLimit: flags.bodyLimit,
     runProjections: flags.projections,
     runSealer: flags.sealer,
@@ -139,6 +171,9 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     console.log(
       `  ${server.grpc.connectionString}  (KurrentDB protocol${authOn ? '; username anything, password an API key' : ''})`,
     );
+  }
+  if (appendCoordinator) {
+    console.log('  append coordinator: on (its role and traffic: annals_append_coordinator_* in /metrics)');
   }
   await new Promise<void>((resolve) => {
     let stopping = false;

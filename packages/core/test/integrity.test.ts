@@ -292,7 +292,9 @@ describe.each(backends)('seals and verify on $name', (backend) => {
     expect(report.sealedUpTo).toBeGreaterThanOrEqual(30);
     const anchor = { position: report.sealedUpTo, hash: report.headHash as string };
     await integrity(t.store).seal();
-    expect(await integrity(t.store).verify({ anchor })).toMatchObject({ ok: true, brokenCount: 0 });
+    const again = await integrity(t.store).verify({ anchor });
+    expect(again.broken).toEqual([]);
+    expect(again.ok).toBe(true);
   });
 
   it('seals cannot be changed or removed by the application', async () => {

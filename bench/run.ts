@@ -8,7 +8,7 @@
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
  * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer,
- * processes, server, tenants, partitions, kurrent). BENCH_TENANTS sets the tenants section's tenant count (100);
+ * processes, server, instances, tenants, partitions, kurrent). BENCH_TENANTS sets the tenants section's tenant count (100);
  * BENCH_AUTH_ROUNDS and BENCH_TENANT_ROUNDS its alternating rounds (3).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -31,6 +31,7 @@ import { measure, printTable, type Row, row, timeIt } from './measure.js';
 import { partitionsSection } from './partitions.js';
 import { processesSection } from './processes.js';
 import * as raw from './raw.js';
+import { instancesSection } from './serve-instances.js';
 import { serverSection } from './server.js';
 import { tenantsSection } from './tenants.js';
 import { transferSection } from './transfer.js';
@@ -431,6 +432,7 @@ async function main(): Promise<void> {
 
   if (section('processes')) rows.push(...(await processesSection(url, scale)));
   if (section('server')) rows.push(...(await serverSection(url, n, scale)));
+  if (section('instances')) rows.push(...(await instancesSection(url, scale)));
   if (section('tenants')) rows.push(...(await tenantsSection(url, n, scale)));
   if (section('partitions')) rows.push(...(await partitionsSection(url, n)));
   if (section('kurrent')) rows.push(...(await kurrentSection(url, n)));

@@ -81,21 +81,22 @@ export function createPostgresClient(options: PostgresClientOptions): SqlClient 
           connectionString: options.connectionString,
           max: options.maxConnections ?? 10,
           application_name: options.applicationName ?? 'annals',
+          // No JIT on the connections it opens: the store's statements are short, and a filter
+          // the planner cannot estimate (a consumer group's partition hash) priced a page high
+          // enough to compile it, 20 ms and more for a read of 1 ms (docs/performance.md). Set
+          // once connected, before the connection is handed out, not as a startup option, which
+          // PgBouncer refuses; a connection string with `options` of its own is left as it says.
+          ...(/[?&]options=/.test(options.connectionString)
+            ? {}
+            : {
+                onConnect: async (connection: pg.ClientBase) => {
+                  await connection.query('set jit = off').catch(() => {});
+                },
+              }),
         });
   // An idle client that loses its connection emits 'error' on the pool; without a listener
   // that would crash the process. The next query simply gets a new connection.
   if (owned) pool.on('error', () => {});
-  // No JIT on the connections it opens: the store's statements are short, and a filter the
-  // planner cannot estimate (a consumer group's partition hash) priced a page high enough to
-  // compile it, 20 ms and more for a read of 1 ms (docs/performance.md). Set once connected, not
-  // as a startup option, which PgBouncer refuses; a connection string with `options` of its
-  // own is left as it says. pg runs this before any query of the caller that connected.
-  if (!('pool' in options) && !/[?&]options=/.test(options.connectionString)) {
-    pool.on('connect', (connection) => {
-      connection.query('set jit = off').catch(() => {});
-    });
-  }
-
   const role = options.role === undefined ? undefined : (options.role ?? '');
   if (role !== undefined && role !== '' && !rolePattern.test(role)) throw new Error(`bad role name ${role}`);
   const connect = () => connectAs(pool, role);

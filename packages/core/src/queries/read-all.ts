@@ -100,13 +100,12 @@ function readAllQuery(
     const { count, index } = filter.partition;
     params.push(count);
     partitionOf = `mod(hashtext(stream_id)::bigint + 2147483648, $${params.length})`;
-    if (typeof index === 'number') {
-      params.push(index);
-      where.push(`${partitionOf} = $${params.length}`);
-    } else {
-      params.push(index);
-      where.push(`${partitionOf} = any($${params.length}::bigint[])`);
-    }
+    params.push(index);
+    where.push(
+      typeof index === 'number'
+        ? `${partitionOf} = $${params.length}`
+        : `${partitionOf} = any($${params.length}::bigint[])`,
+    );
   }
   const lifecycle = hiddenByLifecycle(schema, 'events', filter.include ?? { deleted: false, archived: false });
   if (lifecycle) where.push(lifecycle);

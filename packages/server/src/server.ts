@@ -257,7 +257,7 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
   commandRoutes(api, context);
   operationRoutes(api, context);
   rebuildRoutes(api, context);
-  if (options.auth && options.keys) keyRoutes(api, options.keys);
+  if (options.auth && options.keys) keyRoutes(api, options.keys, options.auth);
   systemRoutes(api, context, metrics, options.schemaStatus, single?.store);
   webUiRoutes(api);
 

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema } from '../../core/test/support/backends.js';
-import { setupApiKeys } from '../src/auth/api-keys.js';
+import { revokeApiKey, setupApiKeys } from '../src/auth/api-keys.js';
 import { Authenticator } from '../src/auth/authenticator.js';
 import { call, makeKey } from './auth-support.js';
 import { backends, startTestServer, type TestServer } from './support.js';
@@ -132,5 +132,22 @@ describe.each(backends)('/keys and revocation edges, on $name', (backend) => {
     } finally {
       await authenticator.close();
     }
+  });
+
+  it('the process that revokes a key refuses it at once, without waiting for its own NOTIFY', async () => {
+    // This authenticator never listens, so only `revoked` can drop the key it holds: the
+    // `/keys` route calls it, else its next request could pass before the notification lands.
+    const client = backend.client();
+    const key = await makeKey(client, directory, { scopes: ['read'] });
+    const authenticator = new Authenticator({ keys: { client, directory }, cacheMs: 60_000 });
+    const header = `Bearer ${key.secret}`;
+    const principal = await authenticator.authenticate(header);
+    const ended = new Promise<void>((resolve) => authenticator.watch(principal, resolve));
+    expect(await revokeApiKey(client, key.id, null, { directory })).toBe(true);
+    expect(authenticator.cached(header), 'the cache is real: a revocation elsewhere is not seen').toBeDefined();
+    authenticator.revoked(key.id);
+    expect(authenticator.cached(header)).toBeUndefined();
+    await expect(authenticator.authenticate(header)).rejects.toThrow(/not valid/);
+    await ended;
   });
 });

@@ -68,6 +68,15 @@ export class Authenticator {
     );
   }
 
+  /**
+   * Key `id` was revoked by this process: forgotten at once, its live connections ended. Every
+   * other server hears it through NOTIFY; this one must not wait for its own notification, or
+   * the next request with the key could still pass.
+   */
+  revoked(id: string): void {
+    this.#revoked(id);
+  }
+
   async close(): Promise<void> {
     await this.#listener?.close();
     this.#listener = undefined;

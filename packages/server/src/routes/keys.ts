@@ -6,6 +6,7 @@
 import type { SqlClient } from '@annals/core';
 import { Type } from 'typebox';
 import { createApiKey, listApiKeys, revokeApiKey } from '../auth/api-keys.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import type { Scope } from '../auth/principal.js';
 import { HttpProblem, problem } from '../problems.js';
 import type { Api } from '../route-kit.js';
@@ -31,7 +32,11 @@ const KeySchema = Type.Object({
   revokedAt: Type.Union([Timestamp, Type.Null()]),
 });
 
-export function keyRoutes(api: Api, keys: { client: SqlClient; directory?: string }): void {
+export function keyRoutes(
+  api: Api,
+  keys: { client: SqlClient; directory?: string },
+  auth: Pick<Authenticator, 'revoked'>,
+): void {
   const options = { directory: keys.directory };
   api.get(
     '/keys',
@@ -111,6 +116,7 @@ export function keyRoutes(api: Api, keys: { client: SqlClient; directory?: strin
       const revoked = await revokeApiKey(keys.client, request.params.keyId, request.principal.tenant, options);
       // Another tenant's key, or none: the same answer, so ids of other tenants say nothing.
       if (!revoked) throw new HttpProblem(problem(404, 'KEY_NOT_FOUND', 'no active key has that id here'));
+      auth.revoked(request.params.keyId);
       return { id: request.params.keyId, revoked };
     },
   );

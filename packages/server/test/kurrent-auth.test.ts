@@ -4,7 +4,14 @@
  * Annals API key, on each backend.
  */
 import { readFileSync } from 'node:fs';
-import { AccessDeniedError, jsonEvent, KurrentDBClient } from '@kurrent/kurrentdb-client';
+import {
+  AccessDeniedError,
+  jsonEvent,
+  KurrentDBClient,
+  persistentSubscriptionToAllSettingsFromDefaults,
+  persistentSubscriptionToStreamSettingsFromDefaults,
+  START,
+} from '@kurrent/kurrentdb-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshSchema } from '../../core/test/support/backends.js';
 import { revokeApiKey, setupApiKeys } from '../src/index.js';
@@ -85,5 +92,44 @@ describe.each(backends)('KurrentDB protocol over TLS with API keys on $name', (b
     await expect(kurrent.appendToStream('tls-3', jsonEvent({ type: 'X', data: {} }))).rejects.toBeInstanceOf(
       AccessDeniedError,
     );
+  });
+
+  it('persistent subscriptions: admin defines (its actor recorded), subscribe consumes, read may not define, categories bound', async () => {
+    const settings = persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: START });
+    const readOnly = connect({ username: 'reader', password: reader });
+    await expect(readOnly.createPersistentSubscriptionToStream('tls-ps', 'g', settings)).rejects.toBeInstanceOf(
+      AccessDeniedError,
+    );
+    const kurrent = connect({ username: 'ops', password: admin });
+    await kurrent.appendToStream('tls-ps', jsonEvent({ type: 'Opened', data: { n: 1 } }));
+    await kurrent.createPersistentSubscriptionToStream('tls-ps', 'g', settings);
+    const [defined] = await collect(kurrent.readStream('$persistent-subscriptions'));
+    expect(defined?.event?.metadata).toEqual({ actor: 'ops@example.com' });
+    // A read key sees the group but may not consume it.
+    expect((await readOnly.getPersistentSubscriptionToStreamInfo('tls-ps', 'g')).groupName).toBe('g');
+    const refused = readOnly.subscribeToPersistentSubscriptionToStream('tls-ps', 'g');
+    const refusal = await new Promise<unknown>((resolve) => refused.on('error', resolve));
+    expect(refusal).toBeInstanceOf(AccessDeniedError);
+
+    const worker = await makeKey(server.client, directory, { scopes: ['subscribe'], categories: ['tls'] });
+    const consumer = connect({ username: 'w', password: worker.secret });
+    const subscription = consumer.subscribeToPersistentSubscriptionToStream('tls-ps', 'g');
+    const ended = new Promise<unknown>((resolve) => subscription.on('error', resolve));
+    for await (const event of subscription) {
+      expect(event.event?.data).toEqual({ n: 1 });
+      await subscription.ack(event);
+      break;
+    }
+    // Its categories hold no $all group.
+    await kurrent.createPersistentSubscriptionToAll('all-g', persistentSubscriptionToAllSettingsFromDefaults());
+    const all = consumer.subscribeToPersistentSubscriptionToAll('all-g');
+    expect(await new Promise<unknown>((resolve) => all.on('error', resolve))).toBeInstanceOf(AccessDeniedError);
+    // Revoked: its consumer is ended.
+    const again = consumer.subscribeToPersistentSubscriptionToStream('tls-ps', 'g');
+    const revoked = new Promise<unknown>((resolve) => again.on('error', resolve));
+    await until(() => server.grpc?.openSubscriptions() === 1, 10_000, 'the consumer');
+    expect(await revokeApiKey(server.client, worker.id, null, { directory })).toBe(true);
+    expect(await revoked).toBeInstanceOf(AccessDeniedError);
+    void ended;
   });
 });

@@ -19,6 +19,9 @@ import {
   AccessDeniedError,
   jsonEvent,
   KurrentDBClient,
+  PersistentSubscriptionDoesNotExistError,
+  persistentSubscriptionToAllSettingsFromDefaults,
+  persistentSubscriptionToStreamSettingsFromDefaults,
   type ResolvedEvent,
   START,
   StreamNotFoundError,
@@ -154,5 +157,40 @@ describe.skipIf(!databaseUrl)('tenants over the KurrentDB protocol', () => {
     ).rejects.toBeInstanceOf(AccessDeniedError);
     await expect(collect((kurrent.ghost as KurrentDBClient).readAll())).rejects.toThrow();
     expect([await count('a'), await count('b')]).toEqual(before);
+  });
+
+  it('persistent subscription groups are per tenant: A neither sees nor consumes B’s, and A’s group gets A’s events only', async () => {
+    const settings = persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: START });
+    await asB().createPersistentSubscriptionToStream('account-1', `g-${marker}`, settings);
+    await asB().createPersistentSubscriptionToAll(`all-${marker}`, persistentSubscriptionToAllSettingsFromDefaults());
+    expect(JSON.stringify(await asA().listAllPersistentSubscriptions())).not.toContain(marker);
+    await expect(asA().getPersistentSubscriptionToStreamInfo('account-1', `g-${marker}`)).rejects.toBeInstanceOf(
+      PersistentSubscriptionDoesNotExistError,
+    );
+    await expect(asA().deletePersistentSubscriptionToStream('account-1', `g-${marker}`)).rejects.toBeInstanceOf(
+      PersistentSubscriptionDoesNotExistError,
+    );
+    const theirs = asA().subscribeToPersistentSubscriptionToStream('account-1', `g-${marker}`);
+    expect(await new Promise<unknown>((resolve) => theirs.on('error', resolve))).toBeInstanceOf(
+      PersistentSubscriptionDoesNotExistError,
+    );
+    // The same stream and group names in both: A's group, A's events.
+    await asB().appendToStream('shared-ps', jsonEvent({ type: 'Opened', data: { owner: marker } }));
+    await asB().createPersistentSubscriptionToStream('shared-ps', `g-${marker}`, settings);
+    await asA().appendToStream('shared-ps', jsonEvent({ type: 'Opened', data: { owner: 'alice' } }));
+    await asA().createPersistentSubscriptionToStream('shared-ps', `g-${marker}`, settings);
+    const mine = asA().subscribeToPersistentSubscriptionToStream('shared-ps', `g-${marker}`);
+    const got: ResolvedEvent[] = [];
+    for await (const event of mine) {
+      got.push(event);
+      await mine.ack(event);
+      break;
+    }
+    await mine.unsubscribe();
+    expect(data(got)).not.toContain(marker);
+    expect(got[0]?.event?.data).toEqual({ owner: 'alice' });
+    expect((await asB().listAllPersistentSubscriptions()).map((g) => g.groupName).sort()).toEqual(
+      [`all-${marker}`, `g-${marker}`, `g-${marker}`].sort(),
+    );
   });
 });

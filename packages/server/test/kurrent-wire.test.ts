@@ -132,7 +132,7 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
     expect(server.grpc?.openSubscriptions()).toBe(0);
   });
 
-  it('answers garbage bytes with a status, and methods it does not serve (persistent subscriptions) with UNIMPLEMENTED', async () => {
+  it('answers garbage bytes with a status, and methods it does not serve (projections) with UNIMPLEMENTED', async () => {
     const raw = makeGenericClientConstructor(
       {
         Read: {
@@ -144,8 +144,8 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
           responseSerialize: (value: Buffer) => value,
           responseDeserialize: (value: Buffer) => value,
         },
-        PersistentRead: {
-          path: '/event_store.client.persistent_subscriptions.PersistentSubscriptions/Read',
+        Projections: {
+          path: '/event_store.client.projections.Projections/Statistics',
           requestStream: false,
           responseStream: true,
           requestSerialize: (value: Buffer) => value,
@@ -160,16 +160,99 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
     try {
       const garbage = await readOf(client, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
       expect([status.INTERNAL, status.INVALID_ARGUMENT]).toContain(garbage.code);
-      const persistent = await new Promise<number>((resolve) => {
-        const call = client.PersistentRead(Buffer.alloc(0));
+      const projections = await new Promise<number>((resolve) => {
+        const call = client.Projections(Buffer.alloc(0));
         call.on('error', (error: { code: number }) => resolve(error.code));
         call.on('end', () => resolve(status.OK));
       });
-      expect(persistent).toBe(status.UNIMPLEMENTED);
+      expect(projections).toBe(status.UNIMPLEMENTED);
     } finally {
       client.close();
     }
     expect(await collect(server.kurrent.readStream('wire-2'))).toHaveLength(1);
+  });
+
+  it('answers malformed persistent-subscription requests with INVALID_ARGUMENT, defining nothing', async () => {
+    const persistent = new (protocol().persistentSubscriptions)(address, credentials.createInsecure()) as Untyped;
+    const unaryOf = (method: string, request: unknown) =>
+      new Promise<number>((resolve) => {
+        persistent[method](request, (error: { code: number } | null) => resolve(error ? error.code : status.OK));
+      });
+    const settings = { live_buffer_size: 500, read_batch_size: 20, history_buffer_size: 500, max_checkpoint_count: 10 };
+    const stream = { stream_identifier: name('wire-ps') };
+    try {
+      expect(await unaryOf('Create', {})).toBe(status.INVALID_ARGUMENT);
+      expect(await unaryOf('Create', { options: { ...stream, group_name: 'g' } })).toBe(status.INVALID_ARGUMENT);
+      for (const group of ['', 'x'.repeat(300), 'bad\u0001name']) {
+        expect(await unaryOf('Create', { options: { ...stream, group_name: group, settings } })).toBe(
+          status.INVALID_ARGUMENT,
+        );
+      }
+      expect(
+        await unaryOf('Create', {
+          options: { stream_identifier: name(''), group_name: 'g', settings },
+        }),
+      ).toBe(status.INVALID_ARGUMENT);
+      expect(
+        await unaryOf('Create', {
+          options: { ...stream, group_name: 'g', settings: { ...settings, live_buffer_size: 0 } },
+        }),
+      ).toBe(status.INVALID_ARGUMENT);
+      expect(
+        await unaryOf('Create', {
+          options: { ...stream, group_name: 'g', settings: { ...settings, max_retry_count: -1 } },
+        }),
+      ).toBe(status.INVALID_ARGUMENT);
+      expect(
+        await unaryOf('Create', {
+          options: {
+            ...stream,
+            group_name: 'g',
+            settings: { ...settings, consumer_strategy: "'; drop table events; --" },
+          },
+        }),
+      ).toBe(status.INVALID_ARGUMENT);
+      expect(await unaryOf('Create', { options: { ...stream, group_name: 'g', settings } })).toBe(status.OK);
+      expect(await unaryOf('ReplayParked', { options: { ...stream, group_name: 'g', stop_at: '-5' } })).toBe(
+        status.INVALID_ARGUMENT,
+      );
+      expect(await unaryOf('GetInfo', { options: { ...stream, group_name: 'nope' } })).toBe(status.NOT_FOUND);
+
+      const readOfPersistent = (first: unknown, then: unknown[] = []) =>
+        new Promise<{ code: number; messages: unknown[] }>((resolve) => {
+          const messages: unknown[] = [];
+          const call = persistent.Read();
+          call.on('data', (message: unknown) => {
+            messages.push(message);
+            for (const next of then) call.write(next);
+            if (then.length > 0) setTimeout(() => call.cancel(), 100);
+          });
+          call.on('error', (error: { code: number }) => resolve({ code: error.code, messages }));
+          call.on('end', () => resolve({ code: status.OK, messages }));
+          call.write(first);
+        });
+      // An ack before any options; options naming no group.
+      expect((await readOfPersistent({ ack: { ids: [{ string: randomUUID() }] } })).code).toBe(status.INVALID_ARGUMENT);
+      expect((await readOfPersistent({ options: { ...stream, group_name: '' } })).code).toBe(status.INVALID_ARGUMENT);
+      // A real group: acks and nacks of ids it never sent, or that are not UUIDs, are ignored.
+      const held = await readOfPersistent({ options: { ...stream, group_name: 'g', buffer_size: 2 ** 31 - 1 } }, [
+        { ack: { ids: [{ string: randomUUID() }, { string: 'not-a-uuid' }] } },
+        {
+          nack: { ids: [{ structured: { most_significant_bits: 'x', least_significant_bits: '1' } }], action: 'Park' },
+        },
+      ]);
+      expect(held.code).toBe(status.CANCELLED);
+      expect(held.messages).toHaveLength(1);
+      await until(() => server.grpc?.openSubscriptions() === 0, 5000, 'the consumer to be gone');
+      const listed = await new Promise<{ subscriptions?: { group_name: string }[] }>((resolve, reject) => {
+        persistent.List({ options: { list_all_subscriptions: {} } }, (error: Error | null, answer: never) =>
+          error ? reject(error) : resolve(answer),
+        );
+      });
+      expect((listed.subscriptions ?? []).map((g) => g.group_name)).toEqual(['g']);
+    } finally {
+      persistent.close();
+    }
   });
 
   it('answers BatchAppend batches by correlation id: split batches, conflicts and oversized ones', async () => {
@@ -232,7 +315,11 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
             error ? reject(error) : resolve(value),
           ),
       );
+      const persistent = 'event_store.client.persistent_subscriptions.PersistentSubscriptions';
       expect(answer.methods.map((m) => `${m.service_name}/${m.method_name}`).sort()).toEqual([
+        ...['create', 'delete', 'getinfo', 'list', 'read', 'replayparked', 'restartsubsystem', 'update'].map(
+          (method) => `${persistent}/${method}`,
+        ),
         'event_store.client.server_features.ServerFeatures/getsupportedmethods',
         'event_store.client.streams.Streams/append',
         'event_store.client.streams.Streams/batchappend',

@@ -9,6 +9,8 @@ import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 export const protocolVersion = '24.10.0';
 
 const streams = 'event_store.client.streams.Streams';
+const persistent = 'event_store.client.persistent_subscriptions.PersistentSubscriptions';
+const both = ['stream', 'all'];
 
 /** Every method served, as `GetSupportedMethods` lists them. */
 export const supportedMethods: ReadonlyArray<{ service_name: string; method_name: string; features: string[] }> = [
@@ -17,6 +19,12 @@ export const supportedMethods: ReadonlyArray<{ service_name: string; method_name
   { service_name: streams, method_name: 'batchappend', features: [] },
   { service_name: streams, method_name: 'delete', features: [] },
   { service_name: streams, method_name: 'tombstone', features: [] },
+  ...['create', 'update', 'delete', 'read', 'getinfo', 'replayparked', 'list'].map((method_name) => ({
+    service_name: persistent,
+    method_name,
+    features: both,
+  })),
+  { service_name: persistent, method_name: 'restartsubsystem', features: [] },
   {
     service_name: 'event_store.client.server_features.ServerFeatures',
     method_name: 'getsupportedmethods',

@@ -17,9 +17,19 @@ function protoRoot(): string {
   throw new Error('the KurrentDB .proto files are missing from @annals/server');
 }
 
-const files = ['kurrentdb/protocols/v1/streams.proto', 'kurrentdb/protocols/v1/serverfeatures.proto'];
+const files = [
+  'kurrentdb/protocols/v1/streams.proto',
+  'kurrentdb/protocols/v1/serverfeatures.proto',
+  'annals/persistent_subscriptions.proto',
+];
 
-let loaded: { streams: ServiceClientConstructor; serverFeatures: ServiceClientConstructor } | undefined;
+let loaded:
+  | {
+      streams: ServiceClientConstructor;
+      serverFeatures: ServiceClientConstructor;
+      persistentSubscriptions: ServiceClientConstructor;
+    }
+  | undefined;
 
 /** The service constructors (their `.service` is the definition a server adds). */
 export function protocol() {
@@ -34,11 +44,13 @@ export function protocol() {
     oneofs: true,
   });
   const root = loadPackageDefinition(definition) as unknown as {
-    event_store: { client: { streams: GrpcObject; server_features: GrpcObject } };
+    event_store: { client: { streams: GrpcObject; server_features: GrpcObject; persistent_subscriptions: GrpcObject } };
   };
   loaded = {
     streams: root.event_store.client.streams.Streams as ServiceClientConstructor,
     serverFeatures: root.event_store.client.server_features.ServerFeatures as ServiceClientConstructor,
+    persistentSubscriptions: root.event_store.client.persistent_subscriptions
+      .PersistentSubscriptions as ServiceClientConstructor,
   };
   return loaded;
 }

@@ -50,7 +50,8 @@ const maxPrefixes = 1000;
 /** Default search window of KurrentDB, which checkpoints are counted in. */
 const defaultWindow = 32;
 
-function matcherOf(expression: { regex?: string; prefix?: string[] }): (value: string) => boolean {
+/** A matcher of names: any of the prefixes, else the regex (a KurrentDB filter expression). */
+export function matcherOf(expression: { regex?: string; prefix?: string[] }): (value: string) => boolean {
   const prefixes = expression.prefix ?? [];
   if (prefixes.length > maxPrefixes || prefixes.some((p) => p.length > maxNameLength)) {
     throw new BadRequest('too many or too long filter prefixes');

@@ -1,14 +1,15 @@
 /**
- * The KurrentDB-protocol endpoint: a gRPC server (HTTP/2, plain or TLS) serving `Streams`
- * and `ServerFeatures` over an Annals store, so the official KurrentDB and EventStoreDB
- * clients work against Annals unchanged (docs/kurrent-protocol.md). Every other service,
- * persistent subscriptions included, answers UNIMPLEMENTED.
+ * The KurrentDB-protocol endpoint: a gRPC server (HTTP/2, plain or TLS) serving `Streams`,
+ * `PersistentSubscriptions` and `ServerFeatures` over an Annals store, so the official
+ * KurrentDB and EventStoreDB clients work against Annals unchanged
+ * (docs/kurrent-protocol.md). Every other service answers UNIMPLEMENTED.
  */
 import type { EventStore } from '@annals/core';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { GrpcContext } from './context.js';
 import { serverFeaturesService } from './features.js';
+import { persistentSubscriptionsService } from './persistent/service.js';
 import { pipelinedWrites } from './pipelined-writes.js';
 import { protocol } from './protocol.js';
 import { streamsService } from './streams-service.js';
@@ -78,8 +79,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     'grpc.keepalive_timeout_ms': 10_000,
     interceptors: [pipelinedWrites()],
   });
-  const { streams, serverFeatures } = protocol();
+  const { streams, serverFeatures, persistentSubscriptions } = protocol();
+  const persistent = persistentSubscriptionsService(context);
   server.addService(streams.service, streamsService(context));
+  server.addService(persistentSubscriptions.service, persistent.service);
   server.addService(serverFeatures.service, serverFeaturesService());
   const credentials = tls
     ? ServerCredentials.createSsl(
@@ -100,6 +103,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     openSubscriptions: () => context.subscriptions.size,
     async close() {
       for (const stop of [...context.subscriptions.values()]) stop();
+      await persistent.close();
       // Clients keep their connections open when idle: once no call is left (or after
       // drainMs), the connections are closed rather than waited for.
       const until = Date.now() + drainMs;

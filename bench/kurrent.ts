@@ -4,7 +4,10 @@
  * same store in the same run, rounds alternated:
  *
  * - single-event appends from 32 concurrent calls, random streams of 10k, expected revision any;
- * - reading `$all` forwards (the client's `readAll`) against the library's `readAll`.
+ * - reading `$all` forwards (the client's `readAll`) against the library's `readAll`;
+ * - a persistent subscription to a stream, one consumer acknowledging each event, against a
+ *   durable library subscription to the same stream (each group and subscription new, from the
+ *   start).
  *
  * The server runs as it is deployed, `annals serve --grpc-port 0 --auth off` in a child process;
  * the client and the library run in this one. Both paths share the same two cores.
@@ -12,7 +15,7 @@
  * Two more rows put the same client against a server that does no work (kurrent-echo.ts): what
  * the client itself can reach on this machine, the ceiling of any server it talks to.
  */
-import { createPostgresClient, type EventStore, openEventStore } from '@annals/core';
+import { createPostgresClient, type EventStore, openEventStore, subscriptions } from '@annals/core';
 import { forkBench, nextMessage, startServe } from './children.js';
 import { type Measurement, measure, type Row, row, timeIt } from './measure.js';
 
@@ -80,6 +83,53 @@ export async function kurrentSection(url: string, n: (count: number) => number):
     }
     const read = await best(readClient, readLibrary);
 
+    // Persistent subscriptions: a stream of its own, consumed from the start by a new group.
+    const consumed = n(20_000);
+    const stream = 'ps-bench';
+    for (let done = 0; done < consumed; done += 500) {
+      await library.append(
+        stream,
+        Array.from({ length: Math.min(500, consumed - done) }, (_, i) => ({ type: 'Seeded', data: { i: done + i } })),
+      );
+    }
+    const { persistentSubscriptionToStreamSettingsFromDefaults, START } = await import('@kurrent/kurrentdb-client');
+    let groups = 0;
+    const consumeClient = () =>
+      timeIt(consumed, async () => {
+        const group = `bench-${++groups}`;
+        await client.createPersistentSubscriptionToStream(
+          stream,
+          group,
+          persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: START }),
+        );
+        const subscription = client.subscribeToPersistentSubscriptionToStream(stream, group, { bufferSize: 100 });
+        let count = 0;
+        for await (const event of subscription) {
+          await subscription.ack(event);
+          if (++count === consumed) break;
+        }
+        await subscription.unsubscribe();
+      });
+    const consumeLibrary = () =>
+      timeIt(consumed, async () => {
+        let count = 0;
+        let reached = () => {};
+        const all = new Promise<void>((resolve) => {
+          reached = resolve;
+        });
+        const subscription = subscriptions(library).subscribe({
+          name: `bench-library-${++groups}`,
+          streamIds: [stream],
+          handler: (events) => {
+            count += events.length;
+            if (count >= consumed) reached();
+          },
+        });
+        await all;
+        await subscription.stop();
+      });
+    const persistent = await best(consumeClient, consumeLibrary);
+
     // The client's ceiling: the same calls against a server that does no work.
     const echo = forkBench('./kurrent-echo.ts');
     const echoClient = KurrentDBClient.connectionString`kurrentdb://127.0.0.1:${await nextMessage<number>(echo, 'port')}?tls=false`;
@@ -110,6 +160,12 @@ export async function kurrentSection(url: string, n: (count: number) => number):
         { ...read.theirs, name: 'library' },
         read.mine,
         '>= 0.7x',
+      ),
+      row(
+        `KurrentDB client: persistent subscription, ${consumed} events acked one by one (vs a library subscription)`,
+        { ...persistent.theirs, name: 'library' },
+        persistent.mine,
+        '-',
       ),
       row(
         'KurrentDB client: 1 event/append, 32 calls (vs a server doing no work)',

@@ -388,4 +388,65 @@ describe.each(backends)('KurrentDB persistent subscriptions on $name', (backend)
     expect(info.connections).toHaveLength(0);
     expect(info.stats.parkedMessageCount).toBe(0n);
   });
+
+  it('pins each stream to one consumer (Pinned), and sends all to the first with room (DispatchToSingle)', async () => {
+    const { kurrent } = server;
+    const connected = async (group: string, count: number) => {
+      for (let i = 0; i < 200; i++) {
+        const info = await kurrent.getPersistentSubscriptionToAllInfo(group);
+        if (info.connections.length === count) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`${group} never had ${count} consumers`);
+    };
+    const onlyPinned = eventTypeFilter({ prefixes: ['Pinned'] });
+    await kurrent.createPersistentSubscriptionToAll(
+      'pinned',
+      persistentSubscriptionToAllSettingsFromDefaults({ startFrom: END, consumerStrategyName: 'Pinned' }),
+      { filter: onlyPinned },
+    );
+    const pinned = [0, 1].map(() =>
+      consume(kurrent.subscribeToPersistentSubscriptionToAll('pinned', { bufferSize: 50 })),
+    );
+    await connected('pinned', 2);
+    for (let round = 0; round < 5; round++) {
+      for (let stream = 0; stream < 8; stream++) {
+        await kurrent.appendToStream(`ps-pin-${stream}`, jsonEvent({ type: 'PinnedEvent', data: { n: round } }));
+      }
+    }
+    await until(() => pinned.reduce((sum, c) => sum + c.got.length, 0) === 40, 10_000, '40 pinned events');
+    const owners = new Map<string, Set<number>>();
+    pinned.forEach((c, index) => {
+      for (const event of c.got) {
+        const stream = event.event?.streamId ?? '';
+        owners.set(stream, (owners.get(stream) ?? new Set()).add(index));
+      }
+    });
+    expect(owners.size).toBe(8);
+    expect([...owners.values()].every((set) => set.size === 1)).toBe(true);
+    for (const c of pinned) {
+      for (const stream of new Set(c.got.map((e) => e.event?.streamId))) {
+        const ns = c.got.filter((e) => e.event?.streamId === stream).map(numberOf);
+        expect(ns).toEqual([0, 1, 2, 3, 4]);
+      }
+    }
+
+    await kurrent.createPersistentSubscriptionToAll(
+      'single',
+      persistentSubscriptionToAllSettingsFromDefaults({ startFrom: END, consumerStrategyName: 'DispatchToSingle' }),
+      { filter: eventTypeFilter({ prefixes: ['Single'] }) },
+    );
+    const first = consume(kurrent.subscribeToPersistentSubscriptionToAll('single', { bufferSize: 100 }));
+    await connected('single', 1);
+    const second = consume(kurrent.subscribeToPersistentSubscriptionToAll('single', { bufferSize: 100 }));
+    await connected('single', 2);
+    await kurrent.appendToStream(
+      'ps-single',
+      Array.from({ length: 20 }, (_, n) => jsonEvent({ type: 'SingleEvent', data: { n } })),
+    );
+    await until(() => first.got.length + second.got.length === 20, 10_000, '20 events');
+    // The first consumer always has room: it gets them all, in order.
+    expect(first.got.map(numberOf)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    expect(second.got).toHaveLength(0);
+  });
 });

@@ -438,18 +438,24 @@ export class GroupDispatcher {
   /** Hands queued events to consumers with free slots, in log order. */
   #pump(): void {
     if (this.#consumers.length === 0) return;
-    const pinned = this.definition.settings.consumerStrategy.startsWith('Pinned');
-    const left: Delivery[] = [];
-    let blocked = false;
-    for (const delivery of this.#queue) {
-      const target = blocked ? undefined : this.#pick(delivery);
-      if (!target) {
-        left.push(delivery);
-        // Unpinned, no consumer has a slot: nothing further can go either.
-        if (!pinned) blocked = true;
-        continue;
+    const queue = this.#queue;
+    if (!this.definition.settings.consumerStrategy.startsWith('Pinned')) {
+      // Unpinned: the head goes first; once no consumer has a slot, nothing further can go.
+      let sent = 0;
+      for (; sent < queue.length; sent++) {
+        const target = this.#pick(queue[sent] as Delivery);
+        if (!target) break;
+        this.#send(queue[sent] as Delivery, target);
       }
-      this.#send(delivery, target);
+      if (sent > 0) queue.splice(0, sent);
+      return;
+    }
+    // Pinned: each event waits for its own consumer; the others pass it.
+    const left: Delivery[] = [];
+    for (const delivery of queue) {
+      const target = this.#pick(delivery);
+      if (target) this.#send(delivery, target);
+      else left.push(delivery);
     }
     this.#queue = left;
   }

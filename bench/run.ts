@@ -8,7 +8,8 @@
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
  * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer,
- * processes, server, instances, tenants, partitions, kurrent). BENCH_TENANTS sets the tenants section's tenant count (100);
+ * processes, server, instances, tenants, partitions, kurrent; and memory, a 5M-event log, run only when
+ * named, with BENCH_MEMORY_EVENTS its length). BENCH_TENANTS sets the tenants section's tenant count (100);
  * BENCH_AUTH_ROUNDS and BENCH_TENANT_ROUNDS its alternating rounds (3).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -154,6 +155,41 @@ async function main(): Promise<void> {
       ratio: Number.NaN,
       target: '>= 120k/s',
     });
+  }
+
+  // Memory, on request only (BENCH_ONLY=memory; BENCH_MEMORY_EVENTS sets the log's length,
+  // 5,000,000 by default): a paged read and a catch-up of a long log, and appends of 10,000
+  // events each, with the process's peak RSS beside each row. A read that held more than a
+  // page, or an append that copied its events more than once, shows there.
+  if (only?.includes('memory')) {
+    const events = Number(process.env.BENCH_MEMORY_EVENTS ?? 5_000_000);
+    const store = await open('bench_memory');
+    const rssAtStart = process.memoryUsage.rss() / 2 ** 20;
+    const rawRead = await raw.pagedRead(url, { events, shape: 'realistic' });
+    await seed(store, events, 'realistic');
+    await vacuum(url, 'bench_memory');
+    let count = 0;
+    const paged = await timeIt(events, async () => {
+      for await (const _ of store.readAll({ pageSize: 1000 })) count++;
+    });
+    if (count !== events) throw new Error(`readAll delivered ${count} of ${events} events`);
+    rows.push(row(`readAll, pages of 1000, ${events} events`, rawRead, paged, '>= 0.9x'));
+    const subscription = subscriptions(store).subscribe({ batchSize: 1000, handler: () => {} });
+    const caughtUp = await timeIt(events, () => subscription.waitFor(events));
+    await subscription.stop();
+    rows.push(row(`  subscription catch-up of ${events} events to a no-op handler`, rawRead, caughtUp, '>= 0.9x'));
+    const big = 10_000;
+    const rawBig = await raw.multiRowInsert(url, { events: 10 * big, batch: big, writers: 1, shape: 'realistic' });
+    const appended = await measure(10, 1, async (_writer, i) => {
+      await store.append(
+        `big-${i}`,
+        Array.from({ length: big }, (_, k) => ({ type: 'ItemAdded', ...eventData(i * big + k, 'realistic') })),
+      );
+    });
+    appended.eventsPerSecond *= big;
+    rows.push(row(`${big} events/append, 1 writer (vs multi-row INSERT of ${big})`, rawBig, appended, ''));
+    console.log(`memory section: RSS ${rssAtStart.toFixed(0)} MB before seeding`);
+    await store.close();
   }
 
   if (section('read')) {

@@ -321,6 +321,22 @@ describe.each(backends)('KurrentDB persistent subscriptions on $name', (backend)
       if (data.source === 'ps-errors') types.push(`${event.event?.type}:${data.group}`);
     }
     expect(types).toEqual(['PersistentSubscriptionCreated:g', 'PersistentSubscriptionDeleted:g']);
+
+    // The definitions are written only through this API: a forged one is refused, over gRPC and HTTP.
+    const forged = { type: 'PersistentSubscriptionCreated', data: { source: 'ps-errors', group: 'forged' } };
+    await expect(kurrent.appendToStream('$persistent-subscriptions', jsonEvent(forged))).rejects.toThrow();
+    const http = await server.request('POST', '/streams/$persistent-subscriptions/events', { events: [forged] });
+    expect(http.status).toBe(400);
+    expect(http.text).toContain('written only through');
+    const multi = await server.request('POST', '/appends', {
+      writes: [
+        { streamId: 'ps-fine', events: [{ type: 'T', data: {} }] },
+        { streamId: '$persistent-subscriptions', events: [forged] },
+      ],
+    });
+    expect(multi.status).toBe(400);
+    expect((await server.request('GET', '/streams/ps-fine')).status).toBe(404);
+    expect((await kurrent.listAllPersistentSubscriptions()).map((g) => g.groupName)).not.toContain('forged');
     void only;
   });
 

@@ -5,6 +5,7 @@
  */
 import { ConcurrencyError, type EventStore, type ExpectedVersion, type NewEvent } from '@annals/core';
 import type { Principal } from '../auth/principal.js';
+import { assertAppendable } from '../server-streams.js';
 import { actorFor, requireScope, requireStream } from './auth.js';
 import { BadRequest, eventOf, type ProposedMessage, safeInteger } from './mapping.js';
 import { type MetaExpected, metaPrefix, writeMetadata } from './metadata-stream.js';
@@ -65,6 +66,7 @@ export async function appendMessages(
     return { ok: true, revision: result.revision, position: undefined };
   }
   requireStream(principal, stream);
+  assertAppendable(stream, 'stream');
   if (events.length === 0) {
     // Nothing to store: the answer is the expected version's check alone.
     const version = (await store.getStream(stream))?.version ?? 0;

@@ -19,6 +19,7 @@ import {
   StreamInfo,
   Timestamp,
 } from '../schemas.js';
+import { assertAppendable } from '../server-streams.js';
 
 const StreamParams = Type.Object({ streamId: Name });
 const StreamSummary = Type.Object({
@@ -52,6 +53,7 @@ export function streamRoutes(api: Api, context: ServerContext): void {
     },
     async (request, reply) => {
       const { events, expectedVersion } = request.body;
+      assertAppendable(request.params.streamId);
       const result = await storeOf(request).append(request.params.streamId, traced(request, events as NewEvent[]), {
         expectedVersion,
       });
@@ -71,6 +73,9 @@ export function streamRoutes(api: Api, context: ServerContext): void {
       },
     },
     async (request) => {
+      request.body.writes.forEach((write, i) => {
+        assertAppendable(write.streamId, `writes[${i}].streamId`);
+      });
       const writes = request.body.writes.map(
         (write): StreamWrite => ({ ...write, events: traced(request, write.events as NewEvent[]) }),
       );

@@ -6,11 +6,12 @@
  * groups at once cannot both win: the loser folds again and decides again.
  */
 import { ConcurrencyError, type EventStore, type JsonObject } from '@annals/core';
+import { persistentSubscriptionsStream } from '../../server-streams.js';
 import { GrpcError } from '../errors.js';
 import { type GroupSettings, type Source, sourceName } from './settings.js';
 
 /** The stream the definitions live in. */
-export const registryStream = '$persistent-subscriptions';
+export const registryStream = persistentSubscriptionsStream;
 
 /** A group as defined now. */
 export interface GroupDefinition {

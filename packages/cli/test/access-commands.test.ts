@@ -4,11 +4,10 @@
  * listed without its secret, the server refusing a request without it and serving one with it,
  * the key revoked, the tenant dropped. Roles are per server, so this runs on PostgreSQL only.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { databaseUrl, postgresBackend } from '../../core/test/support/backends.js';
-import { annals, binArgs, repo } from './support/bin.js';
+import { annals, httpUrlIn, spawnAnnals } from './support/bin.js';
 
 describe.skipIf(!databaseUrl)('annals tenants, keys and serve --tenants, on PostgreSQL', () => {
   const tag = randomBytes(3).toString('hex');
@@ -67,27 +66,17 @@ describe.skipIf(!databaseUrl)('annals tenants, keys and serve --tenants, on Post
     // The server, logged in as the server role, with auth on by default.
     const url = new URL(databaseUrl as string);
     url.username = serverRole;
-    const child = spawn(
-      process.execPath,
-      [...binArgs, 'serve', '--tenants', '--directory', directory, '--port', '0', '--rate-limit', '0'],
-      { cwd: repo, env: { ...process.env, DATABASE_URL: url.toString() }, stdio: ['ignore', 'pipe', 'pipe'] },
+    const {
+      child,
+      found: base,
+      output,
+    } = await spawnAnnals(
+      ['serve', '--tenants', '--directory', directory, '--port', '0', '--rate-limit', '0'],
+      (printed) => (printed.includes('auth: on') ? httpUrlIn(printed) : undefined),
+      url.toString(),
     );
     try {
-      let output = '';
-      const base = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`serve did not start:\n${output}`)), 30_000);
-        const onData = (chunk: Buffer) => {
-          output += chunk.toString();
-          const match = /http:\/\/127\.0\.0\.1:\d+/.exec(output);
-          if (match) {
-            clearTimeout(timer);
-            resolve(match[0]);
-          }
-        };
-        child.stdout.on('data', onData);
-        child.stderr.on('data', onData);
-      });
-      expect(output).toContain('auth: on');
+      expect(output()).toContain('auth: on');
       const append = (headers: Record<string, string>) =>
         fetch(`${base}/streams/order-1/events`, {
           method: 'POST',

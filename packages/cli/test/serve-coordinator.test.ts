@@ -3,35 +3,19 @@
  * load balancer run. One holds the role and the other hands it its appends; both report it in
  * /metrics; every append is stored once, each stream's versions dense; bad flags are refused.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { databaseUrl, freshSchema } from '../../core/test/support/backends.js';
-import { annals, binArgs, repo } from './support/bin.js';
+import { annals, httpUrlIn, spawnAnnals } from './support/bin.js';
 
-/** `annals serve` in a child process; resolves with its URL once it listens. */
+/** `annals serve` in a child process; resolves with its URL once it listens with the coordinator on. */
 async function serve(schema: string, extra: string[]): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
-  const child = spawn(
-    process.execPath,
-    [...binArgs, 'serve', '--schema', schema, '--port', '0', '--auth', 'off', ...extra],
-    { cwd: repo, env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: ['pipe', 'pipe', 'pipe'] },
+  const { child, found } = await spawnAnnals(
+    ['serve', '--schema', schema, '--port', '0', '--auth', 'off', ...extra],
+    (output) => (output.includes('append coordinator: on') ? httpUrlIn(output) : undefined),
   );
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${output}`)), 30_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(output);
-      if (match && output.includes('append coordinator: on')) {
-        clearTimeout(timer);
-        resolve(match[0]);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
-  });
-  return { url, child };
+  return { url: found, child };
 }
 
 /** The coordinator gauges of a server's /metrics. */

@@ -5,36 +5,20 @@
  * and a new one started on the same store. Every event is acknowledged, none is lost; what
  * comes again is at most the page that was in hand; nothing is parked.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createPostgresClient, openEventStore } from '@annals/core';
 import type { KurrentDBClient, PersistentSubscriptionToStream } from '@kurrent/kurrentdb-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { databaseUrl, freshSchema } from '../../core/test/support/backends.js';
-import { binArgs, repo } from './support/bin.js';
+import { spawnAnnals } from './support/bin.js';
 
 /** `annals serve` with the KurrentDB protocol; resolves with its connection string once it listens. */
 async function serve(schema: string): Promise<{ endpoint: string; child: ChildProcessWithoutNullStreams }> {
-  const child = spawn(
-    process.execPath,
-    [...binArgs, 'serve', '--schema', schema, '--port', '0', '--grpc-port', '0', '--auth', 'off'],
-    { cwd: repo, env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: ['pipe', 'pipe', 'pipe'] },
+  const { child, found } = await spawnAnnals(
+    ['serve', '--schema', schema, '--port', '0', '--grpc-port', '0', '--auth', 'off'],
+    (output) => /kurrentdb:\/\/127\.0\.0\.1:\d+\?tls=false/.exec(output)?.[0],
   );
-  let output = '';
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${output}`)), 30_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /kurrentdb:\/\/127\.0\.0\.1:\d+\?tls=false/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[0]);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
-  });
-  return { endpoint, child };
+  return { endpoint: found, child };
 }
 
 const until = async (check: () => boolean, ms: number, what: string) => {

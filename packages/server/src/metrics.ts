@@ -163,14 +163,16 @@ export function createMetrics(): ServerMetrics {
       this.set({ state: 'waiting' }, stats.waiting);
     },
   });
-  // The append coordinator's state, for a store opened with one (else absent).
+  // The append coordinator's state, for a store opened with one (else absent). A synchronous
+  // read of the pipeline's counters, so each gauge reads it as it is collected.
+  const coordinator = () => (store ? appendCoordinatorStatus(store) : undefined);
   new Gauge({
     name: 'annals_append_coordinator_role',
     help: 'The append coordinator role of this process: 1 for the one it has (holder, linked or direct).',
     labelNames: ['role'],
     registers: [registry],
     collect() {
-      const status = store ? appendCoordinatorStatus(store) : undefined;
+      const status = coordinator();
       if (!status) return;
       for (const role of ['holder', 'linked', 'direct'] as const) this.set({ role }, status.role === role ? 1 : 0);
     },
@@ -181,7 +183,7 @@ export function createMetrics(): ServerMetrics {
     labelNames: ['way'],
     registers: [registry],
     collect() {
-      const status = store ? appendCoordinatorStatus(store) : undefined;
+      const status = coordinator();
       if (!status) return;
       this.set({ way: 'forwarded_batches' }, status.forwardedBatches);
       this.set({ way: 'direct' }, status.directAppends);

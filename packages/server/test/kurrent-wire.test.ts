@@ -183,7 +183,7 @@ describe.each(backends)('KurrentDB protocol, malformed and unserved requests, on
     try {
       expect(await unaryOf('Create', {})).toBe(status.INVALID_ARGUMENT);
       expect(await unaryOf('Create', { options: { ...stream, group_name: 'g' } })).toBe(status.INVALID_ARGUMENT);
-      for (const group of ['', 'x'.repeat(300), 'bad\u0001name']) {
+      for (const group of ['', 'x'.repeat(300), 'bad\u0001name', 'bad\u0085name']) {
         expect(await unaryOf('Create', { options: { ...stream, group_name: group, settings } })).toBe(
           status.INVALID_ARGUMENT,
         );

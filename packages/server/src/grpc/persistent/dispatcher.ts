@@ -71,8 +71,8 @@ class Stopped extends Error {}
 /** The Annals subscription name of a group: readable when it can be, else a digest. */
 export function checkpointName(definition: GroupDefinition): string {
   const readable = `$persistent:${sourceName(definition.source)}::${definition.group}@${definition.generation}`;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: names with them are hashed.
-  if (readable.length <= 256 && !/[\u0000-\u001f\u007f]/.test(readable)) return readable;
+  // A name with a control character (of its stream) is hashed: the store refuses those.
+  if (readable.length <= 256 && !/\p{Cc}/u.test(readable)) return readable;
   const digest = createHash('sha256')
     .update(JSON.stringify([sourceName(definition.source), definition.group, definition.generation]))
     .digest('hex');
@@ -418,7 +418,8 @@ export class GroupDispatcher {
     const free = (c: ConsumerState) => c.inFlight.size < c.consumer.slots;
     const strategy = this.definition.settings.consumerStrategy;
     if (strategy === 'Pinned' || strategy === 'PinnedByCorrelation') {
-      const correlation = delivery.event.metadata.correlationId;
+      // KurrentDB clients write `$correlationId`; Annals' own events carry `correlationId`.
+      const correlation = delivery.event.metadata.$correlationId ?? delivery.event.metadata.correlationId;
       const key =
         strategy === 'PinnedByCorrelation' && typeof correlation === 'string' ? correlation : delivery.event.streamId;
       const pinned = consumers[hashOf(key) % consumers.length] as ConsumerState;

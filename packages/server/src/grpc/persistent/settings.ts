@@ -98,8 +98,8 @@ const endOfStream = '18446744073709551615';
 export function groupNameOf(name: string | undefined): string {
   if (!name) throw new BadRequest('the group name is empty');
   if (name.length > 256) throw new BadRequest('the group name is over 256 characters');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused.
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new BadRequest('the group name has control characters');
+  // Every control character (C0, DEL and C1), as the store refuses them in names.
+  if (/\p{Cc}/u.test(name)) throw new BadRequest('the group name has control characters');
   return name;
 }
 

@@ -167,13 +167,15 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
     Tombstone: unary<StreamRequest>((call) => change(call, 'tombstone')),
     Read(call: ServerWritableStream<{ options?: WireReadOptions }, unknown>) {
       const run = async () => {
+        // A key revoked after this instant, while the call is still being set up, ends it too.
+        const authenticatedAt = Date.now();
         const { principal, store } = await callerOf(context, call.metadata);
         const plan = planOf(call.request.options);
         requireScope(principal, plan.subscription ? 'subscribe' : 'read');
         const target = plan.stream?.startsWith(metaPrefix) ? plan.stream.slice(metaPrefix.length) : plan.stream;
         if (target !== undefined) requireStream(principal, target);
         const authenticator = context.authenticator;
-        const watch = principal && authenticator ? (end: () => void) => authenticator.watch(principal, end) : undefined;
+        const watch = principal && authenticator ? (end: () => void) => authenticator.watch(principal, end, authenticatedAt) : undefined;
         if (plan.subscription) await follow(context, store, call, plan, principal?.categories ?? null, watch);
         else await readEvents(store, call, plan, principal?.categories ?? null);
       };

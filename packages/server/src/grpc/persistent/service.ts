@@ -271,6 +271,8 @@ export function persistentSubscriptionsService(context: GrpcContext): {
       call.on('error', () => finish());
 
       const begin = async (options: NonNullable<ReadRequest['options']>) => {
+        // A key revoked after this instant, while the call is still being set up, ends it too.
+        const authenticatedAt = Date.now();
         const { principal, store } = await callerOf(context, call.metadata);
         requireScope(principal, 'subscribe');
         const source = sourceOf(options);
@@ -278,10 +280,14 @@ export function persistentSubscriptionsService(context: GrpcContext): {
         const group = groupNameOf(options.group_name);
         const definition = await defined(store, source, group);
         const size = options.buffer_size ?? 0;
+        // Cancelled meanwhile: nothing to watch or join (finish has run, and would not unwatch).
+        if (finished) return;
         const authenticator = context.authenticator;
         if (principal && authenticator) {
-          unwatch = authenticator.watch(principal, () =>
-            finish(unauthenticated('the credentials are no longer valid')),
+          unwatch = authenticator.watch(
+            principal,
+            () => finish(unauthenticated('the credentials are no longer valid')),
+            authenticatedAt,
           );
         }
         const [name] = call.metadata.get('connection-name');

@@ -202,6 +202,25 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     expect(() => subscriptions(store).joinGroup({ group: 'g', handler: () => {}, batchSize: -1 })).toThrow(/batchSize/);
     expect(() => subscriptions(store).joinGroup({ group: '', handler: () => {} })).toThrow(/group/);
   });
+
+  it('follows a stream as long as the store takes its ids', async () => {
+    const long = await openTestStore(backend, { maxStreamIdLength: 400 });
+    try {
+      const id = `long-${'x'.repeat(350)}`;
+      await long.store.append(id, events(2));
+      expect(() => subscriptions(store).subscribe({ handler: () => {}, streamIds: [id] })).toThrow(/at most 256/);
+      const got: RecordedEvent[] = [];
+      const follower = subscriptions(long.store).subscribe({
+        streamIds: [id],
+        handler: (page) => void got.push(...page),
+      });
+      await waitUntil(() => got.length === 2);
+      await follower.stop();
+      expect(got.map((e) => e.streamId)).toEqual([id, id]);
+    } finally {
+      await long.cleanup();
+    }
+  });
 });
 
 describe.skipIf(!databaseUrl)('subscriptions on PostgreSQL, when the LISTEN connection is killed', () => {

@@ -64,7 +64,10 @@ export class ConsumerGroupMember {
     assertDuration(sessionTimeoutMs, 'sessionTimeoutMs');
     if (sessionTimeoutMs <= heartbeatMs) throw new InvalidInputError('sessionTimeoutMs', 'must exceed heartbeatMs');
     // The partitions' options, checked now so that a mistake is an error here, not at every heartbeat.
-    const { batchSize } = checkSubscriptionOptions({ ...options, name: `${options.group}#0` });
+    const { batchSize } = checkSubscriptionOptions(
+      { ...options, name: `${options.group}#0` },
+      host.options?.maxStreamIdLength,
+    );
     this.#host = host;
     this.#options = { ...options, partitions, heartbeatMs, sessionTimeoutMs };
     const { categories, eventTypes, streamIds } = options;

@@ -95,7 +95,10 @@ export class Subscription {
    */
   constructor(host: WorkerHost, given: SubscriptionOptions, source?: PageSource) {
     this.#source = source;
-    const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure, options } = checkSubscriptionOptions(given);
+    const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure, options } = checkSubscriptionOptions(
+      given,
+      host.options?.maxStreamIdLength,
+    );
     this.#attempts = attempts;
     this.#backoffMs = backoffMs;
     this.#host = host;
@@ -282,7 +285,7 @@ export class Subscription {
 }
 
 /** Checks subscription options and resolves their defaults; throws {@link InvalidInputError}. */
-export function checkSubscriptionOptions(given: SubscriptionOptions) {
+export function checkSubscriptionOptions(given: SubscriptionOptions, maxStreamIdLength = 256) {
   if (typeof given !== 'object' || given === null) throw new InvalidInputError('options', 'must be an object');
   const options = readOptions<SubscriptionOptions>(given, 'options');
   const retry = readOptions<NonNullable<SubscriptionOptions['retry']>>(options.retry, 'retry');
@@ -293,7 +296,8 @@ export function checkSubscriptionOptions(given: SubscriptionOptions) {
     if (list === undefined) continue;
     if (!Array.isArray(list) || list.length === 0) throw new InvalidInputError(field, 'must be a non-empty array');
     guarded(field, () => Array.from(list)).forEach((item, i) => {
-      assertStreamId(item, `${field}[${i}]`, 256);
+      // Stream ids and categories as long as the store takes them.
+      assertStreamId(item, `${field}[${i}]`, Math.max(256, maxStreamIdLength));
     });
   }
   const from = options.from ?? 'start';

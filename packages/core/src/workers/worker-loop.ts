@@ -25,6 +25,8 @@ export interface WorkerHost {
   schema: string;
   /** Calls `wake` after appends (and after a lost LISTEN connection came back); returns the way to stop. */
   onAppended(wake: () => void): Promise<() => void>;
+  /** The store's options a worker checks its own against (the longest stream id). */
+  options?: { readonly maxStreamIdLength: number };
 }
 
 /** Longest pause between two tries after failures. */

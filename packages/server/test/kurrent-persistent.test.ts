@@ -465,4 +465,108 @@ describe.each(backends)('KurrentDB persistent subscriptions on $name', (backend)
     expect(first.got.map(numberOf)).toEqual(Array.from({ length: 20 }, (_, n) => n));
     expect(second.got).toHaveLength(0);
   });
+
+  it('begins at the end as of its creation: what is appended before the first consumer joins is delivered', async () => {
+    const { kurrent } = server;
+    await kurrent.appendToStream('ps-end', [deposited(0), deposited(1)]);
+    // The clients' default start is the end.
+    await kurrent.createPersistentSubscriptionToStream(
+      'ps-end',
+      'g',
+      persistentSubscriptionToStreamSettingsFromDefaults(),
+    );
+    await kurrent.createPersistentSubscriptionToAll(
+      'end-all',
+      persistentSubscriptionToAllSettingsFromDefaults({ startFrom: END }),
+      { filter: eventTypeFilter({ prefixes: ['EndOfAll'] }) },
+    );
+    await kurrent.appendToStream('ps-end', [deposited(2), deposited(3)]);
+    await kurrent.appendToStream('ps-end-all', jsonEvent({ type: 'EndOfAll', data: { n: 9 } }));
+    const stream = consume(kurrent.subscribeToPersistentSubscriptionToStream('ps-end', 'g'));
+    const all = consume(kurrent.subscribeToPersistentSubscriptionToAll('end-all'));
+    await until(() => stream.got.length >= 2 && all.got.length >= 1, 10_000, 'the events after the create');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(stream.got.map(numberOf)).toEqual([2, 3]);
+    expect(all.got.map(numberOf)).toEqual([9]);
+    expect((await kurrent.getPersistentSubscriptionToStreamInfo('ps-end', 'g')).settings.startFrom).toBe(END);
+    await kurrent.deletePersistentSubscriptionToStream('ps-end', 'g');
+    await kurrent.deletePersistentSubscriptionToAll('end-all');
+    await Promise.all([stream.done, all.done]);
+  });
+
+  it('resumes from its checkpoint after an update that moves its start (as KurrentDB does)', async () => {
+    const { kurrent } = server;
+    await kurrent.appendToStream(
+      'ps-moved',
+      Array.from({ length: 5 }, (_, i) => deposited(i)),
+    );
+    await kurrent.createPersistentSubscriptionToStream('ps-moved', 'g', fromStart());
+    const first = consume(kurrent.subscribeToPersistentSubscriptionToStream('ps-moved', 'g'));
+    await until(() => first.got.length === 5, 10_000, 'the first five');
+    // Settled, and the checkpoint stored past them, before the update drops the consumer.
+    await until(
+      async () =>
+        (await kurrent.getPersistentSubscriptionToStreamInfo('ps-moved', 'g')).stats.lastCheckpointedEventRevision ===
+        4n,
+      10_000,
+      'the checkpoint',
+    );
+    await kurrent.updatePersistentSubscriptionToStream('ps-moved', 'g', fromStart({ startFrom: BigInt(8) }));
+    await first.done;
+    await kurrent.appendToStream(
+      'ps-moved',
+      Array.from({ length: 5 }, (_, i) => deposited(5 + i)),
+    );
+    const second = consume(kurrent.subscribeToPersistentSubscriptionToStream('ps-moved', 'g'));
+    await until(() => second.got.length >= 5, 10_000, 'every event after the checkpoint');
+    expect(second.got.map(numberOf)).toEqual([5, 6, 7, 8, 9]);
+    await kurrent.deletePersistentSubscriptionToStream('ps-moved', 'g');
+    await second.done;
+  });
+
+  it('counts a consumer leaving as a retry, even when it was the last: a poison event is parked', async () => {
+    const { kurrent } = server;
+    await kurrent.appendToStream('ps-poison', deposited(0));
+    await kurrent.createPersistentSubscriptionToStream('ps-poison', 'g', fromStart({ maxRetryCount: 2 }));
+    const counts: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      // Each consumer takes the event and leaves without an answer (it crashed on it).
+      const subscription = kurrent.subscribeToPersistentSubscriptionToStream('ps-poison', 'g');
+      for await (const event of subscription as AsyncIterable<Delivered>) {
+        counts.push(event.retryCount);
+        break;
+      }
+      await subscription.unsubscribe();
+      await until(
+        async () => (await kurrent.getPersistentSubscriptionToStreamInfo('ps-poison', 'g')).connections.length === 0,
+        5000,
+        'the consumer to leave',
+      );
+    }
+    expect(counts).toEqual([0, 1, 2]);
+    // The next consumer gets nothing: the event is parked with the reason.
+    const next = consume(kurrent.subscribeToPersistentSubscriptionToStream('ps-poison', 'g'));
+    await until(
+      async () =>
+        (await kurrent.getPersistentSubscriptionToStreamInfo('ps-poison', 'g')).stats.parkedMessageCount === 1n,
+      10_000,
+      'the event parked',
+    );
+    expect(next.got).toHaveLength(0);
+    await kurrent.deletePersistentSubscriptionToStream('ps-poison', 'g');
+    await next.done;
+  });
+
+  it('refuses a group on a stream the store could never hold, and lists the others', async () => {
+    const { kurrent } = server;
+    await expect(kurrent.createPersistentSubscriptionToStream('bad\u0001stream', 'g', fromStart())).rejects.toThrow(
+      /control/,
+    );
+    await expect(kurrent.createPersistentSubscriptionToStream('x'.repeat(300), 'g', fromStart())).rejects.toThrow(
+      /at most/,
+    );
+    const names = (await kurrent.listAllPersistentSubscriptions()).map((g) => g.eventSource);
+    expect(names).not.toContain('bad\u0001stream');
+    expect(names).not.toContain('x'.repeat(300));
+  });
 });

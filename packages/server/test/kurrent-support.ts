@@ -49,9 +49,9 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
 }
 
 /** Waits until `check` holds (polling), failing after `ms`. */
-export async function until(check: () => boolean, ms = 10_000, what = 'a condition'): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000, what = 'a condition'): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

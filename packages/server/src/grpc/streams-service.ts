@@ -175,7 +175,10 @@ export function streamsService(context: GrpcContext): UntypedServiceImplementati
         const target = plan.stream?.startsWith(metaPrefix) ? plan.stream.slice(metaPrefix.length) : plan.stream;
         if (target !== undefined) requireStream(principal, target);
         const authenticator = context.authenticator;
-        const watch = principal && authenticator ? (end: () => void) => authenticator.watch(principal, end, authenticatedAt) : undefined;
+        const watch =
+          principal && authenticator
+            ? (end: () => void) => authenticator.watch(principal, end, authenticatedAt)
+            : undefined;
         if (plan.subscription) await follow(context, store, call, plan, principal?.categories ?? null, watch);
         else await readEvents(store, call, plan, principal?.categories ?? null);
       };

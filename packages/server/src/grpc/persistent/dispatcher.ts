@@ -103,6 +103,13 @@ export class GroupDispatcher {
   readonly #wanted: (event: RecordedEvent) => boolean;
   /** Deliveries by event id: what a page handed over, kept until the checkpoint passes it. */
   readonly #deliveries = new Map<string, Delivery>();
+  /** Parked events handed out again, by event id: kept apart from the pages' deliveries. */
+  readonly #replays = new Map<string, Delivery>();
+  /**
+   * Retry counts of events that were owed when reading stopped (the last consumer left): the
+   * next read hands them out with the count they had, so a poison event is still parked.
+   */
+  readonly #carried = new Map<string, { position: number; retryCount: number }>();
   /** Queued deliveries in log order. */
   #queue: Delivery[] = [];
   readonly #consumers: ConsumerState[] = [];
@@ -111,6 +118,8 @@ export class GroupDispatcher {
   /** Rejects the running handler's wait when the subscription is being stopped. */
   #interrupt: ((error: Error) => void) | undefined;
   #closed = false;
+  /** What a consumer joining a closed group is told. */
+  #closedWith: GrpcError | undefined;
   readonly #closing = deferred();
   #replaying = false;
   #lastCheckpointed: RecordedEvent | undefined;
@@ -124,10 +133,10 @@ export class GroupDispatcher {
     this.#onError = onError;
     const { source, settings } = definition;
     const matches = filterOfSettings(settings);
-    const start = settings.startFrom;
+    const { floor } = definition.start;
     this.#wanted =
       'stream' in source
-        ? (event) => typeof start !== 'number' || event.streamVersion - 1 >= start
+        ? (event) => event.streamVersion - 1 >= floor
         : matches
           ? (event) => matches(event.streamId, event.type)
           : () => true;
@@ -143,8 +152,16 @@ export class GroupDispatcher {
    * and with `persistent-subscription-dropped` once the group stopped.
    */
   join(consumer: Consumer): void {
+    this.assertRoom();
+    this.#consumers.push({ consumer, inFlight: new Set(), delivered: 0 });
+    this.#start();
+    this.#pump();
+  }
+
+  /** Throws what {@link join} would refuse a consumer with now (checked before its confirmation is sent). */
+  assertRoom(): void {
     const { settings } = this.definition;
-    if (this.#closed) throw this.#dropped();
+    if (this.#closed) throw this.#closedWith ?? this.#dropped();
     if (settings.maxSubscriberCount > 0 && this.#consumers.length >= settings.maxSubscriberCount) {
       throw new GrpcError(
         9, // FAILED_PRECONDITION
@@ -153,9 +170,6 @@ export class GroupDispatcher {
         this.#names(),
       );
     }
-    this.#consumers.push({ consumer, inFlight: new Set(), delivered: 0 });
-    this.#start();
-    this.#pump();
   }
 
   /** Disconnects a consumer; what it held goes back to the queue. Stops reading when it was the last. */
@@ -171,8 +185,8 @@ export class GroupDispatcher {
   /** Settles the events a consumer acknowledged (sent to it, or queued again after its timeout). */
   ack(ids: readonly string[]): void {
     for (const id of ids) {
-      const delivery = this.#deliveries.get(id);
-      if (delivery && delivery.state !== 'settled') this.#settle(delivery, undefined);
+      const delivery = this.#owed(id);
+      if (delivery) this.#settle(delivery, undefined);
     }
     this.#pump();
   }
@@ -180,8 +194,8 @@ export class GroupDispatcher {
   /** Acts on a consumer's nack of `ids`. */
   nack(consumer: Consumer, ids: readonly string[], action: NackAction, reason: string): void {
     for (const id of ids) {
-      const delivery = this.#deliveries.get(id);
-      if (!delivery || delivery.state === 'settled') continue;
+      const delivery = this.#owed(id);
+      if (!delivery) continue;
       if (action === 'Skip') this.#settle(delivery, undefined);
       else if (action === 'Park') this.#settle(delivery, reason || 'parked by the consumer');
       else this.#retry(delivery, reason || 'retried by the consumer');
@@ -207,11 +221,11 @@ export class GroupDispatcher {
         if (stopAt !== undefined && handed >= stopAt) throw new Stopped();
         handed++;
         const delivery = this.#delivery(event, true);
-        this.#deliveries.set(event.id, delivery);
+        this.#replays.set(event.id, delivery);
         this.#enqueue(delivery);
         this.#pump();
         await Promise.race([delivery.done, this.#closing.promise]);
-        this.#deliveries.delete(event.id);
+        this.#replays.delete(event.id);
         if (delivery.state !== 'settled') throw new Stopped();
         if (delivery.park !== undefined) throw new Error(delivery.park);
       });
@@ -226,6 +240,7 @@ export class GroupDispatcher {
   async close(error: GrpcError = this.#dropped()): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closedWith = error;
     this.#closing.resolve();
     for (const state of [...this.#consumers]) {
       for (const delivery of state.inFlight) clearTimeout(delivery.timer);
@@ -287,15 +302,7 @@ export class GroupDispatcher {
   #start(): void {
     if (this.#subscription || this.#closed) return;
     const { source, settings } = this.definition;
-    const start = settings.startFrom;
-    const from =
-      'stream' in source || start === 'start'
-        ? start === 'end'
-          ? ('end' as const)
-          : ('start' as const)
-        : start === 'end'
-          ? ('end' as const)
-          : { after: start - 1 };
+    const { from } = this.definition.start;
     let interrupt: (error: Error) => void = () => {};
     const interrupted = new Promise<never>((_resolve, reject) => {
       interrupt = reject;
@@ -333,9 +340,15 @@ export class GroupDispatcher {
     // loop sees the page as interrupted, not failed.
     const stopping = subscription.stop();
     this.#interrupt?.(new Stopped());
-    // Whatever is still queued is handed out again from the checkpoint next time. Done before
-    // waiting: a consumer joining meanwhile starts a new read, whose page must stay queued.
-    for (const delivery of this.#queue) if (!delivery.replay) this.#deliveries.delete(delivery.event.id);
+    // Whatever is still queued is handed out again from the checkpoint next time, with the
+    // retries it had. Done before waiting: a consumer joining meanwhile starts a new read,
+    // whose page must stay queued.
+    for (const delivery of this.#queue) {
+      if (delivery.replay) continue;
+      this.#deliveries.delete(delivery.event.id);
+      const { event, retryCount } = delivery;
+      if (retryCount > 0) this.#carried.set(event.id, { position: event.position, retryCount });
+    }
     this.#queue = this.#queue.filter((d) => d.replay);
     try {
       await stopping;
@@ -350,16 +363,20 @@ export class GroupDispatcher {
     if (!first) return;
     // Below the page, the checkpoint has passed: nothing there is owed any more.
     for (const [id, delivery] of this.#deliveries) {
-      if (!delivery.replay && delivery.state === 'settled' && delivery.event.position < first.position) {
-        this.#deliveries.delete(id);
-      }
+      if (delivery.state === 'settled' && delivery.event.position < first.position) this.#deliveries.delete(id);
     }
+    for (const [id, carried] of this.#carried) if (carried.position < first.position) this.#carried.delete(id);
     const waits: Delivery[] = [];
     for (const event of events) {
       if (!this.#wanted(event)) continue;
       let delivery = this.#deliveries.get(event.id);
-      if (!delivery || delivery.replay) {
+      if (!delivery) {
         delivery = this.#delivery(event, false);
+        const carried = this.#carried.get(event.id);
+        if (carried) {
+          delivery.retryCount = carried.retryCount;
+          this.#carried.delete(event.id);
+        }
         this.#deliveries.set(event.id, delivery);
         this.#enqueue(delivery);
       }
@@ -373,6 +390,14 @@ export class GroupDispatcher {
     if (park) throw new Error(park.park);
     const last = waits.at(-1)?.event;
     if (last) this.#lastCheckpointed = last;
+  }
+
+  /** The unsettled delivery of `id`: a page's first, else a replay's. */
+  #owed(id: string): Delivery | undefined {
+    const delivery = this.#deliveries.get(id);
+    if (delivery && delivery.state !== 'settled') return delivery;
+    const replay = this.#replays.get(id);
+    return replay && replay.state !== 'settled' ? replay : undefined;
   }
 
   #delivery(event: RecordedEvent, replay: boolean): Delivery {

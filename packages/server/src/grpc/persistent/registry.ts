@@ -8,7 +8,7 @@
 import { ConcurrencyError, type EventStore, type JsonObject } from '@annals/core';
 import { persistentSubscriptionsStream } from '../../server-streams.js';
 import { GrpcError } from '../errors.js';
-import { type GroupSettings, type Source, sourceName } from './settings.js';
+import { type GroupSettings, type Source, type StartFrom, sourceName } from './settings.js';
 
 /** The stream the definitions live in. */
 export const registryStream = persistentSubscriptionsStream;
@@ -23,6 +23,27 @@ export interface GroupDefinition {
    * deleted and created again begins afresh.
    */
   generation: number;
+  /**
+   * Where it begins without a checkpoint, fixed when it was created (an update keeps its
+   * checkpoint, as KurrentDB resumes from it): `end` is the Created event's own position, so
+   * what is appended after the create answered is delivered even before a consumer joins.
+   * `floor`: a stream group's first revision.
+   */
+  start: GroupStart;
+}
+
+/** A group's beginning, resolved from its `startFrom` at creation. */
+export interface GroupStart {
+  from: 'start' | { after: number };
+  floor: number;
+}
+
+/** Resolves `startFrom` for a group created at log position `createdAt`. */
+export function startOf(source: Source, startFrom: StartFrom, createdAt: number): GroupStart {
+  if (startFrom === 'start') return { from: 'start', floor: 0 };
+  if (startFrom === 'end') return { from: { after: createdAt }, floor: 0 };
+  if ('stream' in source) return { from: 'start', floor: startFrom };
+  return startFrom <= 1 ? { from: 'start', floor: 0 } : { from: { after: startFrom - 1 }, floor: 0 };
 }
 
 interface Fold {
@@ -83,7 +104,13 @@ export class GroupRegistry {
       const key = keyOf(source, data.group);
       if (event.type === 'PersistentSubscriptionDeleted') fold.groups.delete(key);
       else if (data.settings && event.type === 'PersistentSubscriptionCreated') {
-        fold.groups.set(key, { source, group: data.group, settings: data.settings, generation: event.position });
+        fold.groups.set(key, {
+          source,
+          group: data.group,
+          settings: data.settings,
+          generation: event.position,
+          start: startOf(source, data.settings.startFrom, event.position),
+        });
       } else if (data.settings && event.type === 'PersistentSubscriptionUpdated') {
         const known = fold.groups.get(key);
         if (known) fold.groups.set(key, { ...known, settings: data.settings });

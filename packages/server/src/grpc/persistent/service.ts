@@ -158,6 +158,8 @@ export function persistentSubscriptionsService(context: GrpcContext): {
       const { principal, store, source, group, options } = await target(call.metadata, call.request.options);
       requireScope(principal, 'admin');
       const settings = settingsOf(options, source);
+      // A stream the store could never hold (a control character, too long) has no group.
+      if ('stream' in source) await store.getStream(source.stream);
       await groupsOf(store).registry.create(source, group, settings, actorFor(principal, undefined));
       return {};
     }),
@@ -303,7 +305,9 @@ export function persistentSubscriptionsService(context: GrpcContext): {
         };
         if (finished) return;
         dispatcher = dispatcherOf(store, definition);
-        // Joined only after the confirmation is written: events never come before it.
+        // Refused (full, closed) before the confirmation; joined only after it is written, so
+        // events never come before it.
+        dispatcher.assertRoom();
         call.write({ subscription_confirmation: { subscription_id: id } });
         dispatcher.join(consumer);
       };

@@ -8,7 +8,7 @@
  *
  * Options: BENCH_SCALE=0.2 shrinks every workload (a quick look); BENCH_ONLY=append,read
  * runs some sections only (append, batch, read, live, stream, commands, state, audit, transfer,
- * processes, server, instances, tenants, partitions, kurrent; and memory, a 5M-event log, run only when
+ * processes, server, instances, tenants, partitions, kurrent, relay (NATS_URL); and memory, a 5M-event log, run only when
  * named, with BENCH_MEMORY_EVENTS its length). BENCH_TENANTS sets the tenants section's tenant count (100);
  * BENCH_AUTH_ROUNDS and BENCH_TENANT_ROUNDS its alternating rounds (3).
  */
@@ -32,6 +32,7 @@ import { measure, printTable, type Row, row, timeIt } from './measure.js';
 import { partitionsSection } from './partitions.js';
 import { processesSection } from './processes.js';
 import * as raw from './raw.js';
+import { relaySection } from './relay.js';
 import { instancesSection } from './serve-instances.js';
 import { serverSection } from './server.js';
 import { tenantsSection } from './tenants.js';
@@ -472,6 +473,7 @@ async function main(): Promise<void> {
   if (section('tenants')) rows.push(...(await tenantsSection(url, n, scale)));
   if (section('partitions')) rows.push(...(await partitionsSection(url, n)));
   if (section('kurrent')) rows.push(...(await kurrentSection(url, n)));
+  if (section('relay')) rows.push(...(await relaySection(url, n)));
 
   printTable(rows);
   await mkdir(new URL('./results/', import.meta.url), { recursive: true });

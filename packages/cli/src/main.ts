@@ -22,6 +22,7 @@ import {
   partitionsStatusCommand,
 } from './commands/partitions.js';
 import { checkpointsCommand, holdersCommand, logCommand, parkedCommand, readCommand } from './commands/read.js';
+import { relayNatsCommand } from './commands/relay.js';
 import { rolesCommand } from './commands/roles.js';
 import { serveCommand } from './commands/serve.js';
 import {
@@ -262,6 +263,26 @@ program
   .option('--type <name>', 'only this event type (repeatable)', collect)
   .option('--json', 'one JSON object per line')
   .action((options) => tailCommand({ ...global(), ...options }));
+
+const relay = program.command('relay').description('publish the log to other systems, in log order, each event once');
+relay
+  .command('nats')
+  .description('relay the log to a NATS JetStream stream (one active relay per name across processes)')
+  .addOption(new Option('--nats-url <urls>', 'NATS servers, comma-separated').env('NATS_URL'))
+  .option('--name <name>', 'relay name: its checkpoint and lease (default: default)')
+  .option('--stream <name>', 'JetStream stream, created when missing (default: ANNALS)')
+  .option(
+    '--subject <template>',
+    'subject of each event, from {category} {type} {stream} (default: annals.{category}.{type})',
+  )
+  .option('--category <name>', 'only this stream category (repeatable)', collect)
+  .option('--type <name>', 'only this event type (repeatable)', collect)
+  .addOption(new Option('--from <where>', 'where a relay with no checkpoint begins').choices(['start', 'end']))
+  .option('--batch-size <n>', 'events read from the log at a time (default 2000)', integer)
+  .option('--include-personal-data', 'publish personal fields in the clear (default: as null)')
+  .option('--status-every <ms>', 'print its status this often (default 5000)', integer)
+  .option('--json', 'status as one JSON object per line')
+  .action((options) => relayNatsCommand({ ...global(), ...options }));
 
 program
   .command('streams')

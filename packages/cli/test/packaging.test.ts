@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const workspace = fileURLToPath(new URL('../../../', import.meta.url));
-const packages = ['packages/core', 'examples/bank', 'packages/web', 'packages/server', 'packages/cli'];
+const packages = ['packages/core', 'examples/bank', 'packages/web', 'packages/server', 'packages/nats', 'packages/cli'];
 const timeout = 180_000;
 
 // The children must not inherit what the outer `npm test` and Vitest set: the workspace's npm
@@ -73,6 +73,7 @@ describe('the packed packages, installed outside the workspace', () => {
       'annals-cli-0.1.0.tgz',
       'annals-core-0.1.0.tgz',
       'annals-example-bank-0.1.0.tgz',
+      'annals-nats-0.1.0.tgz',
       'annals-server-0.1.0.tgz',
       'annals-web-0.1.0.tgz',
     ]);
@@ -110,6 +111,7 @@ import * as core from '@annals/core';
 import * as pglite from '@annals/core/pglite';
 import * as testing from '@annals/core/testing';
 import * as bank from '@annals/example-bank';
+import * as nats from '@annals/nats';
 
 const store = await core.openEventStore({ client: pglite.createPgliteClient({ dataDir: process.argv[2] }) });
 const appended = await store.append('account-1', [{ type: 'AccountOpened', data: { owner: 'Ada' } }], {
@@ -123,6 +125,7 @@ console.log(JSON.stringify({
   pglite: typeof pglite.createPgliteClient,
   testing: typeof testing.deciderSpecification,
   bank: typeof bank.bankAccount.decide,
+  nats: typeof nats.startNatsRelay,
   appended: [appended.streamVersion, appended.positions],
   events: events.map((e) => [e.streamVersion, e.type, e.data]),
 }));
@@ -135,6 +138,7 @@ console.log(JSON.stringify({
         pglite: 'function',
         testing: 'function',
         bank: 'function',
+        nats: 'function',
         appended: [1, [1]],
         events: [[1, 'AccountOpened', { owner: 'Ada' }]],
       });

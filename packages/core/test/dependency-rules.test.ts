@@ -188,7 +188,7 @@ describe('the layering of @annals/core', () => {
 });
 
 describe('the clients of @annals/core', () => {
-  const clients = ['packages/cli/src', 'examples', 'bench']
+  const clients = ['packages/cli/src', 'packages/nats/src', 'examples', 'bench']
     .flatMap((dir) => sourceFiles(join(repo, dir)))
     .flatMap((file) => importsOf(file, repo));
 

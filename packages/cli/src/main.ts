@@ -401,6 +401,9 @@ program
   .option('--jwt-audience <aud>', 'required audience of JWTs')
   .option('--rate-limit <n>', 'requests per second per key (0: none; default 2000 with auth)', integer)
   .option('--sse-per-key <n>', 'open live connections per key (default 100; 0: no cap)', integer)
+  .addOption(
+    new Option('--relay-nats <urls>', 'also relay the log to NATS JetStream (stream ANNALS)').env('ANNALS_RELAY_NATS'),
+  )
   .action((options) => serveCommand({ ...global(), ...options }));
 
 const keys = program.command('keys').description("the server's API keys: create, list, revoke");

@@ -4,7 +4,8 @@
  * flight finish, SSE clients get a retry hint, runners stop, the store closes.
  */
 import { readFile } from 'node:fs/promises';
-import { createTenantClients, InvalidInputError } from '@annals/core';
+import { createTenantClients, InvalidInputError, openEventStore } from '@annals/core';
+import { type NatsRelay, startNatsRelay } from '@annals/nats';
 import { type AnnalsApp, type JwtOptions, loadApp, type StartServerOptions, startServer } from '@annals/server';
 import { type ConnectionFlags, connect } from '../config.js';
 
@@ -37,6 +38,8 @@ export type ServeFlags = ConnectionFlags & {
   /** PEM certificate chain and key files of its TLS (`ANNALS_GRPC_TLS_CERT`, `ANNALS_GRPC_TLS_KEY`). */
   grpcTlsCert?: string;
   grpcTlsKey?: string;
+  /** Also relay the log to these NATS servers (`--relay-nats`, comma-separated), stream ANNALS. */
+  relayNats?: string;
 };
 
 /** The KurrentDB-protocol endpoint the flags (or their environment variables) ask for. */
@@ -107,6 +110,13 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       'serves one store; with --tenants appends share commits already',
     );
   }
+  if (flags.relayNats && flags.tenants) {
+    await connection.client.close();
+    throw new InvalidInputError(
+      '--relay-nats',
+      'relays one store: run `annals relay nats --schema <tenant>` per tenant',
+    );
+  }
   if (embedded && flags.tenants) {
     await connection.client.close();
     throw new InvalidInputError('--tenants', 'tenants need PostgreSQL (each has its own roles): set DATABASE_URL');
@@ -172,6 +182,20 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       `  ${server.grpc.connectionString}  (KurrentDB protocol${authOn ? '; username anything, password an API key' : ''})`,
     );
   }
+  let relay: { relay: NatsRelay; close(): Promise<void> } | undefined;
+  if (flags.relayNats) {
+    // A store of its own on the server's client, closed before the server closes the client.
+    const relayStore = await openEventStore({ client, schema: connection.schema, migrate: false, closeClient: false });
+    const started = startNatsRelay(relayStore, { servers: flags.relayNats.split(',') });
+    relay = {
+      relay: started,
+      close: async () => {
+        await started.stop();
+        await relayStore.close();
+      },
+    };
+    console.log(`  relaying the log to NATS ${flags.relayNats}, stream ANNALS (checkpoint ${started.checkpoint})`);
+  }
   if (appendCoordinator) {
     console.log('  append coordinator: on (its role and traffic: annals_append_coordinator_* in /metrics)');
   }
@@ -181,11 +205,13 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       if (stopping) return;
       stopping = true;
       console.log(`annals: ${signal}, draining`);
-      void server.close().then(resolve, (error) => {
-        console.error(`annals: ${error instanceof Error ? error.message : String(error)}`);
-        process.exitCode = 1;
-        resolve();
-      });
+      void (relay?.close() ?? Promise.resolve())
+        .then(() => server.close())
+        .then(resolve, (error) => {
+          console.error(`annals: ${error instanceof Error ? error.message : String(error)}`);
+          process.exitCode = 1;
+          resolve();
+        });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

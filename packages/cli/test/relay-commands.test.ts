@@ -2,6 +2,7 @@
  * `annals relay nats` and `annals serve --relay-nats`, as an operator runs them: the real bin in
  * a child process, a NATS server of the test's own, this run's PostgreSQL database.
  */
+import type { ChildProcess } from 'node:child_process';
 import { createPostgresClient, openEventStore } from '@annals/core';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -21,6 +22,8 @@ const stopped = (child: { exitCode: number | null; once: (e: 'exit', f: (code: n
   new Promise<number>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve)));
 
 let nats: TestNatsServer;
+/** Every child started, killed after the file whatever happened to its test. */
+const children: ChildProcess[] = [];
 
 describe.skipIf(!databaseUrl || !natsServerAvailable)('annals relay nats', () => {
   const schema = freshSchema('relay');
@@ -34,6 +37,7 @@ describe.skipIf(!databaseUrl || !natsServerAvailable)('annals relay nats', () =>
     }
   });
   afterAll(async () => {
+    for (const child of children) child.kill('SIGKILL');
     await nats?.cleanup();
     for (const name of [schema, serveSchema]) await client.exec(`drop schema if exists "${name}" cascade`);
     await client.close();
@@ -47,6 +51,7 @@ describe.skipIf(!databaseUrl || !natsServerAvailable)('annals relay nats', () =>
         ['relay', 'nats', '--schema', schema, '--nats-url', nats.url, '--stream', 'CLI', '--status-every', '100'],
         (output) => (/live {2}checkpoint #5 of #5/.test(output) ? 'live' : undefined),
       );
+      children.push(relay.child);
       await store.append('account-9', [{ type: 'Closed', data: {} }]);
       await waitUntil(() => /checkpoint #6 of #6/.test(relay.output()));
       relay.child.kill('SIGTERM');
@@ -88,6 +93,7 @@ describe.skipIf(!databaseUrl || !natsServerAvailable)('annals relay nats', () =>
       ['serve', '--schema', serveSchema, '--port', '0', '--auth', 'off', '--relay-nats', nats.url],
       (output) => (output.includes('relaying the log to NATS') ? httpUrlIn(output) : undefined),
     );
+    children.push(server.child);
     const answer = await fetch(`${server.found}/streams/order-1/events`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -9,13 +9,14 @@
  *   listed with every subscription's and projection's.
  * - **Checkpoint after acknowledgement.** A page's events are published, and the page is
  *   handed back (so its checkpoint stored) only once JetStream acknowledged every one of them.
- * - **Exactly once, in order, in the stream.** Each message says which stream sequence it
- *   must follow (`Nats-Expected-Last-Sequence`), so JetStream stores nothing out of order nor
- *   after a gap; a publish it refuses, or any doubt (a timeout, a lost connection, a new
- *   leader), makes the relay read the stream's last message, whose `Annals-Position` header
- *   says where the log was published up to, and go on after it. Events already there are
- *   skipped, not sent again, whatever the checkpoint says and however long the relay was
- *   down. `Nats-Msg-Id` (the event id) lets the stream's duplicate window catch what is left.
+ * - **Exactly once, in order, in the stream.** Before every page (and again after a failure)
+ *   the relay reads the stream's last message, whose `Annals-Position` header says where the
+ *   log was published up to; events of the page at or before it are skipped, not sent again,
+ *   whatever the checkpoint says and however long the relay was down. Each message then says
+ *   which stream sequence it must follow (`Nats-Expected-Last-Sequence`), so JetStream stores
+ *   nothing out of order nor after a gap, even from a second instance that still believes it
+ *   holds the lease. `Nats-Msg-Id` (the event id) lets the stream's duplicate window catch
+ *   what is left.
  * - **Backpressure.** At most `maxInFlight` publishes wait for their acknowledgement; a page
  *   waits for all of its own, and the next page is read only then.
  */
@@ -126,11 +127,11 @@ export class NatsRelay {
   #connection: NatsConnection | undefined;
   #publisher: AsyncPublisher | undefined;
   #jsm: JetStreamManager | undefined;
-  /** Whether `#lastSequence` and `#relayedTo` were read from the stream since the last doubt. */
-  #synced = false;
   #lastSequence = 0;
   /** The highest log position known to be in the stream. */
   #relayedTo = 0;
+  /** Whether `#lastSequence` and `#relayedTo` come from this connection, with no failure since. */
+  #trusted = false;
   #published = 0;
   #duplicates = 0;
   #lastError: string | undefined;
@@ -192,7 +193,10 @@ export class NatsRelay {
     };
   }
 
-  /** Stops after the publishes in flight; gives up the lease; closes its own NATS connection. */
+  /**
+   * Stops once the page in hand is published (a stop during a reconnect may still publish one
+   * more page); gives up the lease; closes its own NATS connection.
+   */
   async stop(): Promise<void> {
     if (!this.#stopping) {
       this.#stopping = true;
@@ -214,13 +218,16 @@ export class NatsRelay {
       if (this.#stopping) throw new Error('the relay is stopping');
       try {
         const publisher = await this.#client();
-        if (!this.#synced) await this.#sync();
+        // Read where the stream is unless the page begins right after what this instance
+        // knows is there: a page may begin past it (another instance relayed meanwhile, and
+        // this one's partition started again from the stored checkpoint), and a chain of
+        // expected sequences built on stale figures would skip the events in between.
+        if (!(this.#trusted && events[0]?.position === this.#relayedTo + 1)) await this.#sync();
         await this.#publish(publisher, events);
         this.#lastError = undefined;
         return;
       } catch (error) {
-        // Whatever failed, what the stream holds is in doubt: read it again before going on.
-        this.#synced = false;
+        this.#trusted = false;
         this.#lastError = describe(error);
         if (Date.now() + backoffMs >= deadline) throw error;
         await Promise.race([delay(backoffMs), this.#stopped]);
@@ -241,6 +248,7 @@ export class NatsRelay {
         // Stored before, within the duplicate window: the sequence chain of the publishes
         // after it is now one off, so they will be refused and the stream read again.
         this.#duplicates++;
+        this.#trusted = false;
       } else {
         this.#published++;
         this.#lastSequence = answer.seq;
@@ -287,7 +295,9 @@ export class NatsRelay {
       info = await jsm.streams.add({ name: stream, subjects: [this.#subject.filter] });
     }
     const last = info.state.last_seq;
-    let relayedTo = 0;
+    // What acknowledgements proved stays proved (a duplicate's ack too): a last message gone
+    // (removed by a limit) must not make the relay send again what it already knows is there.
+    let relayedTo = last >= this.#lastSequence ? this.#relayedTo : 0;
     if (last > 0) {
       const message = await jsm.streams.getMessage(stream, { seq: last });
       if (message) {
@@ -305,17 +315,27 @@ export class NatsRelay {
     }
     this.#lastSequence = last;
     this.#relayedTo = relayedTo;
-    this.#synced = true;
+    this.#trusted = true;
   }
 
   /** The publisher, connecting first when there is no connection (or it closed). */
   async #client(): Promise<AsyncPublisher> {
     const current = this.#connection;
     if (current && !current.isClosed() && this.#publisher) return this.#publisher;
+    const given = this.#options.connection;
+    if (given?.isClosed()) {
+      // Nothing to reconnect: let go of the lease, so that a relay elsewhere takes over.
+      this.#lastError = 'the NATS connection given to the relay is closed: the relay stops';
+      void this.stop();
+      throw new Error(this.#lastError);
+    }
     this.#publisher?.close();
     this.#publisher = undefined;
+    this.#jsm = undefined;
+    this.#connection = undefined;
+    if (current && !given) await current.close().catch(() => {});
     const connection =
-      this.#options.connection ??
+      given ??
       (await connect({
         servers: this.#options.servers,
         name: `annals-relay-${this.name}-${randomUUID().slice(0, 8)}`,
@@ -324,15 +344,19 @@ export class NatsRelay {
         reconnectTimeWait: 250,
         timeout: 2000,
       }));
-    if (this.#stopping && !this.#options.connection) {
-      await connection.close().catch(() => {});
-      throw new Error('the relay is stopping');
+    try {
+      if (this.#stopping) throw new Error('the relay is stopping');
+      const jsm = await jetstreamManager(connection, { timeout: this.#options.ackTimeoutMs });
+      // Kept only once all of it works: a connection half set up is closed, never left behind.
+      this.#jsm = jsm;
+      this.#publisher = new AsyncPublisher(connection, this.#options.ackTimeoutMs);
+      this.#connection = connection;
+      this.#trusted = false;
+      return this.#publisher;
+    } catch (error) {
+      if (!given) await connection.close().catch(() => {});
+      throw error;
     }
-    this.#connection = connection;
-    this.#jsm = await jetstreamManager(connection, { timeout: this.#options.ackTimeoutMs });
-    this.#publisher = new AsyncPublisher(connection, this.#options.ackTimeoutMs);
-    this.#synced = false;
-    return this.#publisher;
   }
 
   #sample(): void {

@@ -45,7 +45,8 @@ export function categoryOf(streamId: string): string {
 
 /**
  * Checks and compiles a subject template. Each token is a literal (letters, digits, `_`, `-`)
- * or one whole placeholder (`{category}`, `{type}`, `{stream}`); at least one placeholder.
+ * or one whole placeholder (`{category}`, `{type}`, `{stream}`); the first is a literal not
+ * beginning with `_`, and at least one is a placeholder.
  * Throws {@link InvalidInputError}.
  */
 export function subjectTemplate(template: string): SubjectTemplate {
@@ -73,6 +74,15 @@ export function subjectTemplate(template: string): SubjectTemplate {
   });
   if (parts.every((part) => typeof part === 'string')) {
     throw new InvalidInputError('subject', 'must hold at least one placeholder, e.g. {type}');
+  }
+  // A stream on "*.*" would also take replies (_INBOX.<id>.<n>) and the JetStream API's own
+  // subjects: the first token is a literal of the relay's own.
+  const first = parts[0];
+  if (typeof first !== 'string' || first.startsWith('_')) {
+    throw new InvalidInputError(
+      'subject',
+      'must begin with a literal token (not a placeholder, not _...), e.g. "annals."',
+    );
   }
   return {
     template,

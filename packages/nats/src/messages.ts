@@ -18,6 +18,8 @@ export const header = {
   correlationId: 'Annals-Correlation-Id',
   causationId: 'Annals-Causation-Id',
   actor: 'Annals-Actor',
+  /** The W3C trace context of the append, from the event's metadata (see OpenTelemetry in the README). */
+  traceparent: 'traceparent',
   /** The name of the relay that published it. */
   relay: 'Annals-Relay',
   /** Comma-separated paths of the data published as `null` (personal or forgotten fields). */
@@ -59,6 +61,9 @@ export function messageOf(
   if (isPrintable(correlationId)) record[header.correlationId] = [correlationId];
   if (isPrintable(causationId)) record[header.causationId] = [causationId];
   if (isPrintable(actor)) record[header.actor] = [actor];
+  // The trace context of the append (W3C), so that a consumer's span can link to the request.
+  const traceparent = event.metadata.traceparent;
+  if (isPrintable(traceparent)) record.traceparent = [traceparent];
   let data = event.data;
   const redacted = new Set(event.redacted ?? []);
   if (personalData === 'redact') {

@@ -98,7 +98,15 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
       it('publishes every event in log order, once, with its headers, and moves the checkpoint after the acks', async () => {
         const { store } = t;
         await store.append('account-1', [
-          { type: 'Opened', data: { owner: 'ada' }, metadata: { actor: 'alice', correlationId: 'req-1' } },
+          {
+            type: 'Opened',
+            data: { owner: 'ada' },
+            metadata: {
+              actor: 'alice',
+              correlationId: 'req-1',
+              traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+            },
+          },
           { type: 'Deposited', data: { amount: 10 } },
         ]);
         await store.append('order.eu-7', [{ type: 'order.placed', data: { items: [1, 2] } }]);
@@ -128,6 +136,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
             'Annals-Correlation-Id': 'req-1',
             'Annals-Actor': 'alice',
             'Annals-Relay': 'default',
+            traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
             'Annals-Recorded-At': events[0]?.recordedAt.toISOString(),
           });
           expect(messages[2]?.headers['Annals-Stream']).toBe('order.eu-7');

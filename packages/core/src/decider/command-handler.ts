@@ -24,6 +24,7 @@ import { ConcurrencyError, EventIdReusedError, InvalidInputError } from '../erro
 import { commandEventId, newEventId } from '../event-id.js';
 import { snapshots } from '../snapshots/snapshots.js';
 import type { EventStore } from '../store/event-store.js';
+import { inSpan } from '../tracing.js';
 import type { EventMetadata, JsonValue, NewEvent, RecordedEvent } from '../types.js';
 import { assertStreamId, guarded, readOptions } from '../validation.js';
 import { type Command, type Decider, type DomainEvent, decideAll } from './decider.js';
@@ -134,7 +135,9 @@ export class CommandHandler<C extends Command, E extends DomainEvent, S> {
     await this.#checkCommand(command);
     const given = readOptions<CommandContext>(context, 'context');
     checkContext(given);
-    return this.#oneAtATime(streamId, () => this.#handle(streamId, command, given));
+    return inSpan('annals.command', { 'annals.stream': streamId, 'annals.command': String(command.type) }, () =>
+      this.#oneAtATime(streamId, () => this.#handle(streamId, command, given)),
+    );
   }
 
   /**

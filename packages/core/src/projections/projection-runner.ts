@@ -12,6 +12,7 @@
  * lock and a standby takes over. The lock only saves wasted work: correctness rests on the
  * checkpoint row lock, which also fences a runner that lost its lease without knowing it.
  */
+
 import { projectionLease, tryLockForSession, unlockForSession } from '../db/locks.js';
 import type { SqlSession } from '../db/sql-client.js';
 import { InvalidInputError, toAnnalsError } from '../errors.js';
@@ -19,6 +20,7 @@ import { lockCheckpoint, moveCheckpoint, readCheckpoint } from '../queries/check
 import { documents } from '../queries/documents.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import { readAllEvents } from '../store/event-reads.js';
+import { batchAttributes, inSpan, linksOf } from '../tracing.js';
 import { assertDuration, readOptions } from '../validation.js';
 import { describeError, type WorkerHost, WorkerLoop } from '../workers/worker-loop.js';
 import { applyProjection, checkProjection, type Projection, projectionEventTypes } from './projection.js';
@@ -242,7 +244,14 @@ export class ProjectionRunner {
         categories: this.#projection.categories,
         eventTypes,
       });
-      await applyProjection(this.#projection, events, tx, documents(tx, schema));
+      if (events.length > 0) {
+        await inSpan(
+          'annals.projection.batch',
+          batchAttributes(this.#checkpoint, events),
+          () => applyProjection(this.#projection, events, tx, documents(tx, schema)),
+          () => linksOf(events),
+        );
+      }
       // A short page saw every matching event up to the head: the events between that it
       // skipped by filter need no second look, so the checkpoint moves to the head.
       const end = Math.max(events.at(-1)?.position ?? position, events.length < this.#options.batchSize ? head : 0);

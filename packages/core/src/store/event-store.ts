@@ -6,6 +6,7 @@
  * `timeTravel(store, decider)`, `commandHandler(store, decider)` — so this object stays small
  * and this module imports none of them.
  */
+
 import { type AppendCoordinatorOptions, resolveCoordinatorOptions } from '../coordinator/append-coordinator.js';
 import { assertMigrated, migrate } from '../db/migrate.js';
 import type { SqlClient } from '../db/sql-client.js';
@@ -17,6 +18,7 @@ import { lifecycleStream } from '../queries/lifecycle.js';
 import { readLogHolders } from '../queries/log-holders.js';
 import { readHeadPosition, readPositionAt } from '../queries/read-all.js';
 import { readStreamInfo, writeStreamMetadata } from '../queries/streams.js';
+import { inSpan, withTraceContext } from '../tracing.js';
 import type {
   AppendOptions,
   AppendResult,
@@ -203,16 +205,34 @@ export class EventStore {
   async appendMulti(writes: StreamWrite[]): Promise<AppendResult[]> {
     this.#context.assertOpen();
     const { pipeline } = this.#context;
-    const prepared = pipeline.prepare(writes);
-    // The lifecycle records are written only by lifecycle(store), in the change's transaction.
-    const record = prepared.findIndex((write) => write.streamId === lifecycleStream);
-    if (record >= 0) {
-      throw new InvalidInputError(
-        prepared.length === 1 ? 'streamId' : `writes[${record}].streamId`,
-        `${lifecycleStream} is written only by lifecycle(store)`,
-      );
-    }
-    return pipeline.append(prepared);
+    const single = Array.isArray(writes) && writes.length === 1 ? writes[0]?.streamId : undefined;
+    return inSpan(
+      'annals.append',
+      { 'annals.stream': typeof single === 'string' ? single : undefined },
+      async (span) => {
+        // Each event carries the append's trace context, for the spans that later handle it.
+        const prepared = pipeline.prepare(withTraceContext(writes));
+        // The lifecycle records are written only by lifecycle(store), in the change's transaction.
+        const record = prepared.findIndex((write) => write.streamId === lifecycleStream);
+        if (record >= 0) {
+          throw new InvalidInputError(
+            prepared.length === 1 ? 'streamId' : `writes[${record}].streamId`,
+            `${lifecycleStream} is written only by lifecycle(store)`,
+          );
+        }
+        const results = await pipeline.append(prepared);
+        span.setAttribute(
+          'annals.events',
+          prepared.reduce((sum, write) => sum + write.events.length, 0),
+        );
+        const positions = results.flatMap((result) => result.positions);
+        if (positions.length > 0) {
+          span.setAttribute('annals.position.first', Math.min(...positions));
+          span.setAttribute('annals.position.last', Math.max(...positions));
+        }
+        return results;
+      },
+    );
   }
 
   /**

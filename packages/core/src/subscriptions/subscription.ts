@@ -15,10 +15,12 @@
  *    only a hint: polling alone is correct, and after a lost LISTEN connection is replaced the
  *    loop reads at once.
  */
+
 import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { countParked, parkEvent, readCheckpoint, writeCheckpoint } from '../queries/checkpoints.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import { readAllEvents } from '../store/event-reads.js';
+import { batchAttributes, inSpan, linksOf } from '../tracing.js';
 import type { RecordedEvent } from '../types.js';
 import { assertDuration, assertInteger, assertStreamId, guarded, readOptions } from '../validation.js';
 import { delay } from '../workers/wakeup.js';
@@ -261,7 +263,14 @@ export class Subscription {
     for (let attempt = 0; attempt < this.#attempts; attempt++) {
       if (this.#loop.stopped) return 'interrupted';
       try {
-        await this.#options.handler(events);
+        await inSpan(
+          'annals.subscription.batch',
+          batchAttributes(this.#options.name, events),
+          async () => {
+            await this.#options.handler(events);
+          },
+          () => linksOf(events),
+        );
         return 'delivered';
       } catch (error) {
         this.#loop.lastError = describeError(error);

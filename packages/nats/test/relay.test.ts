@@ -21,6 +21,12 @@ import { type NatsRelay, RelayStreamError, startNatsRelay } from '../src/index.j
 import { natsServerAvailable, startNatsServer, type TestNatsServer } from './support/nats-server.js';
 import { readJetStream } from './support/stream-reader.js';
 
+/** The log positions the stream's messages carry, in stream order. */
+const positionsIn = async (stream: string) =>
+  (await readJetStream(nats.url, stream)).map((m) => Number(m.headers['Annals-Position']));
+/** Positions 1 to n. */
+const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
 const streamName = () => `T${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 
 /** Waits until the relay's checkpoint reached the head of the log. */
@@ -38,8 +44,9 @@ async function caughtUp(relay: NatsRelay, store: EventStore): Promise<void> {
   });
 }
 
+let nats: TestNatsServer;
+
 describe.skipIf(!natsServerAvailable)('NATS relay', () => {
-  let nats: TestNatsServer;
   beforeAll(async () => {
     nats = await startNatsServer();
   });
@@ -246,10 +253,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
         } finally {
           await relay.stop();
         }
-        const messages = await readJetStream(nats.url, stream);
-        expect(messages.map((m) => Number(m.headers['Annals-Position']))).toEqual(
-          Array.from({ length: 21 }, (_, i) => i + 1),
-        );
+        expect(await positionsIn(stream)).toEqual(upTo(21));
       });
 
       it('never publishes behind another instance that published first: the stream refuses it, and it reads the stream again', async () => {
@@ -283,10 +287,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
           await relay.stop();
           await connection.close();
         }
-        const messages = await readJetStream(nats.url, stream);
-        expect(messages.map((m) => Number(m.headers['Annals-Position']))).toEqual(
-          Array.from({ length: 15 }, (_, i) => i + 1),
-        );
+        expect(await positionsIn(stream)).toEqual(upTo(15));
       });
 
       it('goes on at once when the stream lost its last message and the checkpoint is behind', async () => {
@@ -311,8 +312,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
         } finally {
           await relay.stop();
         }
-        const positions = (await readJetStream(nats.url, stream)).map((m) => Number(m.headers['Annals-Position']));
-        expect(positions).toEqual([...Array.from({ length: 19 }, (_, i) => i + 1), 21]);
+        expect(await positionsIn(stream)).toEqual([...upTo(19), 21]);
       });
 
       it('stops and lets a standby take over when the connection it was given closes', async () => {
@@ -387,8 +387,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
             await relay.stop();
             await admin.end();
           }
-          const positions = (await readJetStream(nats.url, stream)).map((m) => Number(m.headers['Annals-Position']));
-          expect(positions).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+          expect(await positionsIn(stream)).toEqual(upTo(25));
         },
       );
 
@@ -439,18 +438,13 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
           for (let i = 30; i < 60; i++) await store.append(`account-${i % 4}`, [{ type: 'Opened', data: { i } }]);
           await caughtUp(standby, store);
           expect((await standby.status()).leader).toBe(true);
-          const [a, b] = [await active.status(), await standby.status()];
           // Which of the two published what is not counted exactly across a takeover (an
           // instance's publish may be stored after it stopped waiting for it): the stream is.
-          expect(b.published).toBeGreaterThan(0);
-          void a;
+          expect((await standby.status()).published).toBeGreaterThan(0);
         } finally {
           for (const relay of relays) await relay.stop();
         }
-        const messages = await readJetStream(nats.url, stream);
-        expect(messages.map((m) => Number(m.headers['Annals-Position']))).toEqual(
-          Array.from({ length: 60 }, (_, i) => i + 1),
-        );
+        expect(await positionsIn(stream)).toEqual(upTo(60));
       });
 
       it('holds its checkpoint while NATS is down, and relays everything once when it is back', async () => {
@@ -474,10 +468,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
           await relay.stop();
           await nats.start();
         }
-        const messages = await readJetStream(nats.url, stream);
-        expect(messages.map((m) => Number(m.headers['Annals-Position']))).toEqual(
-          Array.from({ length: 50 }, (_, i) => i + 1),
-        );
+        expect(await positionsIn(stream)).toEqual(upTo(50));
       });
     });
   }

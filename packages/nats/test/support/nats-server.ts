@@ -5,9 +5,9 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../../core/test/support/ports.js';
 
 /** Whether `nats-server` can be run here. */
 export const natsServerAvailable = (() => {
@@ -28,17 +28,6 @@ export interface TestNatsServer {
   start(): Promise<void>;
   /** Stops it and removes its store. */
   cleanup(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 export async function startNatsServer(): Promise<TestNatsServer> {

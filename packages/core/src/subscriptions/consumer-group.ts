@@ -25,7 +25,7 @@ import { GroupReader } from './group-reader.js';
 import { checkSubscriptionOptions, Subscription, type SubscriptionOptions } from './subscription.js';
 
 /** Options of `subscriptions(store).joinGroup`. */
-export interface ConsumerGroupOptions extends Omit<SubscriptionOptions, 'name' | 'partition'> {
+export interface ConsumerGroupOptions extends Omit<SubscriptionOptions, 'name' | 'partition' | 'readFrom'> {
   /** The group's name: every member of one group uses the same. */
   group: string;
   /** Partitions of the streams; fixed for the group's lifetime. @defaultValue 16 */

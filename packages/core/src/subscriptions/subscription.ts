@@ -16,10 +16,12 @@
  *    loop reads at once.
  */
 
+import type { SqlClient } from '../db/sql-client.js';
 import { InvalidInputError, toAnnalsError } from '../errors.js';
 import { countParked, parkEvent, readCheckpoint, writeCheckpoint } from '../queries/checkpoints.js';
 import { readHeadPosition } from '../queries/read-all.js';
 import { readAllEvents } from '../store/event-reads.js';
+import type { EventStore } from '../store/event-store.js';
 import { batchAttributes, inSpan, linksOf } from '../tracing.js';
 import type { RecordedEvent } from '../types.js';
 import { assertDuration, assertInteger, assertStreamId, guarded, readOptions } from '../validation.js';
@@ -39,6 +41,13 @@ export interface SubscriptionOptions {
   eventTypes?: string[];
   /** Only events of these streams. */
   streamIds?: string[];
+  /**
+   * Read the log from this store instead: one opened on a streaming replica (hot standby) of
+   * this store's database, same schema (`openEventStore({ client, migrate: false })`). Pages
+   * come from the replica; the position, checkpoint and parked events stay on this store,
+   * and wake-ups come from its NOTIFY. `status().sourceHead` is the replica's head.
+   */
+  readFrom?: EventStore;
   /** @internal One partition of the streams, for consumer groups. */
   partition?: { count: number; index: number };
   /** Receives each page in log order; the next page waits for it. */
@@ -78,6 +87,11 @@ export interface SubscriptionStatus {
   lag: number;
   lastError: string | undefined;
   parked: number;
+  /**
+   * With `readFrom`: the head of the replica's log (absent while it cannot be reached).
+   * `head - sourceHead` is how far the replica is behind, in events.
+   */
+  sourceHead?: number;
 }
 
 /** A running subscription; see the module comment. */
@@ -89,14 +103,17 @@ export class Subscription {
   readonly #backoffMs: number;
   readonly #loop = new WorkerLoop();
   readonly #source: PageSource | undefined;
+  /** The head of the log pages come from, when that is another (a replica). */
+  readonly #sourceHead: (() => Promise<number>) | undefined;
   #state: SubscriptionStatus['state'] = 'starting';
 
   /**
    * @internal Use `subscriptions(store).subscribe`. `source`: where pages come from instead
    * of a read of its own (a consumer group member's one read for its partitions).
    */
-  constructor(host: WorkerHost, given: SubscriptionOptions, source?: PageSource) {
+  constructor(host: WorkerHost, given: SubscriptionOptions, source?: PageSource, sourceHead?: () => Promise<number>) {
     this.#source = source;
+    this.#sourceHead = sourceHead;
     const { batchSize, pollIntervalMs, attempts, backoffMs, onFailure, options } = checkSubscriptionOptions(
       given,
       host.options?.maxStreamIdLength,
@@ -144,6 +161,8 @@ export class Subscription {
         lag: Math.max(0, head - this.#loop.position),
         lastError: this.#loop.lastError,
         parked: name ? await countParked(client, schema, name) : 0,
+        // An unreachable replica leaves it out: the subscription's own figures still stand.
+        ...(this.#sourceHead ? { sourceHead: await this.#sourceHead().catch(() => undefined) } : {}),
       };
     } catch (error) {
       throw toAnnalsError(error);
@@ -154,26 +173,7 @@ export class Subscription {
     const { client, schema } = this.#host;
     const loop = this.#loop;
     const options = this.#options;
-    const filter = {
-      categories: options.categories,
-      eventTypes: options.eventTypes,
-      streamIds: options.streamIds,
-      partition: options.partition,
-    };
-    const filtered = Object.values(filter).some((value) => value !== undefined);
-    const read: PageSource =
-      this.#source ??
-      (async (after, limit) => {
-        // With a filter, read the head first: a short page then covers every event up to it.
-        // Without one, the events a read skips by their stream's lifecycle (deleted or
-        // archived) are always followed by a visible one, the change's record in $lifecycle,
-        // and no event of such a stream is appended later, so a page never stops short of it.
-        const head = filtered ? await readHeadPosition(client, schema) : 0;
-        const events = await readAllEvents(client, schema, after, limit, filter);
-        const last = events.at(-1)?.position ?? after;
-        const live = events.length < limit;
-        return { events, upTo: live ? Math.max(last, head) : last, live };
-      });
+    const read: PageSource = this.#source ?? logPages(client, schema, options);
     let stopListening = () => {};
     try {
       stopListening = await loop.listen(this.#host);
@@ -291,6 +291,60 @@ export class Subscription {
     this.#state = 'faulted';
     this.#loop.endWaits(`subscription faulted (${this.#loop.lastError})`);
   }
+}
+
+/** The filter of a subscription's reads. */
+type PageFilter = Pick<SubscriptionOptions, 'categories' | 'eventTypes' | 'streamIds' | 'partition'>;
+
+/** @internal Pages of the log of `schema` on `client`, filtered as the subscription asks. */
+export function logPages(client: SqlClient, schema: string, given: PageFilter): PageSource {
+  const filter = {
+    categories: given.categories,
+    eventTypes: given.eventTypes,
+    streamIds: given.streamIds,
+    partition: given.partition,
+  };
+  const filtered = Object.values(filter).some((value) => value !== undefined);
+  return async (after, limit) => {
+    // With a filter, read the head first: a short page then covers every event up to it.
+    // Without one, the events a read skips by their stream's lifecycle (deleted or
+    // archived) are always followed by a visible one, the change's record in $lifecycle,
+    // and no event of such a stream is appended later, so a page never stops short of it.
+    const head = filtered ? await readHeadPosition(client, schema) : 0;
+    const events = await readAllEvents(client, schema, after, limit, filter);
+    const last = events.at(-1)?.position ?? after;
+    const live = events.length < limit;
+    return { events, upTo: live ? Math.max(last, head) : last, live };
+  };
+}
+
+/**
+ * @internal Pages read from a streaming replica of the primary's log. The replica's log is a
+ * prefix of the primary's (commits replay in commit order), so it is read as the primary's
+ * would be. NOTIFY comes from the primary, often before the replica has replayed the append:
+ * a read that finds nothing new waits (up to `maxWaitMs`) for the replica to reach the head
+ * the primary has now, so a live event is not left to the next poll.
+ */
+export function replicaPages(
+  primary: SqlClient,
+  replica: SqlClient,
+  schema: string,
+  filter: PageFilter,
+  maxWaitMs = 1000,
+): PageSource {
+  const read = logPages(replica, schema, filter);
+  return async (after, limit) => {
+    let page = await read(after, limit);
+    if (page.events.length > 0 || !page.live) return page;
+    const target = await readHeadPosition(primary, schema);
+    const deadline = Date.now() + maxWaitMs;
+    while (page.events.length === 0 && Math.max(page.upTo, await readHeadPosition(replica, schema)) < target) {
+      if (Date.now() > deadline) break;
+      await delay(5);
+      page = await read(after, limit);
+    }
+    return page;
+  };
 }
 
 /** Checks subscription options and resolves their defaults; throws {@link InvalidInputError}. */

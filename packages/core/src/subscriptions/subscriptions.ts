@@ -10,13 +10,14 @@ import {
   readCheckpointStatuses,
   unparkEvent,
 } from '../queries/checkpoints.js';
+import { readHeadPosition } from '../queries/read-all.js';
 import { readAllEvents } from '../store/event-reads.js';
 import type { EventStore } from '../store/event-store.js';
 import { contextOf } from '../store/store-context.js';
 import type { RecordedEvent } from '../types.js';
 import { assertStreamId } from '../validation.js';
 import { ConsumerGroupMember, type ConsumerGroupOptions } from './consumer-group.js';
-import { Subscription, type SubscriptionOptions } from './subscription.js';
+import { replicaPages, Subscription, type SubscriptionOptions } from './subscription.js';
 
 /** Subscriptions of one store; see {@link subscriptions}. */
 export interface Subscriptions {
@@ -60,6 +61,15 @@ export interface Subscriptions {
   ): Promise<{ replayed: number; failed: number }>;
 }
 
+/** The context of the store a subscription reads from, as a typed error for anything else. */
+function guardedContext(store: unknown) {
+  try {
+    return contextOf(store);
+  } catch {
+    throw new InvalidInputError('readFrom', 'must be an event store opened by openEventStore (on a replica)');
+  }
+}
+
 /**
  * The subscriptions of `store`. Subscriptions and group members run until stopped, or until
  * the store closes.
@@ -74,10 +84,21 @@ export function subscriptions(store: EventStore): Subscriptions {
   return {
     subscribe(options) {
       context.assertOpen();
-      return context.track(new Subscription(context, options));
+      const readFrom = typeof options === 'object' && options !== null ? options.readFrom : undefined;
+      if (readFrom === undefined) return context.track(new Subscription(context, options));
+      const replica = guardedContext(readFrom);
+      if (replica.schema !== schema) {
+        throw new InvalidInputError('readFrom', `must be a store of the same schema (${schema}), on a replica`);
+      }
+      replica.assertOpen();
+      const source = replicaPages(context.client, replica.client, schema, options);
+      return context.track(new Subscription(context, options, source, () => readHeadPosition(replica.client, schema)));
     },
     joinGroup(options) {
       context.assertOpen();
+      if (typeof options === 'object' && options !== null && 'readFrom' in options) {
+        throw new InvalidInputError('readFrom', 'is for subscriptions; a consumer group reads the store it joins on');
+      }
       return context.track(new ConsumerGroupMember(context, options));
     },
     checkpoints() {

@@ -20,6 +20,7 @@ function binDir(): string | undefined {
 }
 
 const bin = binDir();
+const hasBasebackup = bin !== undefined && existsSync(join(bin, 'pg_basebackup'));
 const isRoot = process.getuid?.() === 0;
 const postgresUser = (() => {
   if (!isRoot) return undefined;
@@ -27,6 +28,10 @@ const postgresUser = (() => {
   const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
   return id.status === 0 ? { uid: Number(id.stdout), gid: Number(gid.stdout) } : undefined;
 })();
+
+/** Why a streaming replica cannot be made here, or undefined when it can. */
+export const replicaUnavailable = (): string | undefined =>
+  privateClusterUnavailable ?? (hasBasebackup ? undefined : 'pg_basebackup is not installed');
 
 /** Why a private cluster cannot be made here, or undefined when it can. */
 export const privateClusterUnavailable: string | undefined = !bin
@@ -39,6 +44,11 @@ export interface PrivateCluster {
   url: string;
   port: number;
   dataDir: string;
+  /**
+   * A streaming replica of this cluster (`pg_basebackup -R`: a hot standby on a port of its
+   * own, following this one's WAL), started; it goes with this cluster's `cleanup`.
+   */
+  startReplica(): Promise<PrivateCluster>;
   /** Restarts the server: `fast` (a clean shutdown) or `immediate` (as after a crash). */
   restart(mode?: 'fast' | 'immediate'): void;
   stop(mode?: 'fast' | 'immediate'): void;
@@ -60,10 +70,15 @@ function run(program: string, args: string[]): void {
 export async function startPrivateCluster(settings: Record<string, string> = {}): Promise<PrivateCluster> {
   if (privateClusterUnavailable) throw new Error(privateClusterUnavailable);
   const root = mkdtempSync(join(tmpdir(), 'annals-pg-'));
-  const dataDir = join(root, 'data');
   if (postgresUser) chownSync(root, postgresUser.uid, postgresUser.gid);
   chmodSync(root, 0o700);
+  const dataDir = join(root, 'data');
   run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
+  return startIn(root, dataDir, settings);
+}
+
+/** Starts the postmaster of `dataDir` (inside `root`) on a free port. */
+async function startIn(root: string, dataDir: string, settings: Record<string, string>): Promise<PrivateCluster> {
   const port = await freePort();
   const options = Object.entries({
     port: String(port),
@@ -75,13 +90,35 @@ export async function startPrivateCluster(settings: Record<string, string> = {})
   })
     .map(([name, value]) => `-c ${name}=${value}`)
     .join(' ');
-  const start = () => run('pg_ctl', ['-D', dataDir, '-l', join(root, 'log'), '-w', '-t', '60', '-o', options, 'start']);
+  const log = join(root, `log-${port}`);
+  const start = () => run('pg_ctl', ['-D', dataDir, '-l', log, '-w', '-t', '60', '-o', options, 'start']);
   const stop = (mode: 'fast' | 'immediate' = 'fast') => run('pg_ctl', ['-D', dataDir, '-m', mode, '-w', 'stop']);
   start();
+  const replicas: PrivateCluster[] = [];
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url,
     port,
     dataDir,
+    async startReplica() {
+      const replicaDir = join(root, `replica-${replicas.length + 1}`);
+      run('pg_basebackup', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(port),
+        '-U',
+        'postgres',
+        '-D',
+        replicaDir,
+        '-R',
+        '-X',
+        'stream',
+      ]);
+      const replica = await startIn(root, replicaDir, { ...settings, hot_standby: 'on' });
+      replicas.push(replica);
+      return replica;
+    },
     restart(mode = 'fast') {
       stop(mode);
       start();
@@ -89,12 +126,13 @@ export async function startPrivateCluster(settings: Record<string, string> = {})
     stop,
     start,
     cleanup() {
+      for (const replica of replicas) replica.cleanup();
       try {
         stop('immediate');
       } catch {
         // Already stopped.
       }
-      rmSync(root, { recursive: true, force: true });
+      if (dataDir.endsWith('/data')) rmSync(root, { recursive: true, force: true });
     },
   };
 }

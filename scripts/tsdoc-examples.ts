@@ -178,11 +178,28 @@ export function exampleFileName(example: TsdocExample): string {
 
 /**
  * The compiler options examples are checked with: the repository's, with `@annals/core`,
- * `@annals/core/pglite` and `@annals/core/testing` mapped to their source files (and, for any
- * other workspace package, its exports' `@annals/source` condition, as the tests use).
+ * `@annals/core/pglite` and `@annals/core/testing` mapped to their source files, and every
+ * other workspace package under packages/ to its main export's `@annals/source` file, as the
+ * tests resolve them (the examples are modules in a temporary folder, out of node_modules' reach).
  */
 export function exampleCompilerOptions(root = repoRoot): ts.CompilerOptions {
-  const paths = Object.fromEntries(coreEntryPoints.map((entry) => [entry.specifier, [join(root, entry.source)]]));
+  const paths: Record<string, string[]> = Object.fromEntries(
+    coreEntryPoints.map((entry) => [entry.specifier, [join(root, entry.source)]]),
+  );
+  for (const entry of readdirSync(join(root, 'packages'), { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    let manifest: { name?: string; exports?: Record<string, unknown> };
+    try {
+      manifest = JSON.parse(readFileSync(join(root, 'packages', entry.name, 'package.json'), 'utf8'));
+    } catch {
+      continue; // not a package
+    }
+    const main = manifest.exports?.['.'] as Record<string, unknown> | undefined;
+    const source = main?.['@annals/source'];
+    if (manifest.name && !(manifest.name in paths) && typeof source === 'string') {
+      paths[manifest.name] = [join(root, 'packages', entry.name, source)];
+    }
+  }
   return compilerOptions({ noEmit: true, paths, customConditions: ['@annals/source'] }, root);
 }
 

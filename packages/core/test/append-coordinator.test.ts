@@ -351,8 +351,22 @@ describe.skipIf(!databaseUrl)('append coordinator across processes', () => {
       const takeoverMs = (roles.find((r) => r.at >= killedAt && r.role === 'holder')?.at ?? 0) - killedAt;
       expect(takeoverMs).toBeLessThan(5000);
       const survivors = children.filter((_, c) => c !== victim);
+      // Every survivor finds the new holder (at its next lease round; later on a loaded machine)
+      // before the appends that must go through it are counted.
+      const survivorIds = children.map((_, c) => c).filter((c) => c !== victim);
       await waitUntil(
-        () => survivors.every((c, i) => c.acked.length > (before.filter((_, b) => b !== victim)[i] ?? 0) + 20),
+        () =>
+          survivorIds.every((c) =>
+            roles.some((r) => r.child === c && r.at >= killedAt && (r.role === 'holder' || r.role === 'linked')),
+          ),
+        { timeoutMs: 30_000, message: 'every survivor links to the new holder' },
+      );
+      const linked = survivors.map((c) => c.acked.length);
+      await waitUntil(
+        () =>
+          survivors.every(
+            (c, i) => c.acked.length > Math.max(linked[i] ?? 0, before.filter((_, b) => b !== victim)[i] ?? 0) + 20,
+          ),
         {
           timeoutMs: 30_000,
         },

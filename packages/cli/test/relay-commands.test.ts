@@ -86,6 +86,19 @@ describe.skipIf(!databaseUrl || !natsServerAvailable)('annals relay nats', () =>
       expect(result.stderr, flags.join(' ')).toMatch(message);
     }
     expect(await readJetStream(nats.url, 'ANNALS')).toEqual([]);
+    const serve = await annals([
+      'serve',
+      '--schema',
+      schema,
+      '--port',
+      '0',
+      '--auth',
+      'off',
+      '--relay-nats',
+      'not a url',
+    ]);
+    expect(serve.code).toBe(1);
+    expect(serve.stderr).toMatch(/--relay-nats: must be a NATS URL/);
   });
 
   it('relays from annals serve --relay-nats, lists the relay in /checkpoints, and drains on SIGTERM', async () => {

@@ -403,8 +403,8 @@ function checkOptions(given: NatsRelayOptions) {
   }
   const servers = given.servers ?? 'nats://127.0.0.1:4222';
   const list = Array.isArray(servers) ? servers : [servers];
-  if (list.length === 0 || list.some((server) => typeof server !== 'string' || server.length === 0)) {
-    throw new InvalidInputError('servers', 'must be a NATS URL or a non-empty list of them');
+  if (list.length === 0 || list.some((server) => !isServerUrl(server))) {
+    throw new InvalidInputError('servers', 'must be a NATS URL (nats://host:port) or a non-empty list of them');
   }
   const positive = (value: number | undefined, fallback: number, field: string, max = 3_600_000) => {
     const result = value ?? fallback;
@@ -435,6 +435,17 @@ function checkOptions(given: NatsRelayOptions) {
     heartbeatMs: positive(given.heartbeatMs, 1000, 'heartbeatMs'),
     sessionTimeoutMs: positive(given.sessionTimeoutMs, 5000, 'sessionTimeoutMs'),
   };
+}
+
+/** A NATS server address as the client takes it: `host:port`, or a URL of a NATS scheme. */
+function isServerUrl(server: unknown): boolean {
+  if (typeof server !== 'string' || server.length === 0 || server.length > 2000) return false;
+  try {
+    const url = new URL(server.includes('://') ? server : `nats://${server}`);
+    return ['nats:', 'tls:', 'ws:', 'wss:'].includes(url.protocol) && url.hostname !== '';
+  } catch {
+    return false;
+  }
 }
 
 function isStreamNotFound(error: unknown): boolean {

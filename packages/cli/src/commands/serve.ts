@@ -186,7 +186,18 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   if (flags.relayNats) {
     // A store of its own on the server's client, closed before the server closes the client.
     const relayStore = await openEventStore({ client, schema: connection.schema, migrate: false, closeClient: false });
-    const started = startNatsRelay(relayStore, { servers: flags.relayNats.split(',') });
+    let started: NatsRelay;
+    try {
+      started = startNatsRelay(relayStore, { servers: flags.relayNats.split(',') });
+    } catch (error) {
+      // A bad --relay-nats: nothing keeps serving.
+      await relayStore.close();
+      await server.close();
+      if (error instanceof InvalidInputError && error.field === 'servers') {
+        throw new InvalidInputError('--relay-nats', error.message.slice('servers: '.length));
+      }
+      throw error;
+    }
     relay = {
       relay: started,
       close: async () => {

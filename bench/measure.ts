@@ -76,7 +76,8 @@ export function timeIt(events: number, work: () => Promise<void>): Promise<Measu
   });
 }
 
-function percentiles(latencies: number[]): { p50Ms: number; p99Ms: number } {
+/** The median and 99th percentile of `latencies` (sorted in place). */
+export function percentiles(latencies: number[]): { p50Ms: number; p99Ms: number } {
   const sorted = latencies.sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
   return { p50Ms: at(0.5), p99Ms: at(0.99) };

@@ -18,7 +18,7 @@ import { AsyncPublisher, startNatsRelay } from '@annals/nats';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { eventData } from './events.js';
-import { type Measurement, type Row, row, timeIt } from './measure.js';
+import { type Measurement, percentiles, type Row, row, timeIt } from './measure.js';
 
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -192,7 +192,5 @@ export async function relaySection(url: string, n: (count: number) => number): P
 }
 
 function latencyOf(latencies: number[], seconds: number): Measurement {
-  const sorted = [...latencies].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-  return { eventsPerSecond: latencies.length / seconds, p50Ms: at(0.5), p99Ms: at(0.99), seconds };
+  return { eventsPerSecond: latencies.length / seconds, ...percentiles([...latencies]), seconds };
 }

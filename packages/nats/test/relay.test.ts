@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type EventStore, InvalidInputError, openEventStore, subscriptions } from '@annals/core';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -26,6 +26,32 @@ const positionsIn = async (stream: string) =>
   (await readJetStream(nats.url, stream)).map((m) => Number(m.headers['Annals-Position']));
 /** Positions 1 to n. */
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+/** Runs `work` on a JetStream session of its own (a connection closed after). */
+async function withJetStream<T>(work: (jsm: JetStreamManager, js: JetStreamClient) => Promise<T>): Promise<T> {
+  const connection = await connect({ servers: nats.url });
+  try {
+    return await work(await jetstreamManager(connection), jetstream(connection));
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * Publishes positions `first`, `first + 1`, ... as another instance of the relay `default`
+ * would, one per id (its event id), each after `lastSequence + i` when that is given.
+ */
+async function publishAsRelay(ids: string[], first: number, lastSequence?: number): Promise<void> {
+  await withJetStream(async (_jsm, js) => {
+    for (const [i, id] of ids.entries()) {
+      const h = headers();
+      h.set('Annals-Position', String(first + i));
+      h.set('Annals-Relay', 'default');
+      const expect = lastSequence === undefined ? {} : { lastSequence: lastSequence + i };
+      await js.publish('annals.account.Opened', '{}', { headers: h, msgID: id, expect });
+    }
+  });
+}
 
 const streamName = () => `T${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 
@@ -55,10 +81,9 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
   });
   // Streams may not share subjects: each test's streams go with it.
   afterEach(async () => {
-    const connection = await connect({ servers: nats.url });
-    const jsm = await jetstreamManager(connection);
-    for await (const name of jsm.streams.names()) await jsm.streams.delete(name);
-    await connection.close();
+    await withJetStream(async (jsm) => {
+      for await (const name of jsm.streams.names()) await jsm.streams.delete(name);
+    });
   });
 
   it('refuses bad options with a typed error, before anything runs', async () => {
@@ -234,11 +259,10 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
       it('never sends an event twice when its checkpoint is behind the stream, even past the duplicate window', async () => {
         const { store, schema, client } = t;
         const stream = streamName();
-        const connection = await connect({ servers: nats.url });
-        const jsm = await jetstreamManager(connection);
         // A duplicate window of 100 ms: only the relay's own reading of the stream can help.
-        await jsm.streams.add({ name: stream, subjects: ['annals.*.*'], duplicate_window: 100_000_000 });
-        await connection.close();
+        await withJetStream((jsm) =>
+          jsm.streams.add({ name: stream, subjects: ['annals.*.*'], duplicate_window: 100_000_000 }),
+        );
         for (let i = 0; i < 20; i++) await store.append(`account-${i}`, [{ type: 'Opened', data: { i } }]);
         let relay = startNatsRelay(store, { servers: nats.url, stream, batchSize: 7 });
         await caughtUp(relay, store);
@@ -262,9 +286,9 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
       it('never publishes behind another instance that published first: the stream refuses it, and it reads the stream again', async () => {
         const { store } = t;
         const stream = streamName();
-        const connection = await connect({ servers: nats.url });
-        const jsm = await jetstreamManager(connection);
-        await jsm.streams.add({ name: stream, subjects: ['annals.*.*'], duplicate_window: 100_000_000 });
+        await withJetStream((jsm) =>
+          jsm.streams.add({ name: stream, subjects: ['annals.*.*'], duplicate_window: 100_000_000 }),
+        );
         for (let i = 0; i < 10; i++) await store.append(`account-${i}`, [{ type: 'Opened', data: { i } }]);
         const relay = startNatsRelay(store, { servers: nats.url, stream });
         try {
@@ -273,13 +297,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
           // publishes positions 11-15 first; past the duplicate window, only the sequence
           // each publish expects stands between them and a second copy.
           const ids = Array.from({ length: 5 }, () => randomUUID());
-          const js = (await import('@nats-io/jetstream')).jetstream(connection);
-          for (const [i, id] of ids.entries()) {
-            const h = headers();
-            h.set('Annals-Position', String(11 + i));
-            h.set('Annals-Relay', 'default');
-            await js.publish('annals.account.Opened', '{}', { headers: h, msgID: id });
-          }
+          await publishAsRelay(ids, 11);
           await sleep(300);
           for (const [i, id] of ids.entries()) {
             await store.append(`account-${10 + i}`, [{ id, type: 'Opened', data: { i: 10 + i } }]);
@@ -288,7 +306,6 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
           expect((await relay.status()).published).toBe(10);
         } finally {
           await relay.stop();
-          await connection.close();
         }
         expect(await positionsIn(stream)).toEqual(upTo(15));
       });
@@ -301,9 +318,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
         await caughtUp(relay, store);
         await relay.stop();
         await client.exec(`update "${schema}".checkpoints set position = 10 where name = '${relay.checkpoint}'`);
-        const connection = await connect({ servers: nats.url });
-        await (await jetstreamManager(connection)).streams.deleteMessage(stream, 20);
-        await connection.close();
+        await withJetStream((jsm) => jsm.streams.deleteMessage(stream, 20));
         await store.append('account-x', [{ type: 'Opened', data: {} }]);
         // A long retry window: a relay stuck on its own duplicates would not catch up in time.
         relay = startNatsRelay(store, { servers: nats.url, stream, retryWindowMs: 600_000 });
@@ -370,19 +385,7 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
             for (const [i, id] of ids.entries()) {
               await store.append(`account-${10 + i}`, [{ id, type: 'Opened', data: { i: 10 + i } }]);
             }
-            const connection = await connect({ servers: nats.url });
-            const js = (await import('@nats-io/jetstream')).jetstream(connection);
-            for (const [i, id] of ids.entries()) {
-              const h = headers();
-              h.set('Annals-Position', String(11 + i));
-              h.set('Annals-Relay', 'default');
-              await js.publish('annals.account.Opened', '{}', {
-                headers: h,
-                msgID: id,
-                expect: { lastSequence: 10 + i },
-              });
-            }
-            await connection.close();
+            await publishAsRelay(ids, 11, 10);
             await admin.query(`update "${schema}".checkpoints set position = 15 where name = $1`, [relay.checkpoint]);
             for (let i = 15; i < 25; i++) await store.append(`account-${i}`, [{ type: 'Opened', data: { i } }]);
             await caughtUp(relay, store);
@@ -397,15 +400,12 @@ describe.skipIf(!natsServerAvailable)('NATS relay', () => {
       it('refuses a stream that holds messages it did not publish, and publishes nothing', async () => {
         const { store } = t;
         const stream = streamName();
-        const connection = await connect({ servers: nats.url });
-        const jsm = await jetstreamManager(connection);
-        await jsm.streams.add({ name: stream, subjects: [`${stream}.>`, 'annals.*.*'] });
-        const foreign = headers();
-        foreign.set('Annals-Position', '999');
-        await (await import('@nats-io/jetstream')).jetstream(connection).publish(`${stream}.x`, 'hello', {
-          headers: foreign,
+        await withJetStream(async (jsm, js) => {
+          await jsm.streams.add({ name: stream, subjects: [`${stream}.>`, 'annals.*.*'] });
+          const foreign = headers();
+          foreign.set('Annals-Position', '999');
+          await js.publish(`${stream}.x`, 'hello', { headers: foreign });
         });
-        await connection.close();
         await store.append('account-1', [{ type: 'Opened', data: {} }]);
         const relay = startNatsRelay(store, { servers: nats.url, stream, retryWindowMs: 60_000 });
         try {

@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type EventStore,
+  openEventStore,
   type RecordedEvent,
   type Subscription,
   type SubscriptionOptions,
@@ -10,6 +11,7 @@ import {
 import {
   backends,
   databaseUrl,
+  freshSchema,
   openTestStore,
   rawConnection,
   sleep,
@@ -105,6 +107,49 @@ describe.each(backends)('subscriptions on $name', (backend) => {
     expect(maxInHandler).toBe(1);
     expect(Math.max(...sizes)).toBe(10);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(95);
+  });
+
+  it('catching up, reads the next page while the handler has one, and delivers each event once', async () => {
+    // The store's client, with every read of a page of the log noted (the position it reads after).
+    const readsAfter: number[] = [];
+    const inner = t.client;
+    const client = new Proxy(inner, {
+      get(target, property) {
+        if (property === 'query') {
+          return (text: string, params?: readonly unknown[], options?: object) => {
+            if (/\.events\s+where position > \$1/.test(text)) readsAfter.push(Number(params?.[0]));
+            return target.query(text, params, options);
+          };
+        }
+        const value = Reflect.get(target, property);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const schema = freshSchema();
+    const own = await openEventStore({ client, closeClient: false, schema });
+    try {
+      await own.append('a-1', events(350));
+      const seen: number[] = [];
+      const subscription = subscriptions(own).subscribe({
+        batchSize: 100,
+        pollIntervalMs: 60_000,
+        handler: async (page) => {
+          const last = (page.at(-1) as RecordedEvent).position;
+          // The read of the page after this one begins before this handler returns.
+          if (last < 350) await waitUntil(() => readsAfter.includes(last), { timeoutMs: 2000 });
+          seen.push(...page.map((e) => e.position));
+        },
+      });
+      await subscription.waitFor(350);
+      await own.append('a-2', events(3));
+      await subscription.waitFor(353);
+      await subscription.stop();
+      expect(seen).toEqual(Array.from({ length: 353 }, (_, i) => i + 1));
+      expect(readsAfter.slice(0, 4)).toEqual([0, 100, 200, 300]);
+    } finally {
+      await own.close();
+      await inner.exec(`drop schema if exists "${schema}" cascade`);
+    }
   });
 
   it('resumes a named subscription from its stored checkpoint', async () => {

@@ -96,7 +96,10 @@ function readAllQuery(
     where.push(`stream_id = any($${params.length}::text[])`);
   }
   let partitionOf: string | undefined;
-  if (filter.partition) {
+  if (filter.partition?.count === 1) {
+    // One partition holds every stream: no hash to compute per row.
+    partitionOf = '0';
+  } else if (filter.partition) {
     const { count, index } = filter.partition;
     params.push(count);
     partitionOf = `mod(hashtext(stream_id)::bigint + 2147483648, $${params.length})`;

@@ -7,7 +7,7 @@
  *    "after the position" never skips an event, and there is no seam between catching up
  *    and live: both are this same read.
  * 2. A page: hand it to the handler and wait for it (a slow handler slows the loop, memory
- *    stays one page). On failure retry with backoff; when retries run out, try its events one
+ *    stays two pages: catching up, the next page is read while the handler has this one). On failure retry with backoff; when retries run out, try its events one
  *    by one and park each that still fails (stored with its error), or stop, by policy. Then
  *    move the position past the page and, for a named subscription, store it (at-least-once:
  *    a crash before that store delivers the page again).
@@ -175,6 +175,7 @@ export class Subscription {
     const options = this.#options;
     const read: PageSource = this.#source ?? logPages(client, schema, options);
     let stopListening = () => {};
+    let readAhead: { after: number; page: Promise<SubscriptionPage> } | undefined;
     try {
       stopListening = await loop.listen(this.#host);
       loop.reach(await this.#startPosition());
@@ -182,13 +183,21 @@ export class Subscription {
         loop.clearWake();
         let outcome: 'delivered' | 'failed' | 'interrupted' | 'idle';
         try {
-          const page = await read(loop.position, options.batchSize);
+          const ahead = readAhead;
+          readAhead = undefined;
+          const page =
+            ahead && ahead.after === loop.position ? await ahead.page : await read(loop.position, options.batchSize);
           if (page.events.length === 0) {
             if (page.upTo > loop.position) await this.#moveTo(page.upTo);
             // Not live: the read covered part of the log only; read on at once.
             outcome = page.live ? 'idle' : 'delivered';
           } else {
             this.#state = page.live ? 'live' : 'catching-up';
+            // Catching up, the next page is read while the handler has this one: the read
+            // begins where this page ends, which is where the position will be once it is
+            // handled. Used only if it is (a failure or a stop leaves it unread).
+            if (!page.live) readAhead = { after: page.upTo, page: read(page.upTo, options.batchSize) };
+            readAhead?.page.catch(() => {});
             outcome = await this.#deliver(page.events);
             if (outcome === 'delivered') await this.#moveTo(page.upTo);
           }
@@ -214,6 +223,8 @@ export class Subscription {
       this.#loop.lastError = describeError(error);
       this.#fault();
     } finally {
+      // No read left running against a store about to be closed.
+      await readAhead?.page.catch(() => {});
       stopListening();
     }
   }

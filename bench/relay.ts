@@ -87,7 +87,7 @@ export async function relaySection(url: string, n: (count: number) => number): P
     // What this NATS server takes: the relay's own messages (headers, expected-sequence
     // chain), built beforehand and published as the relay does, with no log behind them.
     const ceilingStream = await stream('CEILING');
-    const ceilingMessages = [];
+    const ceilingMessages: ReturnType<typeof messageOf>[] = [];
     for await (const event of store.readAll({ pageSize: 2000 })) {
       ceilingMessages.push(
         messageOf(event, 'redact', {

@@ -404,6 +404,12 @@ program
   .addOption(
     new Option('--relay-nats <urls>', 'also relay the log to NATS JetStream (stream ANNALS)').env('ANNALS_RELAY_NATS'),
   )
+  .addOption(
+    new Option(
+      '--read-replica <url>',
+      'serve reads from this streaming replica of DATABASE_URL (appends go to the primary)',
+    ).env('ANNALS_READ_REPLICA'),
+  )
   .action((options) => serveCommand({ ...global(), ...options }));
 
 const keys = program.command('keys').description("the server's API keys: create, list, revoke");

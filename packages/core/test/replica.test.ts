@@ -14,8 +14,9 @@ import {
   type RecordedEvent,
   subscriptions,
 } from '../src/index.js';
-import { backends, openTestStore, sleep, waitUntil } from './support/backends.js';
+import { backends, openTestStore, sleep } from './support/backends.js';
 import { replicaUnavailable, startPrivateCluster } from './support/pg-cluster.js';
+import { openReplicaStore, runOn } from './support/replica-store.js';
 
 const unavailable = replicaUnavailable();
 if (unavailable) console.warn(`[annals] replica tests skipped: ${unavailable}`);
@@ -52,18 +53,7 @@ describe.skipIf(unavailable !== undefined)('subscriptions on a streaming replica
     });
     let replicaStore: EventStore | undefined;
     try {
-      // The schema reaches the replica with the WAL.
-      await waitUntil(
-        async () => {
-          replicaStore = await openEventStore({
-            client: createPostgresClient({ connectionString: replicaCluster.url, maxConnections: 4 }),
-            schema: 'annals',
-            migrate: false,
-          }).catch(() => undefined);
-          return replicaStore !== undefined;
-        },
-        { timeoutMs: 30_000, intervalMs: 200, message: 'the replica has the schema' },
-      );
+      replicaStore = await openReplicaStore(replicaCluster.url, 'annals');
       const received: RecordedEvent[] = [];
       const delays: number[] = [];
       const appendedAt = new Map<string, number>();
@@ -96,14 +86,7 @@ describe.skipIf(unavailable !== undefined)('subscriptions on a streaming replica
       let lagSeen = 0;
       let heldBack = false;
       let unreachable: number | undefined = -1;
-      const onReplica = async (sql: string) => {
-        const client = createPostgresClient({ connectionString: replicaCluster.url });
-        try {
-          await client.query(sql);
-        } finally {
-          await client.close();
-        }
-      };
+      const onReplica = (sql: string) => runOn(replicaCluster.url, sql);
       try {
         for (let done = 0; done < total; done += 100) {
           const events = Array.from({ length: 100 }, (_, i) => ({

@@ -21,6 +21,7 @@ export { type GrpcServer, type GrpcServerOptions, startGrpcServer } from './grpc
 export { type LiveFilter, LiveHub, type LiveHubOptions, type LiveSink } from './live-hub.js';
 export { createMetrics, type ServerMetrics } from './metrics.js';
 export { type Problem, problemOf, statusOfCode } from './problems.js';
+export { minPositionHeader, type ReplicaReadOptions } from './replica-reads.js';
 export { type AnnalsServer, createServer, type ServerOptions } from './server.js';
 export { type RunningServer, type StartServerOptions, startServer } from './start-server.js';
 export type { OpenTenantStore, TenantScope, TenantScopes } from './tenant-scopes.js';

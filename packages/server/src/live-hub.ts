@@ -61,6 +61,11 @@ export interface LiveHubOptions {
    * and the live clients it reached (for metrics: how far behind the log the fan-out runs).
    */
   onPublish?: (page: { events: readonly RecordedEvent[]; deliveries: number; clients: number }) => void;
+  /**
+   * Read the log from this store (one on a streaming replica of the hub's store): the hub's
+   * reader and every client's catch-up read it; wake-ups still come from the hub's store.
+   */
+  readFrom?: EventStore;
 }
 
 const categoryOf = (streamId: string) => {
@@ -191,7 +196,9 @@ class LiveIndex {
 /** The live fan-out; see the module comment. */
 export class LiveHub {
   readonly #store: EventStore;
-  readonly #options: Required<Omit<LiveHubOptions, 'onPublish'>>;
+  /** Where the log is read: the store, or a replica of it. */
+  readonly #reader: EventStore;
+  readonly #options: Required<Omit<LiveHubOptions, 'onPublish' | 'readFrom'>>;
   readonly #onPublish: LiveHubOptions['onPublish'];
   readonly #clients = new Set<LiveClient>();
   readonly #live = new LiveIndex();
@@ -205,6 +212,7 @@ export class LiveHub {
 
   constructor(store: EventStore, options: LiveHubOptions = {}) {
     this.#store = store;
+    this.#reader = options.readFrom ?? store;
     this.#options = {
       bufferEvents: options.bufferEvents ?? 10_000,
       maxBufferedBytes: options.maxBufferedBytes ?? 4 * 1024 * 1024,
@@ -224,8 +232,9 @@ export class LiveHub {
   /** Starts the hub's reader (once; clients call it on arrival). */
   start(): Promise<void> {
     this.#starting ??= (async () => {
-      this.#position = await this.#store.headPosition();
+      this.#position = await this.#reader.headPosition();
       this.#subscription = subscriptions(this.#store).subscribe({
+        ...(this.#reader !== this.#store ? { readFrom: this.#reader } : {}),
         from: { after: this.#position },
         batchSize: 1000,
         pollIntervalMs: 1000,
@@ -296,9 +305,9 @@ export class LiveHub {
         this.#leaveIfBehind(client);
         return;
       }
-      const head = await this.#store.headPosition();
+      const head = await this.#reader.headPosition();
       const page: RecordedEvent[] = [];
-      for await (const event of this.#store.readAll({
+      for await (const event of this.#reader.readAll({
         after: client.cursor,
         categories: client.filter.categories,
         eventTypes: client.filter.eventTypes,

@@ -1,6 +1,6 @@
 /** What the route modules share: the server's context and the small helpers every route uses. */
 import { Readable } from 'node:stream';
-import type { JsonObject, NewEvent, RecordedEvent } from '@annals/core';
+import type { EventStore, JsonObject, NewEvent, RecordedEvent } from '@annals/core';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type {
   FastifyBaseLogger,
@@ -31,6 +31,12 @@ export interface ServerContext {
   limits: AbuseLimits;
   /** The tenant parts of a request (its principal's tenant). */
   scopeOf(request: FastifyRequest): TenantScope;
+  /**
+   * The store a read route reads from: the tenant's, or a replica of it (and the answer's
+   * headers say which; `replica-reads.ts`). Routes that write, or read what they then write,
+   * use {@link ServerContext.scopeOf}.
+   */
+  readerOf(request: FastifyRequest, reply: FastifyReply): Promise<EventStore>;
   /** Whether the runners the server started are healthy (for readiness). */
   runnersHealthy(): Promise<{ ok: boolean; detail: string[] }>;
 }

@@ -16,6 +16,7 @@ import { type AbuseLimits, installGuard } from './auth/guard.js';
 import type { LiveHub, LiveHubOptions } from './live-hub.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { problem, problemOf } from './problems.js';
+import { type ReplicaReadOptions, ReplicaReads } from './replica-reads.js';
 import type { Api, ServerContext } from './route-kit.js';
 import { commandRoutes } from './routes/commands.js';
 import { historyRoutes } from './routes/history.js';
@@ -57,6 +58,12 @@ export interface ServerOptions {
   runnersHealthy?: () => Promise<{ ok: boolean; detail: string[] }>;
   /** Where the store's schema stands (readiness): `schemaStatus(client, schema)` of `@annals/core`. */
   schemaStatus?: () => Promise<SchemaStatus>;
+  /**
+   * Serve reads (of streams, the log, audit and time travel, and the SSE fan-out) from a
+   * streaming replica of `store`'s database; appends and everything else go to `store`.
+   * See `replica-reads.ts`. Only with `store`, not with `tenants`.
+   */
+  readReplica?: ReplicaReadOptions;
 }
 
 /** A server, built and not yet listening. */
@@ -76,8 +83,12 @@ export interface AnnalsServer {
 export async function createServer(options: ServerOptions): Promise<AnnalsServer> {
   const { store, app = {}, metrics = createMetrics() } = options;
   const userOnPublish = options.live?.onPublish;
+  if (options.readReplica && !store)
+    throw new Error('createServer serves reads from a replica of a store, not of tenants');
+  const replicaReads = new ReplicaReads(options.readReplica);
   const hubOptions: LiveHubOptions = {
     ...options.live,
+    ...(replicaReads.replica ? { readFrom: replicaReads.replica } : {}),
     onPublish: (page) => {
       metrics.published(page);
       userOnPublish?.(page);
@@ -241,6 +252,9 @@ export async function createServer(options: ServerOptions): Promise<AnnalsServer
       const scope = request.scope;
       if (!scope) throw new Error(`no tenant scope for ${request.method} ${request.routeOptions.url}`);
       return scope;
+    },
+    readerOf(request, reply) {
+      return replicaReads.readerOf(request, reply, context.scopeOf(request).store);
     },
     runnersHealthy: options.runnersHealthy ?? (async () => ({ ok: true, detail: [] })),
   };

@@ -4,7 +4,7 @@
  * flight finish, SSE clients get a retry hint, runners stop, the store closes.
  */
 import { readFile } from 'node:fs/promises';
-import { createTenantClients, InvalidInputError, openEventStore } from '@annals/core';
+import { createPostgresClient, createTenantClients, InvalidInputError, openEventStore } from '@annals/core';
 import { type NatsRelay, startNatsRelay } from '@annals/nats';
 import { type AnnalsApp, type JwtOptions, loadApp, type StartServerOptions, startServer } from '@annals/server';
 import { type ConnectionFlags, connect } from '../config.js';
@@ -40,6 +40,8 @@ export type ServeFlags = ConnectionFlags & {
   grpcTlsKey?: string;
   /** Also relay the log to these NATS servers (`--relay-nats`, comma-separated), stream ANNALS. */
   relayNats?: string;
+  /** Serve reads from this streaming replica of the database (`--read-replica`, a PostgreSQL URL). */
+  readReplica?: string;
 };
 
 /** The KurrentDB-protocol endpoint the flags (or their environment variables) ask for. */
@@ -117,6 +119,16 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       'relays one store: run `annals relay nats --schema <tenant>` per tenant',
     );
   }
+  if (flags.readReplica && (embedded || flags.tenants)) {
+    await connection.client.close();
+    throw new InvalidInputError(
+      '--read-replica',
+      embedded ? 'a replica is of a PostgreSQL server: set DATABASE_URL' : 'serves one store, not --tenants',
+    );
+  }
+  const replica = flags.readReplica
+    ? await openReplica(flags.readReplica, connection.schema, flags.poolSize)
+    : undefined;
   if (embedded && flags.tenants) {
     await connection.client.close();
     throw new InvalidInputError('--tenants', 'tenants need PostgreSQL (each has its own roles): set DATABASE_URL');
@@ -155,6 +167,10 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     runProjections: flags.projections,
     runSealer: flags.sealer,
     logger: flags.log ? { level: 'info' } : false,
+    ...(replica ? { readReplica: { store: replica } } : {}),
+  }).catch(async (error: unknown) => {
+    await replica?.close();
+    throw error;
   });
   console.log(`annals serving ${flags.tenants ? 'every tenant of ' : ''}${connection.description}`);
   console.log(
@@ -207,6 +223,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     };
     console.log(`  relaying the log to NATS ${flags.relayNats}, stream ANNALS (checkpoint ${started.checkpoint})`);
   }
+  if (replica) console.log('  reads from the replica on --read-replica (Annals-Read-From tells which served each)');
   if (appendCoordinator) {
     console.log('  append coordinator: on (its role and traffic: annals_append_coordinator_* in /metrics)');
   }
@@ -227,5 +244,22 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  await replica?.close();
   await tenants?.clients.close();
 }
+
+/** The store on the replica at `url`: the served schema, never migrated (a standby is read-only). */
+async function openReplica(url: string, schema: string, poolSize: number | undefined) {
+  let client: ReturnType<typeof createPostgresClient>;
+  try {
+    client = createPostgresClient({ connectionString: url, maxConnections: poolSize });
+  } catch (error) {
+    throw new InvalidInputError('--read-replica', `is not a PostgreSQL URL (${describe(error)})`);
+  }
+  return openEventStore({ client, schema, migrate: false }).catch(async (error: unknown) => {
+    await client.close().catch(() => {});
+    throw new InvalidInputError('--read-replica', `cannot be opened: ${describe(error)}`);
+  });
+}
+
+const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));

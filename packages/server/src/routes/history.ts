@@ -16,7 +16,7 @@ import {
   timeTravel,
   toArray,
 } from '@annals/core';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { mayTouch } from '../auth/guard.js';
 import { HttpProblem, problem } from '../problems.js';
@@ -64,23 +64,29 @@ function instant(value: string, field: string): Date | number {
 }
 
 export function historyRoutes(api: Api, context: ServerContext): void {
-  const storeOf = (request: FastifyRequest) => context.scopeOf(request).store;
   const { app } = context;
-  const auditOf = (request: FastifyRequest) => {
+  // Audit and time travel only read: from a replica when the server has one. A facet is made
+  // once per tenant and store read.
+  const readerOf = async (request: FastifyRequest, reply: FastifyReply) => {
     const scope = context.scopeOf(request);
-    return scope.memo('audit', () => auditTrail(scope.store));
+    const store = await context.readerOf(request, reply);
+    return { scope, store, tag: store === scope.store ? '' : ':replica' };
   };
-  const travel = (request: FastifyRequest, name: string | undefined) => {
-    const scope = context.scopeOf(request);
-    if (name === undefined) {
-      return scope.memo('travel', () => timeTravel(scope.store, mergeDecider as unknown as AnyDecider));
-    }
-    const entry = app.deciders?.[name];
-    if (!entry)
+  const auditOf = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { scope, store, tag } = await readerOf(request, reply);
+    return scope.memo(`audit${tag}`, () => auditTrail(store));
+  };
+  const travel = async (request: FastifyRequest, reply: FastifyReply, name: string | undefined) => {
+    const entry = name === undefined ? undefined : app.deciders?.[name];
+    if (name !== undefined && !entry)
       throw new HttpProblem(
         problem(404, 'UNKNOWN_DECIDER', `the app has no decider ${JSON.stringify(name)}`, { field: 'decider' }),
       );
-    return scope.memo(`travel:${name}`, () => timeTravel(scope.store, entry.decider, { events: entry.events }));
+    const { scope, store, tag } = await readerOf(request, reply);
+    const facet = entry
+      ? scope.memo(`travel:${name}${tag}`, () => timeTravel(store, entry.decider, { events: entry.events }))
+      : scope.memo(`travel${tag}`, () => timeTravel(store, mergeDecider as unknown as AnyDecider));
+    return { facet, store };
   };
   const events = Type.Object({ events: Type.Array(EventSchema) });
 
@@ -101,9 +107,13 @@ export function historyRoutes(api: Api, context: ServerContext): void {
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { fromVersion, limit = 1000 } = request.query;
-      return { entries: await toArray(auditOf(request).history(request.params.streamId, { fromVersion, limit })) };
+      return {
+        entries: await toArray(
+          (await auditOf(request, reply)).history(request.params.streamId, { fromVersion, limit }),
+        ),
+      };
     },
   );
 
@@ -118,8 +128,11 @@ export function historyRoutes(api: Api, context: ServerContext): void {
         response: { 200: events, ...problemResponses },
       },
     },
-    async (request) => ({
-      events: visible(request, await toArray(auditOf(request).byActor(request.params.actor, range(request.query)))),
+    async (request, reply) => ({
+      events: visible(
+        request,
+        await toArray((await auditOf(request, reply)).byActor(request.params.actor, range(request.query))),
+      ),
     }),
   );
 
@@ -136,9 +149,9 @@ export function historyRoutes(api: Api, context: ServerContext): void {
         response: { 200: events, ...problemResponses },
       },
     },
-    async (request) => ({
+    async (request, reply) => ({
       events: await toArray(
-        auditOf(request).inRange({
+        (await auditOf(request, reply)).inRange({
           ...range(request.query),
           categories: request.query.category,
           eventTypes: request.query.type,
@@ -158,14 +171,14 @@ export function historyRoutes(api: Api, context: ServerContext): void {
         response: { 200: Type.Object({ roots: Type.Array(Type.Unknown()) }), ...problemResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       // A principal held to some categories sees its events of the tree, each under its
       // nearest visible cause.
       const plain = (node: CausalNode): unknown[] => {
         const children = node.children.flatMap(plain);
         return mayTouch(request.principal, node.event.streamId) ? [{ event: node.event, children }] : children;
       };
-      return { roots: (await auditOf(request).causalTree(request.params.correlationId)).flatMap(plain) };
+      return { roots: (await (await auditOf(request, reply)).causalTree(request.params.correlationId)).flatMap(plain) };
     },
   );
 
@@ -180,8 +193,8 @@ export function historyRoutes(api: Api, context: ServerContext): void {
         response: { 200: events, ...problemResponses },
       },
     },
-    async (request) => ({
-      events: await toArray(auditOf(request).bySubject(request.params.subjectId, range(request.query))),
+    async (request, reply) => ({
+      events: await toArray((await auditOf(request, reply)).bySubject(request.params.subjectId, range(request.query))),
     }),
   );
 
@@ -221,7 +234,7 @@ export function historyRoutes(api: Api, context: ServerContext): void {
         response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { version, position, time, decider } = request.query;
       const given = [version, position, time].filter((value) => value !== undefined).length;
       if (given > 1) throw new InvalidInputError('query', 'give one of version, position and time');
@@ -233,8 +246,9 @@ export function historyRoutes(api: Api, context: ServerContext): void {
             : time !== undefined
               ? { time: new Date(time) }
               : undefined;
-      const moment = at ?? { version: (await storeOf(request).getStream(request.params.streamId))?.version ?? 0 };
-      return { ...(await travel(request, decider).stateAt(request.params.streamId, moment)) };
+      const { facet, store } = await travel(request, reply, decider);
+      const moment = at ?? { version: (await store.getStream(request.params.streamId))?.version ?? 0 };
+      return { ...(await facet.stateAt(request.params.streamId, moment)) };
     },
   );
 
@@ -257,10 +271,13 @@ export function historyRoutes(api: Api, context: ServerContext): void {
         response: { 200: Type.Object({ steps: Type.Array(Type.Unknown()) }), ...problemResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { fromVersion, toVersion, limit = 1000, decider } = request.query;
       const steps: unknown[] = [];
-      for await (const step of travel(request, decider).replay(request.params.streamId, { fromVersion, toVersion })) {
+      for await (const step of (await travel(request, reply, decider)).facet.replay(request.params.streamId, {
+        fromVersion,
+        toVersion,
+      })) {
         steps.push(step);
         if (steps.length >= limit) break;
       }
@@ -287,10 +304,12 @@ export function historyRoutes(api: Api, context: ServerContext): void {
         response: { 200: Type.Record(Type.String(), Type.Unknown()), ...problemResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { from, to, category, decider } = request.query;
       return {
-        ...(await travel(request, decider).changesBetween(instant(from, 'from'), instant(to, 'to'), {
+        ...(await (
+          await travel(request, reply, decider)
+        ).facet.changesBetween(instant(from, 'from'), instant(to, 'to'), {
           categories: category,
         })),
       };

@@ -108,8 +108,8 @@ export function streamRoutes(api: Api, context: ServerContext): void {
         },
       },
     },
-    async (request) => {
-      const page = await listStreams(storeOf(request), request.query);
+    async (request, reply) => {
+      const page = await listStreams(await context.readerOf(request, reply), request.query);
       return { streams: page.streams, next: page.next === null ? null : { after: page.next } };
     },
   );
@@ -137,7 +137,8 @@ export function streamRoutes(api: Api, context: ServerContext): void {
     async (request, reply) => {
       const { streamId } = request.params;
       const { fromVersion, limit = 1000, direction = 'forward', includeDeleted, includeArchived } = request.query;
-      const events = storeOf(request).readStream(streamId, {
+      const reader = await context.readerOf(request, reply);
+      const events = reader.readStream(streamId, {
         fromVersion,
         limit,
         direction,
@@ -151,7 +152,7 @@ export function streamRoutes(api: Api, context: ServerContext): void {
         (last) => ({ fromVersion: direction === 'forward' ? last.streamVersion + 1 : last.streamVersion - 1 }),
         // Only an empty page needs to tell a missing stream from a read past its end.
         async () => {
-          if (!(await storeOf(request).getStream(streamId))?.exists) throw new StreamNotFoundError(streamId);
+          if (!(await reader.getStream(streamId))?.exists) throw new StreamNotFoundError(streamId);
         },
       );
     },
@@ -167,8 +168,8 @@ export function streamRoutes(api: Api, context: ServerContext): void {
         response: { 200: StreamInfo, ...problemResponses },
       },
     },
-    async (request) => {
-      const info = await storeOf(request).getStream(request.params.streamId);
+    async (request, reply) => {
+      const info = await (await context.readerOf(request, reply)).getStream(request.params.streamId);
       if (!info) throw new StreamNotFoundError(request.params.streamId);
       return info;
     },
@@ -209,7 +210,7 @@ export function streamRoutes(api: Api, context: ServerContext): void {
     },
     async (request, reply) => {
       const { after = 0, limit = 1000, category, type, stream, includeDeleted, includeArchived } = request.query;
-      const events = storeOf(request).readAll({
+      const events = (await context.readerOf(request, reply)).readAll({
         after,
         limit,
         categories: category,
@@ -232,8 +233,8 @@ export function streamRoutes(api: Api, context: ServerContext): void {
         response: { 200: RecordedEvent, ...problemResponses },
       },
     },
-    async (request) => {
-      const event = await storeOf(request).getEvent(request.params.eventId);
+    async (request, reply) => {
+      const event = await (await context.readerOf(request, reply)).getEvent(request.params.eventId);
       // An event of a category the principal may not see is, to it, no event at all.
       if (!event || !mayTouch(request.principal, event.streamId))
         throw new HttpProblem(problem(404, 'EVENT_NOT_FOUND', `no event has id ${request.params.eventId}`));

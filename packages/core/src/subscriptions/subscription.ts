@@ -6,11 +6,12 @@
  *    event type, through their indexes). The log only ever grows as a gap-free prefix, so
  *    "after the position" never skips an event, and there is no seam between catching up
  *    and live: both are this same read.
- * 2. A page: hand it to the handler and wait for it (a slow handler slows the loop, memory
- *    stays two pages: catching up, the next page is read while the handler has this one). On failure retry with backoff; when retries run out, try its events one
- *    by one and park each that still fails (stored with its error), or stop, by policy. Then
- *    move the position past the page and, for a named subscription, store it (at-least-once:
- *    a crash before that store delivers the page again).
+ * 2. A page: hand it to the handler and wait for it (a slow handler slows the loop; memory
+ *    stays two pages: catching up, the next page is read while the handler has this one).
+ *    On failure retry with backoff; when retries run out, try its events one by one and park
+ *    each that still fails (stored with its error), or stop, by policy. Then move the
+ *    position past the page and, for a named subscription, store it (at-least-once: a crash
+ *    before that store delivers the page again).
  * 3. No page: sleep until an append's NOTIFY wakes us, or `pollIntervalMs` passes. NOTIFY is
  *    only a hint: polling alone is correct, and after a lost LISTEN connection is replaced the
  *    loop reads at once.
@@ -196,8 +197,10 @@ export class Subscription {
             // Catching up, the next page is read while the handler has this one: the read
             // begins where this page ends, which is where the position will be once it is
             // handled. Used only if it is (a failure or a stop leaves it unread).
-            if (!page.live) readAhead = { after: page.upTo, page: read(page.upTo, options.batchSize) };
-            readAhead?.page.catch(() => {});
+            if (!page.live) {
+              readAhead = { after: page.upTo, page: read(page.upTo, options.batchSize) };
+              readAhead.page.catch(() => {});
+            }
             outcome = await this.#deliver(page.events);
             if (outcome === 'delivered') await this.#moveTo(page.upTo);
           }
